@@ -1,0 +1,115 @@
+"""Rasterizer speed on the CPU: median forward and backward times on scenes shaped like trained ones.
+
+    python benchmarks/rasterizer.py [--repeats 7] [--threads N] [--json PATH]
+
+Scenes: Gaussians filling the view, SH degree 3, log-normal sizes with a median screen radius of
+about 3 px and a tail past 30 px, and bimodal opacities (sigmoid of N(0, 3): many nearly
+transparent, many nearly opaque), as in trained 3DGS models. "pairs" counts (tile pixel,
+Gaussian) pairs after binning: 256 per tile entry; ns/pair/core = time * threads / pairs.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+from diff_gaussian_rasterization import GaussianRasterizer
+from diff_gaussian_rasterization import _C
+from diff_gaussian_rasterization.testing import look_at_settings, random_cloud
+
+SCENES = [  # (name, width, height, gaussians)
+    ("256x256_20k", 256, 256, 20_000),
+    ("512x512_100k", 512, 512, 100_000),
+]
+CAMERA_DISTANCE = 5.0
+FOVX_DEG = 60.0
+MEDIAN_RADIUS_PX = 3.0
+
+
+def make_scene(width, height, count, seed=0):
+    settings = look_at_settings(width, height, fovx_deg=FOVX_DEG, sh_degree=3,
+                                eye=(0.0, 0.0, -CAMERA_DISTANCE), bg=(0.0, 0.0, 0.0))
+    focal = width / (2 * settings.tanfovx)
+    # 3 sigma * focal / depth = median radius  ->  sigma
+    sigma = MEDIAN_RADIUS_PX * CAMERA_DISTANCE / (3 * focal)
+    half_extent = settings.tanfovx * CAMERA_DISTANCE
+    cloud = random_cloud(count, seed=seed, extent=half_extent, depth_range=(-1.0, 3.0),
+                         log_scale_mean=math.log(sigma), log_scale_std=0.8,
+                         opacity_logit_mean=0.0, opacity_logit_std=3.0, sh_std=0.2)
+    return settings, cloud
+
+
+def time_scene(width, height, count, repeats):
+    settings, cloud = make_scene(width, height, count)
+    rasterizer = GaussianRasterizer(settings)
+    leaves = [cloud.means3D, cloud.opacities, cloud.shs, cloud.scales, cloud.rotations]
+    leaves = [t.clone().requires_grad_() for t in leaves]
+    means2D = torch.zeros_like(cloud.means3D, requires_grad=True)
+    grad_color = torch.randn(3, height, width, generator=torch.Generator().manual_seed(1))
+    forward_ms, backward_ms = [], []
+    for it in range(repeats + 1):  # the first run warms caches and the allocator
+        t0 = time.perf_counter()
+        color, radii, invdepth = rasterizer(leaves[0], means2D, leaves[1], shs=leaves[2],
+                                            scales=leaves[3], rotations=leaves[4])
+        t1 = time.perf_counter()
+        color.backward(grad_color)
+        t2 = time.perf_counter()
+        if it > 0:
+            forward_ms.append((t1 - t0) * 1e3)
+            backward_ms.append((t2 - t1) * 1e3)
+    with torch.no_grad():
+        s = settings
+        num_rendered = _C.rasterize_gaussians(
+            s.bg, leaves[0], torch.empty(0), leaves[1], leaves[3], leaves[4], 1.0, torch.empty(0),
+            s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, height, width, leaves[2], 3,
+            s.campos, False, False, False)[0]
+    visible = int((radii > 0).sum())
+    return dict(width=width, height=height, gaussians=count, visible=visible,
+                median_radius_px=float(radii[radii > 0].float().median()),
+                tile_entries=num_rendered, pairs=num_rendered * 256,
+                forward_ms=statistics.median(forward_ms), backward_ms=statistics.median(backward_ms),
+                forward_all_ms=forward_ms, backward_all_ms=backward_ms)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--scenes", default=",".join(name for name, *_ in SCENES))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    wanted = args.scenes.split(",")
+    rows = []
+    header = (f"{'scene':>14} {'visible':>8} {'entries':>9} {'pairs (M)':>10} {'fwd ms':>8} "
+              f"{'bwd ms':>8} {'total ms':>9} {'fwd ns/pair/core':>17} {'bwd ns/pair/core':>17}")
+    print(f"threads: {args.threads}, repeats: {args.repeats} (medians)")
+    print(header)
+    for name, width, height, count in SCENES:
+        if name not in wanted:
+            continue
+        r = time_scene(width, height, count, args.repeats)
+        r["scene"] = name
+        r["threads"] = args.threads
+        r["forward_ns_per_pair_core"] = r["forward_ms"] * 1e6 * args.threads / r["pairs"]
+        r["backward_ns_per_pair_core"] = r["backward_ms"] * 1e6 * args.threads / r["pairs"]
+        rows.append(r)
+        print(f"{name:>14} {r['visible']:>8} {r['tile_entries']:>9} {r['pairs'] / 1e6:>10.1f} "
+              f"{r['forward_ms']:>8.1f} {r['backward_ms']:>8.1f} "
+              f"{r['forward_ms'] + r['backward_ms']:>9.1f} "
+              f"{r['forward_ns_per_pair_core']:>17.2f} {r['backward_ns_per_pair_core']:>17.2f}")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "rasterizer", "torch": torch.__version__,
+                       "cpu_count": os.cpu_count(), "results": rows}, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,655 @@
+// CPU backend of the rasterizer. The pipeline reads as named stages:
+//   forward:  preprocess -> bin (entries keyed tile|depth) -> sort -> tile ranges -> blend
+//   backward: blend backward (per tile entry) -> reduce per Gaussian -> preprocess backward
+// All per-Gaussian and per-pixel math comes from the shared headers in ../math. Parallelism is
+// ATen's thread pool; tiles are handed out dynamically (their costs differ a lot), and every
+// result is independent of which thread did what, so any thread count gives the same bits.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "../math/blend.h"
+#include "../math/gaussian.h"
+#include "../rasterize_api.h"
+#include "simd.h"
+
+namespace dgr {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+// Stage timer: with DGR_PROFILE=1 in the environment, each stage's wall time goes to stderr.
+class StageTimer {
+ public:
+  explicit StageTimer(const char* pass) : pass_(pass), enabled_(std::getenv("DGR_PROFILE") != nullptr) {
+    last_ = std::chrono::steady_clock::now();
+  }
+  void lap(const char* stage) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "[dgr %s] %-18s %8.2f ms\n", pass_, stage,
+                 std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  const char* pass_;
+  bool enabled_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// Calls f(i) for i in [0, n), one task at a time from a shared counter on every pool thread.
+template <class F>
+void parallel_dynamic(int64_t n, const F& f) {
+  if (n <= 0) return;
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), n);
+  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; w++)
+      for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i);
+  });
+}
+
+template <class T>
+const T* ptr_or_null(const at::Tensor& t) {
+  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
+}
+template <class T>
+T* mut_ptr_or_null(const at::Tensor& t) {
+  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
+}
+
+RasterCamera make_camera(const RasterSettings& s) {
+  RasterCamera cam;
+  cam.width = s.image_width;
+  cam.height = s.image_height;
+  cam.tanfovx = s.tan_fovx;
+  cam.tanfovy = s.tan_fovy;
+  cam.focal_x = s.image_width / (2.0f * s.tan_fovx);
+  cam.focal_y = s.image_height / (2.0f * s.tan_fovy);
+  cam.view = s.viewmatrix.data_ptr<float>();
+  cam.proj = s.projmatrix.data_ptr<float>();
+  cam.campos = load3(s.campos.data_ptr<float>());
+  cam.scale_modifier = s.scale_modifier;
+  cam.antialiasing = s.antialiasing;
+  cam.grid_x = (s.image_width + BLOCK_X - 1) / BLOCK_X;
+  cam.grid_y = (s.image_height + BLOCK_Y - 1) / BLOCK_Y;
+  return cam;
+}
+
+// Raw views of the per-Gaussian inputs.
+struct GaussianArrays {
+  const float* means3D;    // [P, 3]
+  const float* opacities;  // [P]
+  const float* sh;         // [P, M, 3] or null
+  const float* colors;     // [P, 3] or null
+  const float* scales;     // [P, 3] or null
+  const float* rotations;  // [P, 4] or null
+  const float* cov3D;      // [P, 6] or null
+  int64_t sh_stride;       // M * 3
+
+  explicit GaussianArrays(const GaussianTensors& g)
+      : means3D(g.means3D.data_ptr<float>()),
+        opacities(ptr_or_null<float>(g.opacities)),
+        sh(ptr_or_null<float>(g.sh)),
+        colors(ptr_or_null<float>(g.colors)),
+        scales(ptr_or_null<float>(g.scales)),
+        rotations(ptr_or_null<float>(g.rotations)),
+        cov3D(ptr_or_null<float>(g.cov3D_precomp)),
+        sh_stride(g.sh.numel() > 0 ? g.sh.size(1) * 3 : 0) {}
+
+  GaussianInputs at(int64_t i) const {
+    GaussianInputs in;
+    in.mean = means3D + 3 * i;
+    in.opacity = opacities[i];
+    in.sh = sh ? sh + sh_stride * i : nullptr;
+    in.color = colors ? colors + 3 * i : nullptr;
+    in.scale = scales ? scales + 3 * i : nullptr;
+    in.rot = rotations ? rotations + 4 * i : nullptr;
+    in.cov3d = cov3D ? cov3D + 6 * i : nullptr;
+    return in;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1: preprocess. One task per Gaussian: cull, project, conic, colour, screen radius, tile
+// rectangle, and the number of its tiles where the splat can reach the alpha threshold.
+
+struct PreprocessBuffers {
+  Splat* splats;           // [P]
+  uint8_t* clamped;        // [P, 3]
+  int32_t* radii;          // [P]
+  float* depths;           // [P]
+  TileRect* rects;         // [P]
+  int32_t* tiles_touched;  // [P]
+};
+
+void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int sh_degree,
+                const PreprocessBuffers& out) {
+  at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      const Preprocessed pre = preprocess_gaussian(g.at(i), cam, sh_degree);
+      out.radii[i] = pre.radius;
+      out.tiles_touched[i] = 0;
+      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = 0;
+      if (!pre.visible) continue;
+      out.splats[i] = pre.splat;
+      out.depths[i] = pre.depth;
+      out.rects[i] = pre.rect;
+      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
+      int count = 0;
+      for (int ty = pre.rect.y0; ty < pre.rect.y1; ty++)
+        for (int tx = pre.rect.x0; tx < pre.rect.x1; tx++)
+          count += splat_touches_tile(pre.splat, tx, ty, cam.width, cam.height);
+      out.tiles_touched[i] = count;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages 2-4: bin, sort, tile ranges. The original emits a (tile << 32 | depth bits) key for every
+// (Gaussian, tile) pair and radix-sorts all of them. Sorting the Gaussians once by depth and then
+// distributing them to their tiles in that order (a stable counting sort by tile) yields exactly
+// the same order (by tile, then depth, then index) for much less work.
+
+// Stable LSD radix sort of the ids of binned Gaussians by the bits of their (positive) depths.
+std::vector<int32_t> sort_by_depth(const float* depths, const int32_t* tiles_touched, int64_t P) {
+  std::vector<int32_t> ids, tmp_ids;
+  std::vector<uint32_t> keys, tmp_keys;
+  for (int64_t i = 0; i < P; i++) {
+    if (tiles_touched[i] == 0) continue;
+    uint32_t bits;
+    std::memcpy(&bits, &depths[i], sizeof(bits));  // positive floats order like their bits
+    ids.push_back((int32_t)i);
+    keys.push_back(bits);
+  }
+  const size_t n = ids.size();
+  tmp_ids.resize(n);
+  tmp_keys.resize(n);
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++) count[((keys[i] >> shift) & 0xFF) + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; i++) {
+      const size_t dst = count[(keys[i] >> shift) & 0xFF]++;
+      tmp_ids[dst] = ids[i];
+      tmp_keys[dst] = keys[i];
+    }
+    ids.swap(tmp_ids);
+    keys.swap(tmp_keys);
+  }
+  return ids;
+}
+
+struct Binning {
+  at::Tensor entry_offsets;  // [P + 1] int64
+  at::Tensor entry_slots;    // [N] int32
+  at::Tensor point_list;     // [N] int32
+  at::Tensor tile_ranges;    // [tiles + 1] int64
+};
+
+Binning bin_and_sort(const PreprocessBuffers& pre, int64_t P, const RasterCamera& cam) {
+  const int64_t num_tiles = (int64_t)cam.grid_x * cam.grid_y;
+  Binning b;
+
+  // bin: every Gaussian lists the tiles it may be visible in.
+  b.entry_offsets = at::empty({P + 1}, at::kLong);
+  int64_t* offsets = b.entry_offsets.data_ptr<int64_t>();
+  offsets[0] = 0;
+  for (int64_t i = 0; i < P; i++) offsets[i + 1] = offsets[i] + pre.tiles_touched[i];
+  const int64_t N = offsets[P];
+  TORCH_CHECK(N < INT32_MAX, "rasterizer: too many tile entries (", N, ")");
+  std::vector<int32_t> entry_tile(N);
+  at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      if (pre.tiles_touched[i] == 0) continue;
+      const TileRect& r = pre.rects[i];
+      int32_t* out = entry_tile.data() + offsets[i];
+      for (int ty = r.y0; ty < r.y1; ty++)
+        for (int tx = r.x0; tx < r.x1; tx++)
+          if (splat_touches_tile(pre.splats[i], tx, ty, cam.width, cam.height))
+            *out++ = ty * cam.grid_x + tx;
+    }
+  });
+
+  // sort: Gaussians front to back.
+  const std::vector<int32_t> order = sort_by_depth(pre.depths, pre.tiles_touched, P);
+
+  // tile ranges: count the entries per tile for each chunk of the depth order, then scan
+  // (tile-major, chunk-minor) so that each chunk knows where its entries of each tile start.
+  const int64_t n = (int64_t)order.size();
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  const int64_t chunk_len = (n + chunks - 1) / chunks;
+  std::vector<int64_t> cursor(chunks * num_tiles, 0);  // [chunk][tile]
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; c++) {
+      int64_t* counts = cursor.data() + c * num_tiles;
+      for (int64_t j = c * chunk_len; j < std::min(n, (c + 1) * chunk_len); j++) {
+        const int32_t i = order[j];
+        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) counts[entry_tile[e]]++;
+      }
+    }
+  });
+  b.tile_ranges = at::empty({num_tiles + 1}, at::kLong);
+  int64_t* ranges = b.tile_ranges.data_ptr<int64_t>();
+  int64_t total = 0;
+  for (int64_t t = 0; t < num_tiles; t++) {
+    ranges[t] = total;
+    for (int64_t c = 0; c < chunks; c++) {
+      const int64_t count = cursor[c * num_tiles + t];
+      cursor[c * num_tiles + t] = total;
+      total += count;
+    }
+  }
+  ranges[num_tiles] = total;
+
+  // Distribute: each chunk writes its Gaussians, in depth order, into their tiles' slots, and
+  // each Gaussian remembers where its entries went (the backward pass gathers from there).
+  b.point_list = at::empty({N}, at::kInt);
+  b.entry_slots = at::empty({N}, at::kInt);
+  int32_t* point_list = b.point_list.data_ptr<int32_t>();
+  int32_t* entry_slots = b.entry_slots.data_ptr<int32_t>();
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; c++) {
+      int64_t* next = cursor.data() + c * num_tiles;
+      for (int64_t j = c * chunk_len; j < std::min(n, (c + 1) * chunk_len); j++) {
+        const int32_t i = order[j];
+        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
+          const int64_t slot = next[entry_tile[e]]++;
+          point_list[slot] = i;
+          entry_slots[e] = (int32_t)slot;
+        }
+      }
+    }
+  });
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 5: blend. One task per tile; inside, every Gaussian of the tile's list (front to back)
+// updates the tile's pixels row by row, 16 pixels at a time in one vectorised loop.
+
+struct TileOrigin {
+  int x0, y0;     // first pixel
+  int w, h;       // pixels inside the image (partial tiles at the right and bottom edges)
+};
+TileOrigin tile_origin(int64_t tile, const RasterCamera& cam) {
+  TileOrigin o;
+  o.x0 = (int)(tile % cam.grid_x) * BLOCK_X;
+  o.y0 = (int)(tile / cam.grid_x) * BLOCK_Y;
+  o.w = std::min(BLOCK_X, cam.width - o.x0);
+  o.h = std::min(BLOCK_Y, cam.height - o.y0);
+  return o;
+}
+
+// Rows [row0, row1) of the tile where the splat may be visible.
+void splat_rows(const Splat& s, const TileOrigin& o, bool* row_hit) {
+  const float px0 = (float)o.x0, px1 = (float)(o.x0 + o.w - 1);
+  for (int r = 0; r < o.h; r++) row_hit[r] = !splat_misses_row(s, px0, px1, (float)(o.y0 + r));
+}
+
+struct BlendOutputs {
+  float* color;        // [3, H, W]
+  float* invdepth;     // [H, W]
+  float* final_T;      // [H, W]
+  int32_t* n_contrib;  // [H, W]
+};
+
+// Pixel x coordinates of a tile row, as a vector.
+cpu::vfloat row_pixel_x(const TileOrigin& o) {
+  cpu::vfloat px;
+  for (int i = 0; i < cpu::LANES; i++) px[i] = (float)(o.x0 + i);
+  return px;
+}
+
+void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
+                const int32_t* point_list, const int64_t* ranges, const float* bg,
+                const BlendOutputs& out) {
+  using namespace cpu;
+  const TileOrigin o = tile_origin(tile, cam);
+  const vfloat px = row_pixel_x(o);
+  // Per-row state: one vector per tile row.
+  vfloat T[BLOCK_Y], R[BLOCK_Y], G[BLOCK_Y], B[BLOCK_Y], D[BLOCK_Y];
+  vint live[BLOCK_Y], last[BLOCK_Y];  // live: -1 while the pixel still blends
+  int row_live[BLOCK_Y];
+  int tile_live = 0;
+  vint lane;
+  for (int i = 0; i < LANES; i++) lane[i] = i;
+  const vint inside_x = lane < o.w;
+  for (int r = 0; r < BLOCK_Y; r++) {
+    T[r] = splat(1.0f);
+    R[r] = G[r] = B[r] = D[r] = splat(0.0f);
+    live[r] = r < o.h ? inside_x : splat_int(0);
+    last[r] = splat_int(0);
+    row_live[r] = r < o.h ? o.w : 0;
+    tile_live += row_live[r];
+  }
+
+  const int64_t start = ranges[tile], end = ranges[tile + 1];
+  bool row_hit[BLOCK_Y];
+  for (int64_t k = start; k < end && tile_live > 0; k++) {
+    const Splat s = splats[point_list[k]];
+    const vint position = splat_int((int32_t)(k - start + 1));
+    splat_rows(s, o, row_hit);
+    const vfloat dx = s.x - px;
+    for (int r = 0; r < o.h; r++) {
+      if (!row_hit[r] || row_live[r] == 0) continue;
+      const vfloat power = splat_power(s, dx, s.y - (float)(o.y0 + r));
+      const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
+      const vfloat test_T = T[r] * (1.0f - alpha);
+      const vint valid = live[r] & (power <= 0.0f) & (alpha >= ALPHA_MIN);
+      const vint finish = valid & (test_T < TRANSMITTANCE_MIN);
+      const vint add = valid & ~finish;
+      const vfloat w = select(add, alpha * T[r], splat(0.0f));
+      R[r] += w * s.r;
+      G[r] += w * s.g;
+      B[r] += w * s.b;
+      D[r] += w * s.inv_depth;
+      T[r] = select(add, test_T, T[r]);
+      last[r] = select(add, position, last[r]);
+      if (any(finish)) {
+        live[r] &= ~finish;
+        const int n = count_true(finish);
+        row_live[r] -= n;
+        tile_live -= n;
+      }
+    }
+  }
+
+  const int64_t HW = (int64_t)cam.width * cam.height;
+  for (int r = 0; r < o.h; r++) {
+    const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
+    for (int i = 0; i < o.w; i++) {
+      const int64_t pix = row + i;
+      const float t = T[r][i];
+      out.color[pix] = R[r][i] + t * bg[0];
+      out.color[HW + pix] = G[r][i] + t * bg[1];
+      out.color[2 * HW + pix] = B[r][i] + t * bg[2];
+      out.invdepth[pix] = D[r][i];
+      out.final_T[pix] = t;
+      out.n_contrib[pix] = last[r][i];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward stage 5: blend backward. One task per tile; the tile's list is walked back to front
+// from its last contributor, recomputing each alpha; each (tile, Gaussian) entry gets its own
+// gradient record, so no two tasks ever write the same memory.
+
+void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
+                         const int32_t* point_list, const int64_t* ranges, const float* bg,
+                         const float* final_T, const int32_t* n_contrib, const float* dL_dcolor,
+                         const float* dL_dinvdepth, SplatGrad* entry_grads) {
+  using namespace cpu;
+  const TileOrigin o = tile_origin(tile, cam);
+  const int64_t start = ranges[tile], end = ranges[tile + 1];
+  if (start == end) return;
+  const int64_t HW = (int64_t)cam.width * cam.height;
+  const vfloat px = row_pixel_x(o);
+
+  // Per-row state, one vector per tile row; pixels outside the image have contrib 0 and never
+  // take part.
+  vfloat T[BLOCK_Y], T_final[BLOCK_Y];
+  vfloat acc_r[BLOCK_Y], acc_g[BLOCK_Y], acc_b[BLOCK_Y], acc_d[BLOCK_Y];  // colour behind
+  vfloat last_a[BLOCK_Y], last_r[BLOCK_Y], last_g[BLOCK_Y], last_b[BLOCK_Y], last_d[BLOCK_Y];
+  vfloat dp_r[BLOCK_Y], dp_g[BLOCK_Y], dp_b[BLOCK_Y], dp_d[BLOCK_Y], bg_dot[BLOCK_Y];
+  vint contrib[BLOCK_Y];
+  int row_max[BLOCK_Y];
+  int tile_max = 0;
+  for (int r = 0; r < BLOCK_Y; r++) {
+    T[r] = T_final[r] = dp_r[r] = dp_g[r] = dp_b[r] = dp_d[r] = splat(0.0f);
+    contrib[r] = splat_int(0);
+    acc_r[r] = acc_g[r] = acc_b[r] = acc_d[r] = splat(0.0f);
+    last_a[r] = last_r[r] = last_g[r] = last_b[r] = last_d[r] = splat(0.0f);
+    row_max[r] = 0;
+    if (r < o.h) {
+      const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
+      for (int i = 0; i < o.w; i++) {
+        T[r][i] = T_final[r][i] = final_T[row + i];
+        contrib[r][i] = n_contrib[row + i];
+        dp_r[r][i] = dL_dcolor[row + i];
+        dp_g[r][i] = dL_dcolor[HW + row + i];
+        dp_b[r][i] = dL_dcolor[2 * HW + row + i];
+        dp_d[r][i] = dL_dinvdepth ? dL_dinvdepth[row + i] : 0.0f;
+        row_max[r] = std::max(row_max[r], contrib[r][i]);
+      }
+    }
+    bg_dot[r] = bg[0] * dp_r[r] + bg[1] * dp_g[r] + bg[2] * dp_b[r];
+    tile_max = std::max(tile_max, row_max[r]);
+  }
+
+  // Entries behind every pixel's last contributor receive nothing.
+  for (int64_t k = start + tile_max; k < end; k++) entry_grads[k] = SplatGrad{};
+
+  const float half_w = 0.5f * cam.width, half_h = 0.5f * cam.height;
+  const vfloat zero = splat(0.0f);
+  bool row_hit[BLOCK_Y];
+  for (int64_t k = start + tile_max - 1; k >= start; k--) {
+    const Splat s = splats[point_list[k]];
+    const int32_t position = (int32_t)(k - start + 1);
+    vfloat g_mx = zero, g_my = zero, g_ca = zero, g_cb = zero, g_cc = zero, g_op = zero,
+           g_r = zero, g_g = zero, g_b = zero, g_d = zero;
+    splat_rows(s, o, row_hit);
+    const vfloat dx = s.x - px;
+    for (int r = 0; r < o.h; r++) {
+      if (!row_hit[r] || row_max[r] < position) continue;
+      const float dy = s.y - (float)(o.y0 + r);
+      const vfloat power = splat_power(s, dx, dy);
+      const vfloat Gv = exp_nonpositive(power);
+      const vfloat alpha = splat_alpha(s.opacity, Gv);
+      const vint valid = (position <= contrib[r]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
+      if (!any(valid)) continue;
+      const vfloat one_minus = 1.0f - alpha;
+      const vfloat t = T[r] / one_minus;  // transmittance in front of this splat
+      const vfloat w = alpha * t;
+      // Colour (and inverse depth) of everything behind this splat at this pixel.
+      const vfloat la = last_a[r];
+      const vfloat ar = la * last_r[r] + (1.0f - la) * acc_r[r];
+      const vfloat ag = la * last_g[r] + (1.0f - la) * acc_g[r];
+      const vfloat ab = la * last_b[r] + (1.0f - la) * acc_b[r];
+      const vfloat ad = la * last_d[r] + (1.0f - la) * acc_d[r];
+      vfloat dL_dalpha = ((s.r - ar) * dp_r[r] + (s.g - ag) * dp_g[r] + (s.b - ab) * dp_b[r] +
+                          (s.inv_depth - ad) * dp_d[r]) * t;
+      dL_dalpha -= T_final[r] / one_minus * bg_dot[r];
+      dL_dalpha = select(valid, dL_dalpha, zero);
+      const vfloat wv = select(valid, w, zero);
+      // No gradient through the 0.99 clamp (as the original): d alpha / dG = opacity.
+      const vfloat dL_dG = s.opacity * dL_dalpha;
+      const vfloat gdx = Gv * dx, gdy = Gv * dy;
+      g_r += wv * dp_r[r];
+      g_g += wv * dp_g[r];
+      g_b += wv * dp_b[r];
+      g_d += wv * dp_d[r];
+      g_mx += dL_dG * (-gdx * s.conic_a - gdy * s.conic_b);
+      g_my += dL_dG * (-gdy * s.conic_c - gdx * s.conic_b);
+      g_ca += -0.5f * gdx * dx * dL_dG;
+      g_cb += -gdx * dy * dL_dG;
+      g_cc += -0.5f * gdy * dy * dL_dG;
+      g_op += Gv * dL_dalpha;
+      acc_r[r] = select(valid, ar, acc_r[r]);
+      acc_g[r] = select(valid, ag, acc_g[r]);
+      acc_b[r] = select(valid, ab, acc_b[r]);
+      acc_d[r] = select(valid, ad, acc_d[r]);
+      last_a[r] = select(valid, alpha, la);
+      last_r[r] = select(valid, splat(s.r), last_r[r]);
+      last_g[r] = select(valid, splat(s.g), last_g[r]);
+      last_b[r] = select(valid, splat(s.b), last_b[r]);
+      last_d[r] = select(valid, splat(s.inv_depth), last_d[r]);
+      T[r] = select(valid, t, T[r]);
+    }
+    SplatGrad& g = entry_grads[k];
+    g.mean2d_x = hsum(g_mx) * half_w;
+    g.mean2d_y = hsum(g_my) * half_h;
+    g.conic_a = hsum(g_ca), g.conic_b = hsum(g_cb), g.conic_c = hsum(g_cc);
+    g.opacity = hsum(g_op);
+    g.r = hsum(g_r), g.g = hsum(g_g), g.b = hsum(g_b);
+    g.inv_depth = hsum(g_d);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Orchestration
+
+std::vector<at::Tensor> ForwardState::to_list() const {
+  return {splats, clamped, entry_offsets, entry_slots, point_list, tile_ranges, final_T, n_contrib};
+}
+
+ForwardState ForwardState::from_list(const std::vector<at::Tensor>& l) {
+  TORCH_CHECK(l.size() == 8, "rasterizer: the saved forward state has ", l.size(),
+              " tensors, expected 8");
+  return {l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]};
+}
+
+ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTensors& g) {
+  const int64_t P = g.means3D.size(0);
+  const int H = s.image_height, W = s.image_width;
+  const RasterCamera cam = make_camera(s);
+  const GaussianArrays arrays(g);
+
+  StageTimer timer("forward");
+  ForwardResult res;
+  ForwardState& st = res.state;
+  res.radii = at::empty({P}, at::kInt);
+  st.splats = at::empty({P, SPLAT_FLOATS}, at::kFloat);
+  st.clamped = at::empty({P, 3}, at::kByte);
+  at::Tensor depths = at::empty({P}, at::kFloat);
+  at::Tensor rects = at::empty({P, 4}, at::kInt);
+  at::Tensor tiles_touched = at::empty({P}, at::kInt);
+  static_assert(sizeof(TileRect) == 4 * sizeof(int32_t), "TileRect is 4 ints");
+  const PreprocessBuffers pre = {reinterpret_cast<Splat*>(st.splats.data_ptr<float>()),
+                                 st.clamped.data_ptr<uint8_t>(),
+                                 res.radii.data_ptr<int32_t>(),
+                                 depths.data_ptr<float>(),
+                                 reinterpret_cast<TileRect*>(rects.data_ptr<int32_t>()),
+                                 tiles_touched.data_ptr<int32_t>()};
+  preprocess(arrays, P, cam, s.sh_degree, pre);
+  timer.lap("preprocess");
+
+  Binning b = bin_and_sort(pre, P, cam);
+  timer.lap("bin+sort+ranges");
+  st.entry_offsets = b.entry_offsets;
+  st.entry_slots = b.entry_slots;
+  st.point_list = b.point_list;
+  st.tile_ranges = b.tile_ranges;
+  res.num_rendered = b.point_list.numel();
+
+  res.color = at::empty({3, H, W}, at::kFloat);
+  res.invdepth = at::empty({1, H, W}, at::kFloat);
+  st.final_T = at::empty({H, W}, at::kFloat);
+  st.n_contrib = at::empty({H, W}, at::kInt);
+  const BlendOutputs out = {res.color.data_ptr<float>(), res.invdepth.data_ptr<float>(),
+                            st.final_T.data_ptr<float>(), st.n_contrib.data_ptr<int32_t>()};
+  const float* bg = s.background.data_ptr<float>();
+  const int32_t* point_list = st.point_list.data_ptr<int32_t>();
+  const int64_t* ranges = st.tile_ranges.data_ptr<int64_t>();
+  parallel_dynamic((int64_t)cam.grid_x * cam.grid_y, [&](int64_t tile) {
+    blend_tile(tile, cam, pre.splats, point_list, ranges, bg, out);
+  });
+  timer.lap("blend");
+  return res;
+}
+
+BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTensors& g,
+                                      const ForwardState& st, const at::Tensor& grad_color,
+                                      const at::Tensor& grad_invdepth) {
+  const int64_t P = g.means3D.size(0);
+  const RasterCamera cam = make_camera(s);
+  const GaussianArrays arrays(g);
+  const Splat* splats = reinterpret_cast<const Splat*>(st.splats.data_ptr<float>());
+  const int32_t* point_list = st.point_list.data_ptr<int32_t>();
+  const int64_t* ranges = st.tile_ranges.data_ptr<int64_t>();
+  const int64_t N = st.point_list.numel();
+  StageTimer timer("backward");
+
+  // Backward blend: one gradient record per tile entry.
+  std::vector<SplatGrad> entry_grads(N);
+  const float* bg = s.background.data_ptr<float>();
+  const float* final_T = st.final_T.data_ptr<float>();
+  const int32_t* n_contrib = st.n_contrib.data_ptr<int32_t>();
+  const float* dL_dcolor = grad_color.data_ptr<float>();
+  const float* dL_dinvdepth = ptr_or_null<float>(grad_invdepth);
+  parallel_dynamic((int64_t)cam.grid_x * cam.grid_y, [&](int64_t tile) {
+    blend_backward_tile(tile, cam, splats, point_list, ranges, bg, final_T, n_contrib, dL_dcolor,
+                        dL_dinvdepth, entry_grads.data());
+  });
+  timer.lap("blend backward");
+
+  BackwardResult res;
+  auto zeros_like_or_empty = [](const at::Tensor& t) {
+    return t.numel() > 0 ? at::zeros_like(t) : at::empty({0}, t.options());
+  };
+  res.dL_dmeans2D = at::zeros({P, 3}, at::kFloat);
+  res.dL_dmeans3D = at::zeros({P, 3}, at::kFloat);
+  res.dL_dopacity = at::zeros({P, 1}, at::kFloat);
+  res.dL_dcolors = zeros_like_or_empty(g.colors);
+  res.dL_dsh = zeros_like_or_empty(g.sh);
+  res.dL_dscales = zeros_like_or_empty(g.scales);
+  res.dL_drotations = zeros_like_or_empty(g.rotations);
+  res.dL_dcov3D = zeros_like_or_empty(g.cov3D_precomp);
+  timer.lap("allocate grads");
+
+  // Reduce each Gaussian's entries (in a fixed order) and run its preprocess backward.
+  const int64_t* offsets = st.entry_offsets.data_ptr<int64_t>();
+  const int32_t* slots = st.entry_slots.data_ptr<int32_t>();
+  const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
+  float* dmeans2D = res.dL_dmeans2D.data_ptr<float>();
+  float* dmeans3D = res.dL_dmeans3D.data_ptr<float>();
+  float* dopacity = res.dL_dopacity.data_ptr<float>();
+  float* dcolors = mut_ptr_or_null<float>(res.dL_dcolors);
+  float* dsh = mut_ptr_or_null<float>(res.dL_dsh);
+  float* dscales = mut_ptr_or_null<float>(res.dL_dscales);
+  float* drot = mut_ptr_or_null<float>(res.dL_drotations);
+  float* dcov = mut_ptr_or_null<float>(res.dL_dcov3D);
+  at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      if (offsets[i + 1] == offsets[i]) continue;
+      float sum[SPLAT_GRAD_FLOATS] = {0};
+      for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
+        const float* rec = reinterpret_cast<const float*>(&entry_grads[slots[e]]);
+        for (int f = 0; f < SPLAT_GRAD_FLOATS; f++) sum[f] += rec[f];
+      }
+      SplatGrad grad;
+      std::memcpy(&grad, sum, sizeof(grad));
+      dmeans2D[3 * i + 0] = grad.mean2d_x;
+      dmeans2D[3 * i + 1] = grad.mean2d_y;
+      const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
+      GaussianGrads out;
+      out.mean = dmeans3D + 3 * i;
+      out.opacity = dopacity + i;
+      out.sh = dsh ? dsh + arrays.sh_stride * i : nullptr;
+      out.color = dcolors ? dcolors + 3 * i : nullptr;
+      out.scale = dscales ? dscales + 3 * i : nullptr;
+      out.rot = drot ? drot + 4 * i : nullptr;
+      out.cov3d = dcov ? dcov + 6 * i : nullptr;
+      gaussian_backward(arrays.at(i), cl, cam, s.sh_degree, grad, out);
+    }
+  });
+  timer.lap("preprocess backward");
+  return res;
+}
+
+at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix) {
+  const int64_t P = means3D.size(0);
+  at::Tensor present = at::empty({P}, at::kBool);
+  bool* out = present.data_ptr<bool>();
+  const float* m = means3D.data_ptr<float>();
+  const float* view = viewmatrix.data_ptr<float>();
+  at::parallel_for(0, P, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++)
+      out[i] = transform_point4x3(view, load3(m + 3 * i)).z > NEAR_PLANE;
+  });
+  return present;
+}
+
+}  // namespace dgr

@@ -1,0 +1,171 @@
+// Python bindings: the original's entry points (rasterize_gaussians, rasterize_gaussians_backward,
+// mark_visible) with the original's argument order, dispatched by device.
+#include <torch/extension.h>
+
+#include "math/blend.h"
+#include "math/config.h"
+#include "math/sh.h"
+#include "rasterize_api.h"
+
+namespace {
+
+using dgr::GaussianTensors;
+using dgr::RasterSettings;
+
+// The Python layer validates shapes and dtypes with messages naming each argument; this is the
+// last line of defence against anything that would read out of bounds.
+void check_cpu_float(const at::Tensor& t, const char* name) {
+  if (t.numel() == 0) return;
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be a CPU tensor here (no CUDA backend "
+                    "was built)");
+  TORCH_CHECK_VALUE(t.scalar_type() == at::kFloat, name, " must be float32");
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+RasterSettings make_settings(const at::Tensor& background, const at::Tensor& viewmatrix,
+                             const at::Tensor& projmatrix, const at::Tensor& campos,
+                             float scale_modifier, float tan_fovx, float tan_fovy,
+                             int image_height, int image_width, int sh_degree, bool prefiltered,
+                             bool antialiasing, bool debug) {
+  check_cpu_float(background, "bg");
+  check_cpu_float(viewmatrix, "viewmatrix");
+  check_cpu_float(projmatrix, "projmatrix");
+  check_cpu_float(campos, "campos");
+  TORCH_CHECK_VALUE(background.numel() == 3, "bg must have 3 elements");
+  TORCH_CHECK_VALUE(viewmatrix.numel() == 16, "viewmatrix must be 4x4");
+  TORCH_CHECK_VALUE(projmatrix.numel() == 16, "projmatrix must be 4x4");
+  TORCH_CHECK_VALUE(campos.numel() == 3, "campos must have 3 elements");
+  TORCH_CHECK_VALUE(image_height > 0 && image_width > 0, "image size must be positive");
+  TORCH_CHECK_VALUE(sh_degree >= 0 && sh_degree <= dgr::MAX_SH_DEGREE, "sh_degree must be 0..",
+                    dgr::MAX_SH_DEGREE);
+  return {background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx, tan_fovy,
+          image_height, image_width, sh_degree, prefiltered, antialiasing, debug};
+}
+
+GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opacities,
+                               const at::Tensor& sh, const at::Tensor& colors,
+                               const at::Tensor& scales, const at::Tensor& rotations,
+                               const at::Tensor& cov3D_precomp, int sh_degree) {
+  const int64_t P = means3D.size(0);
+  check_cpu_float(means3D, "means3D");
+  check_cpu_float(opacities, "opacities");
+  check_cpu_float(sh, "shs");
+  check_cpu_float(colors, "colors_precomp");
+  check_cpu_float(scales, "scales");
+  check_cpu_float(rotations, "rotations");
+  check_cpu_float(cov3D_precomp, "cov3D_precomp");
+  TORCH_CHECK_VALUE(means3D.dim() == 2 && means3D.size(1) == 3, "means3D must be [P, 3]");
+  TORCH_CHECK_VALUE(opacities.numel() == P, "opacities must have P elements");
+  TORCH_CHECK_VALUE(P == 0 || (sh.numel() > 0) != (colors.numel() > 0),
+                    "give exactly one of shs and colors_precomp");
+  if (sh.numel() > 0) {
+    TORCH_CHECK_VALUE(sh.dim() == 3 && sh.size(0) == P && sh.size(2) == 3 &&
+                          sh.size(1) >= (sh_degree + 1) * (sh_degree + 1),
+                      "shs must be [P, M, 3] with M >= (sh_degree + 1)^2");
+  }
+  if (colors.numel() > 0) TORCH_CHECK_VALUE(colors.numel() == 3 * P, "colors_precomp must be [P, 3]");
+  if (cov3D_precomp.numel() > 0) {
+    TORCH_CHECK_VALUE(cov3D_precomp.numel() == 6 * P, "cov3D_precomp must be [P, 6]");
+  } else if (P > 0) {
+    TORCH_CHECK_VALUE(scales.numel() == 3 * P && rotations.numel() == 4 * P,
+                      "scales must be [P, 3] and rotations [P, 4]");
+  }
+  return {means3D, opacities, sh, colors, scales, rotations, cov3D_precomp};
+}
+
+py::tuple rasterize_gaussians(const at::Tensor& background, const at::Tensor& means3D,
+                              const at::Tensor& colors, const at::Tensor& opacity,
+                              const at::Tensor& scales, const at::Tensor& rotations,
+                              float scale_modifier, const at::Tensor& cov3D_precomp,
+                              const at::Tensor& viewmatrix, const at::Tensor& projmatrix,
+                              float tan_fovx, float tan_fovy, int image_height, int image_width,
+                              const at::Tensor& sh, int degree, const at::Tensor& campos,
+                              bool prefiltered, bool antialiasing, bool debug) {
+  const RasterSettings s =
+      make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
+                    tan_fovy, image_height, image_width, degree, prefiltered, antialiasing, debug);
+  const GaussianTensors g =
+      make_gaussians(means3D, opacity, sh, colors, scales, rotations, cov3D_precomp, degree);
+  dgr::ForwardResult r = dgr::rasterize_forward_cpu(s, g);
+  return py::make_tuple(r.num_rendered, r.color, r.radii, r.invdepth, r.state.to_list());
+}
+
+py::tuple rasterize_gaussians_backward(
+    const at::Tensor& background, const at::Tensor& means3D, const at::Tensor& colors,
+    const at::Tensor& opacity, const at::Tensor& scales, const at::Tensor& rotations,
+    float scale_modifier, const at::Tensor& cov3D_precomp, const at::Tensor& viewmatrix,
+    const at::Tensor& projmatrix, float tan_fovx, float tan_fovy, const at::Tensor& grad_color,
+    const at::Tensor& grad_invdepth, const at::Tensor& sh, int degree, const at::Tensor& campos,
+    const std::vector<at::Tensor>& state, bool antialiasing, bool debug) {
+  const int image_height = grad_color.size(1), image_width = grad_color.size(2);
+  const RasterSettings s =
+      make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
+                    tan_fovy, image_height, image_width, degree, false, antialiasing, debug);
+  const GaussianTensors g =
+      make_gaussians(means3D, opacity, sh, colors, scales, rotations, cov3D_precomp, degree);
+  check_cpu_float(grad_color, "grad_out_color");
+  check_cpu_float(grad_invdepth, "grad_out_invdepth");
+  TORCH_CHECK_VALUE(grad_color.dim() == 3 && grad_color.size(0) == 3, "grad_out_color must be [3, H, W]");
+  TORCH_CHECK_VALUE(grad_invdepth.numel() == 0 || grad_invdepth.numel() == image_height * image_width,
+                    "grad_out_invdepth must be [1, H, W]");
+  const dgr::ForwardState st = dgr::ForwardState::from_list(state);
+  TORCH_CHECK_VALUE(st.final_T.size(0) == image_height && st.final_T.size(1) == image_width,
+                    "grad_out_color does not match the rendered image size");
+  dgr::BackwardResult r = dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth);
+  return py::make_tuple(r.dL_dmeans2D, r.dL_dcolors, r.dL_dopacity, r.dL_dmeans3D, r.dL_dcov3D,
+                        r.dL_dsh, r.dL_dscales, r.dL_drotations);
+}
+
+at::Tensor mark_visible(const at::Tensor& means3D, const at::Tensor& viewmatrix,
+                        const at::Tensor& projmatrix) {
+  check_cpu_float(means3D, "positions");
+  check_cpu_float(viewmatrix, "viewmatrix");
+  TORCH_CHECK_VALUE(means3D.dim() == 2 && means3D.size(1) == 3, "positions must be [P, 3]");
+  (void)projmatrix;  // the original's signature; only the near plane decides visibility
+  return dgr::mark_visible_cpu(means3D, viewmatrix);
+}
+
+py::dict constants() {
+  py::dict d;
+  d["NUM_CHANNELS"] = dgr::NUM_CHANNELS;
+  d["BLOCK_X"] = dgr::BLOCK_X;
+  d["BLOCK_Y"] = dgr::BLOCK_Y;
+  d["NEAR_PLANE"] = dgr::NEAR_PLANE;
+  d["FRUSTUM_GUARD_BAND"] = dgr::FRUSTUM_GUARD_BAND;
+  d["LOW_PASS_VARIANCE"] = dgr::LOW_PASS_VARIANCE;
+  d["ANTIALIAS_MIN_DET_RATIO"] = dgr::ANTIALIAS_MIN_DET_RATIO;
+  d["EIGEN_MIN_DISCRIMINANT"] = dgr::EIGEN_MIN_DISCRIMINANT;
+  d["RADIUS_SIGMAS"] = dgr::RADIUS_SIGMAS;
+  d["ALPHA_MIN"] = dgr::ALPHA_MIN;
+  d["ALPHA_MAX"] = dgr::ALPHA_MAX;
+  d["TRANSMITTANCE_MIN"] = dgr::TRANSMITTANCE_MIN;
+  d["PROJECTION_W_EPS"] = dgr::PROJECTION_W_EPS;
+  d["MAX_SH_DEGREE"] = dgr::MAX_SH_DEGREE;
+  d["SH_COLOR_OFFSET"] = dgr::SH_COLOR_OFFSET;
+  d["SH_C0"] = dgr::SH_C0;
+  d["SH_C1"] = dgr::SH_C1;
+  d["SH_C2"] = std::vector<float>(dgr::SH_C2, dgr::SH_C2 + 5);
+  d["SH_C3"] = std::vector<float>(dgr::SH_C3, dgr::SH_C3 + 7);
+  return d;
+}
+
+// Exposed for tests of the exact exp used in blending.
+at::Tensor exp_nonpositive(const at::Tensor& x) {
+  check_cpu_float(x, "x");
+  at::Tensor y = at::empty_like(x);
+  const float* in = x.data_ptr<float>();
+  float* out = y.data_ptr<float>();
+  for (int64_t i = 0; i < x.numel(); i++) out[i] = dgr::exp_nonpositive(in[i]);
+  return y;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rasterize_gaussians", &rasterize_gaussians);
+  m.def("rasterize_gaussians_backward", &rasterize_gaussians_backward);
+  m.def("mark_visible", &mark_visible);
+  m.def("constants", &constants);
+  m.def("exp_nonpositive", &exp_nonpositive);
+  m.attr("has_cuda") = false;
+}

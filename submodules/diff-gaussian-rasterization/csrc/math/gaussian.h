@@ -1,0 +1,411 @@
+// Per-Gaussian math of the rasterizer: 3D covariance, EWA projection to a 2D conic, screen radius
+// and tile rectangle, and the derivatives of each step. Torch-free; shared by the CPU and CUDA
+// backends. Conventions: the quaternion is (r, x, y, z), used as given (the caller normalises);
+// the covariance is stored as its 6 upper-triangular entries [00, 01, 02, 11, 12, 22].
+#pragma once
+
+#include "config.h"
+#include "sh.h"
+#include "vec.h"
+
+namespace dgr {
+
+// Camera and image description shared by every stage.
+struct RasterCamera {
+  int width, height;
+  float tanfovx, tanfovy;
+  float focal_x, focal_y;  // pixels: W / (2 tan(fovx/2)), H / (2 tan(fovy/2))
+  const float* view;       // [16] world->view, column-major (see vec.h)
+  const float* proj;       // [16] world->clip, column-major
+  Vec3 campos;
+  float scale_modifier;
+  bool antialiasing;
+  int grid_x, grid_y;  // tiles per row / column
+};
+
+// What the blend stage reads of one Gaussian; packed so that a tile loop gathers one record.
+struct Splat {
+  float x, y;              // mean in pixel coordinates
+  float conic_a, conic_b, conic_c;  // inverse 2D covariance [[a, b], [b, c]]
+  float opacity;           // opacity as blended (times the antialiasing factor when on)
+  float r, g, b;           // colour
+  float inv_depth;         // 1 / view-space z
+  float power_cut;         // log(255 * opacity): alpha >= 1/255 needs -power <= power_cut
+  float pad;
+};
+constexpr int SPLAT_FLOATS = sizeof(Splat) / sizeof(float);
+static_assert(SPLAT_FLOATS == 12, "Splat is 12 floats");
+
+// Rotation matrix of a (not necessarily unit) quaternion q = (r, x, y, z), row-major.
+DGR_HD void quat_to_rotmat(Vec4 q, float R[3][3]) {
+  const float r = q.x, x = q.y, y = q.z, z = q.w;
+  R[0][0] = 1.0f - 2.0f * (y * y + z * z);
+  R[0][1] = 2.0f * (x * y - r * z);
+  R[0][2] = 2.0f * (x * z + r * y);
+  R[1][0] = 2.0f * (x * y + r * z);
+  R[1][1] = 1.0f - 2.0f * (x * x + z * z);
+  R[1][2] = 2.0f * (y * z - r * x);
+  R[2][0] = 2.0f * (x * z - r * y);
+  R[2][1] = 2.0f * (y * z + r * x);
+  R[2][2] = 1.0f - 2.0f * (x * x + y * y);
+}
+
+// Sigma = L L^T with L = R diag(modifier * scale).
+DGR_HD void compute_cov3d(Vec3 scale, float modifier, Vec4 quat, float cov[6]) {
+  float R[3][3];
+  quat_to_rotmat(quat, R);
+  const float s[3] = {modifier * scale.x, modifier * scale.y, modifier * scale.z};
+  float L[3][3];
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < 3; k++) L[i][k] = R[i][k] * s[k];
+  const int idx[6][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}};
+  for (int e = 0; e < 6; e++) {
+    const int i = idx[e][0], j = idx[e][1];
+    cov[e] = L[i][0] * L[j][0] + L[i][1] * L[j][1] + L[i][2] * L[j][2];
+  }
+}
+
+DGR_HD void cov6_to_mat(const float c[6], float S[3][3]) {
+  S[0][0] = c[0], S[0][1] = c[1], S[0][2] = c[2];
+  S[1][0] = c[1], S[1][1] = c[3], S[1][2] = c[4];
+  S[2][0] = c[2], S[2][1] = c[4], S[2][2] = c[5];
+}
+
+// The 2x3 matrix T = J W of the EWA splatting approximation at view-space point t: J is the
+// Jacobian of the perspective projection (in pixels) evaluated at t with its lateral position
+// clamped to the guard band; W is the rotation part of the view matrix.
+struct EwaJacobian {
+  float T[2][3];
+  float J00, J02, J11, J12;
+  float tx, ty;  // lateral position after the guard-band clamp
+  bool x_clamped, y_clamped;
+};
+
+DGR_HD EwaJacobian ewa_jacobian(Vec3 t, const RasterCamera& cam) {
+  EwaJacobian e;
+  const float limx = FRUSTUM_GUARD_BAND * cam.tanfovx;
+  const float limy = FRUSTUM_GUARD_BAND * cam.tanfovy;
+  const float txtz = t.x / t.z, tytz = t.y / t.z;
+  e.x_clamped = txtz < -limx || txtz > limx;
+  e.y_clamped = tytz < -limy || tytz > limy;
+  e.tx = clampf(txtz, -limx, limx) * t.z;
+  e.ty = clampf(tytz, -limy, limy) * t.z;
+  const float inv_z = 1.0f / t.z, inv_z2 = inv_z * inv_z;
+  e.J00 = cam.focal_x * inv_z;
+  e.J02 = -cam.focal_x * e.tx * inv_z2;
+  e.J11 = cam.focal_y * inv_z;
+  e.J12 = -cam.focal_y * e.ty * inv_z2;
+  const float* v = cam.view;  // W[r][c] = v[4c + r]
+  for (int c = 0; c < 3; c++) {
+    e.T[0][c] = e.J00 * v[4 * c + 0] + e.J02 * v[4 * c + 2];
+    e.T[1][c] = e.J11 * v[4 * c + 1] + e.J12 * v[4 * c + 2];
+  }
+  return e;
+}
+
+// Screen-space covariance T Sigma T^T (before the low-pass filter): (a, b, c) of [[a, b], [b, c]].
+DGR_HD Vec3 project_cov(const EwaJacobian& e, const float cov3d[6]) {
+  float S[3][3];
+  cov6_to_mat(cov3d, S);
+  float ST0[3], ST1[3];  // Sigma T0^T, Sigma T1^T
+  for (int i = 0; i < 3; i++) {
+    ST0[i] = S[i][0] * e.T[0][0] + S[i][1] * e.T[0][1] + S[i][2] * e.T[0][2];
+    ST1[i] = S[i][0] * e.T[1][0] + S[i][1] * e.T[1][1] + S[i][2] * e.T[1][2];
+  }
+  return {e.T[0][0] * ST0[0] + e.T[0][1] * ST0[1] + e.T[0][2] * ST0[2],
+          e.T[0][0] * ST1[0] + e.T[0][1] * ST1[1] + e.T[0][2] * ST1[2],
+          e.T[1][0] * ST1[0] + e.T[1][1] * ST1[1] + e.T[1][2] * ST1[2]};
+}
+
+// Low-pass filter, conic and the antialiasing opacity factor from the raw 2D covariance.
+struct Conic {
+  float a, b, c;  // covariance after the low-pass filter
+  float det;      // its determinant
+  float A, B, C;  // inverse covariance
+  float aa_scale; // opacity factor (1 without antialiasing)
+};
+
+DGR_HD Conic make_conic(Vec3 cov, bool antialiasing) {
+  Conic k;
+  const float det_raw = cov.x * cov.z - cov.y * cov.y;
+  k.a = cov.x + LOW_PASS_VARIANCE;
+  k.b = cov.y;
+  k.c = cov.z + LOW_PASS_VARIANCE;
+  k.det = k.a * k.c - k.b * k.b;
+  k.aa_scale = antialiasing ? sqrtf(fmaxf(ANTIALIAS_MIN_DET_RATIO, det_raw / k.det)) : 1.0f;
+  const float inv_det = 1.0f / k.det;
+  k.A = k.c * inv_det;
+  k.B = -k.b * inv_det;
+  k.C = k.a * inv_det;
+  return k;
+}
+
+// Screen radius in pixels: 3 sigma of the larger eigenvalue.
+DGR_HD float screen_radius(const Conic& k) {
+  const float mid = 0.5f * (k.a + k.c);
+  const float disc = sqrtf(fmaxf(EIGEN_MIN_DISCRIMINANT, mid * mid - k.det));
+  const float lambda1 = mid + disc, lambda2 = mid - disc;
+  return ceilf(RADIUS_SIGMAS * sqrtf(fmaxf(lambda1, lambda2)));
+}
+
+// Tile rectangle [min, max) covered by a disc of radius r around p, clamped to the grid.
+struct TileRect {
+  int x0, y0, x1, y1;
+};
+DGR_HD TileRect tile_rect(Vec2 p, float r, int grid_x, int grid_y) {
+  // Clamping in float first keeps huge radii from overflowing the int conversion.
+  TileRect t;
+  t.x0 = (int)clampf((p.x - r) / BLOCK_X, 0.0f, (float)grid_x);
+  t.y0 = (int)clampf((p.y - r) / BLOCK_Y, 0.0f, (float)grid_y);
+  t.x1 = (int)clampf((p.x + r + BLOCK_X - 1) / BLOCK_X, 0.0f, (float)grid_x);
+  t.y1 = (int)clampf((p.y + r + BLOCK_Y - 1) / BLOCK_Y, 0.0f, (float)grid_y);
+  return t;
+}
+
+// Inputs of one Gaussian, as pointers into the caller's arrays (null where not given).
+struct GaussianInputs {
+  const float* mean;         // [3]
+  float opacity;
+  const float* sh;           // [M][3] or null
+  const float* color;        // [3] precomputed colour or null
+  const float* scale;        // [3] or null
+  const float* rot;          // [4] or null
+  const float* cov3d;        // [6] precomputed or null
+};
+
+struct Preprocessed {
+  bool visible;
+  float depth;
+  int radius;
+  TileRect rect;
+  Splat splat;
+  bool clamped[3];
+};
+
+// Forward preprocessing of one Gaussian: cull, project, conic, radius, tiles and colour.
+DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCamera& cam,
+                                        int sh_degree) {
+  Preprocessed out;
+  out.visible = false;
+  out.radius = 0;
+  const Vec3 mean = load3(in.mean);
+  const Vec3 t = transform_point4x3(cam.view, mean);
+  // Written so that a NaN depth also culls.
+  if (!(t.z > NEAR_PLANE)) return out;
+
+  const Vec4 ph = transform_point4x4(cam.proj, mean);
+  const float pw = 1.0f / (ph.w + PROJECTION_W_EPS);
+
+  float cov3d[6];
+  if (in.cov3d) {
+    for (int e = 0; e < 6; e++) cov3d[e] = in.cov3d[e];
+  } else {
+    compute_cov3d(load3(in.scale), cam.scale_modifier, load4(in.rot), cov3d);
+  }
+  const EwaJacobian ej = ewa_jacobian(t, cam);
+  const Conic k = make_conic(project_cov(ej, cov3d), cam.antialiasing);
+  if (k.det == 0.0f) return out;
+
+  const float radius = screen_radius(k);
+  const Vec2 xy = {ndc2pix(ph.x * pw, cam.width), ndc2pix(ph.y * pw, cam.height)};
+  // Non-finite parameters would otherwise give garbage tile ids (the original's
+  // "illegal memory access"): such a Gaussian is culled instead.
+  if (!(finite(radius) && finite(xy.x) && finite(xy.y))) return out;
+  const TileRect rect = tile_rect(xy, radius, cam.grid_x, cam.grid_y);
+  if ((rect.x1 - rect.x0) * (rect.y1 - rect.y0) == 0) return out;
+
+  Vec3 rgb;
+  if (in.color) {
+    rgb = load3(in.color);
+    out.clamped[0] = out.clamped[1] = out.clamped[2] = false;
+  } else {
+    rgb = sh_to_color(sh_degree, in.sh, mean, cam.campos, out.clamped);
+  }
+
+  out.visible = true;
+  out.depth = t.z;
+  out.radius = (int)radius;
+  out.rect = rect;
+  Splat& s = out.splat;
+  s.x = xy.x, s.y = xy.y;
+  s.conic_a = k.A, s.conic_b = k.B, s.conic_c = k.C;
+  s.opacity = in.opacity * k.aa_scale;
+  s.r = rgb.x, s.g = rgb.y, s.b = rgb.z;
+  s.inv_depth = 1.0f / t.z;
+  // Opacities below 1/255 can never reach the alpha threshold: -inf skips them everywhere.
+  s.power_cut = s.opacity >= ALPHA_MIN ? logf(s.opacity / ALPHA_MIN) : -INFINITY;
+  s.pad = 0.0f;
+  return out;
+}
+
+// Gradients the blend stage produced for one Gaussian (sums over its pixels).
+struct SplatGrad {
+  float mean2d_x, mean2d_y;   // w.r.t. the NDC position (pixel gradient times W/2, H/2)
+  float conic_a, conic_b, conic_c;  // w.r.t. A, B, C of power = -(A dx^2 + C dy^2)/2 - B dx dy
+  float opacity;              // w.r.t. the blended opacity
+  float r, g, b;              // w.r.t. the colour
+  float inv_depth;            // w.r.t. 1 / depth
+};
+constexpr int SPLAT_GRAD_FLOATS = sizeof(SplatGrad) / sizeof(float);
+static_assert(SPLAT_GRAD_FLOATS == 10, "SplatGrad is 10 floats");
+
+// Where the gradients of one Gaussian go (null where that input was not given).
+struct GaussianGrads {
+  float* mean;     // [3]
+  float* opacity;  // [1]
+  float* sh;       // [M][3]
+  float* color;    // [3]
+  float* scale;    // [3]
+  float* rot;      // [4]
+  float* cov3d;    // [6]
+};
+
+// dL/d(raw 2D covariance a, b, c) and dL/d(input opacity) from the conic and opacity gradients.
+DGR_HD void conic_backward(Vec3 cov, const Conic& k, bool antialiasing, float opacity,
+                           const SplatGrad& g, float* dL_dcov, float* dL_dopacity) {
+  // A = c'/D, B = -b/D, C = a'/D with D = a'c' - b^2 and a' = a + lp, c' = c + lp.
+  const float D = k.det, iD = 1.0f / D, iD2 = iD * iD;
+  const float a = k.a, b = k.b, c = k.c;
+  float da = g.conic_a * (-c * c * iD2) + g.conic_b * (b * c * iD2) + g.conic_c * (iD - a * c * iD2);
+  float dc = g.conic_a * (iD - a * c * iD2) + g.conic_b * (a * b * iD2) + g.conic_c * (-a * a * iD2);
+  float db = g.conic_a * (2.0f * b * c * iD2) + g.conic_b * (-iD - 2.0f * b * b * iD2) +
+             g.conic_c * (2.0f * a * b * iD2);
+  // The blended opacity is opacity * h, h = sqrt(max(min_ratio, det_raw / D)).
+  *dL_dopacity = g.opacity * k.aa_scale;
+  if (antialiasing) {
+    const float det_raw = cov.x * cov.z - cov.y * cov.y;
+    const float ratio = det_raw / D;
+    if (ratio > ANTIALIAS_MIN_DET_RATIO) {
+      const float dL_dratio = g.opacity * opacity * 0.5f / k.aa_scale;
+      // d(det_raw/D)/da = (c_raw D - det_raw c') / D^2, and likewise for c; b enters both.
+      da += dL_dratio * (cov.z * D - det_raw * c) * iD2;
+      dc += dL_dratio * (cov.x * D - det_raw * a) * iD2;
+      db += dL_dratio * (-2.0f * b * D + 2.0f * b * det_raw) * iD2;
+    }
+  }
+  dL_dcov[0] = da, dL_dcov[1] = db, dL_dcov[2] = dc;
+}
+
+// Backward of Sigma = L L^T, L = R diag(m s): gradients for scale and (unnormalised) quaternion.
+// dSigma: symmetric gradient as a full matrix.
+DGR_HD void cov3d_backward(Vec3 scale, float modifier, Vec4 quat, const float dSigma[3][3],
+                           float* dL_dscale, float* dL_drot) {
+  float R[3][3];
+  quat_to_rotmat(quat, R);
+  const float s[3] = {modifier * scale.x, modifier * scale.y, modifier * scale.z};
+  float dR[3][3];
+  for (int k = 0; k < 3; k++) dL_dscale[k] = 0.0f;
+  for (int i = 0; i < 3; i++) {
+    for (int k = 0; k < 3; k++) {
+      // dL/dL_ik = 2 (dSigma L)_ik
+      float dLik = 0.0f;
+      for (int j = 0; j < 3; j++) dLik += 2.0f * dSigma[i][j] * R[j][k] * s[k];
+      dL_dscale[k] += modifier * dLik * R[i][k];
+      dR[i][k] = dLik * s[k];
+    }
+  }
+  const float r = quat.x, x = quat.y, y = quat.z, z = quat.w;
+  // Partial derivatives of R (quat_to_rotmat) with respect to r, x, y, z.
+  dL_drot[0] = 2.0f * (-z * dR[0][1] + y * dR[0][2] + z * dR[1][0] - x * dR[1][2] - y * dR[2][0] +
+                       x * dR[2][1]);
+  dL_drot[1] = 2.0f * (y * dR[0][1] + z * dR[0][2] + y * dR[1][0] - 2.0f * x * dR[1][1] -
+                       r * dR[1][2] + z * dR[2][0] + r * dR[2][1] - 2.0f * x * dR[2][2]);
+  dL_drot[2] = 2.0f * (-2.0f * y * dR[0][0] + x * dR[0][1] + r * dR[0][2] + x * dR[1][0] +
+                       z * dR[1][2] - r * dR[2][0] + z * dR[2][1] - 2.0f * y * dR[2][2]);
+  dL_drot[3] = 2.0f * (-2.0f * z * dR[0][0] - r * dR[0][1] + x * dR[0][2] + r * dR[1][0] -
+                       2.0f * z * dR[1][1] + y * dR[1][2] + x * dR[2][0] + y * dR[2][1]);
+}
+
+// Backward of one visible Gaussian: from the blend-stage gradients g to every input gradient.
+// Recomputes the forward quantities it needs (cheaper than storing them).
+DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
+                              const RasterCamera& cam, int sh_degree, const SplatGrad& g,
+                              const GaussianGrads& out) {
+  const Vec3 mean = load3(in.mean);
+  const Vec3 t = transform_point4x3(cam.view, mean);
+  float cov3d[6];
+  if (in.cov3d) {
+    for (int e = 0; e < 6; e++) cov3d[e] = in.cov3d[e];
+  } else {
+    compute_cov3d(load3(in.scale), cam.scale_modifier, load4(in.rot), cov3d);
+  }
+  const EwaJacobian ej = ewa_jacobian(t, cam);
+  const Vec3 cov = project_cov(ej, cov3d);
+  const Conic k = make_conic(cov, cam.antialiasing);
+
+  // Conic and opacity -> raw 2D covariance.
+  float dcov[3];
+  conic_backward(cov, k, cam.antialiasing, in.opacity, g, dcov, out.opacity);
+
+  // 2D covariance T Sigma T^T -> Sigma and T.
+  float S[3][3];
+  cov6_to_mat(cov3d, S);
+  float dSigma[3][3];
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      dSigma[i][j] = dcov[0] * ej.T[0][i] * ej.T[0][j] + dcov[2] * ej.T[1][i] * ej.T[1][j] +
+                     0.5f * dcov[1] * (ej.T[0][i] * ej.T[1][j] + ej.T[1][i] * ej.T[0][j]);
+  float dT[2][3];
+  for (int c = 0; c < 3; c++) {
+    float ST0 = 0.0f, ST1 = 0.0f;  // (Sigma T0^T)_c, (Sigma T1^T)_c
+    for (int j = 0; j < 3; j++) {
+      ST0 += S[c][j] * ej.T[0][j];
+      ST1 += S[c][j] * ej.T[1][j];
+    }
+    dT[0][c] = 2.0f * dcov[0] * ST0 + dcov[1] * ST1;
+    dT[1][c] = 2.0f * dcov[2] * ST1 + dcov[1] * ST0;
+  }
+  // T = J W -> J -> view-space position t.
+  const float* v = cam.view;
+  float dJ00 = 0.0f, dJ02 = 0.0f, dJ11 = 0.0f, dJ12 = 0.0f;
+  for (int c = 0; c < 3; c++) {
+    dJ00 += dT[0][c] * v[4 * c + 0];
+    dJ02 += dT[0][c] * v[4 * c + 2];
+    dJ11 += dT[1][c] * v[4 * c + 1];
+    dJ12 += dT[1][c] * v[4 * c + 2];
+  }
+  const float inv_z = 1.0f / t.z, inv_z2 = inv_z * inv_z, inv_z3 = inv_z2 * inv_z;
+  const float fx = cam.focal_x, fy = cam.focal_y;
+  // As the original: no gradient reaches the lateral position through the guard-band clamp.
+  Vec3 dt;
+  dt.x = ej.x_clamped ? 0.0f : -fx * inv_z2 * dJ02;
+  dt.y = ej.y_clamped ? 0.0f : -fy * inv_z2 * dJ12;
+  dt.z = -fx * inv_z2 * dJ00 - fy * inv_z2 * dJ11 + 2.0f * fx * ej.tx * inv_z3 * dJ02 +
+         2.0f * fy * ej.ty * inv_z3 * dJ12;
+  // Inverse-depth output: d(1/z)/dz = -1/z^2.
+  dt.z -= g.inv_depth * inv_z2;
+  Vec3 dmean = transform_vec4x3_transpose(cam.view, dt);
+
+  // Projected mean (NDC) -> mean, through the perspective divide.
+  const Vec4 ph = transform_point4x4(cam.proj, mean);
+  const float pw = 1.0f / (ph.w + PROJECTION_W_EPS), pw2 = pw * pw;
+  const float* P = cam.proj;  // P[r][c] = P[4c + r]
+  for (int j = 0; j < 3; j++) {
+    const float d = g.mean2d_x * (P[4 * j + 0] * pw - ph.x * pw2 * P[4 * j + 3]) +
+                    g.mean2d_y * (P[4 * j + 1] * pw - ph.y * pw2 * P[4 * j + 3]);
+    (&dmean.x)[j] += d;
+  }
+
+  // Colour -> SH coefficients (and the mean, through the viewing direction), or the colour itself.
+  const Vec3 dcolor = {g.r, g.g, g.b};
+  if (in.color) {
+    store3(out.color, dcolor);
+  } else {
+    dmean = dmean + sh_to_color_backward(sh_degree, in.sh, mean, cam.campos, clamped, dcolor, out.sh);
+  }
+  store3(out.mean, dmean);
+
+  // Sigma -> precomputed covariance (off-diagonal entries appear twice), or scale and rotation.
+  if (in.cov3d) {
+    out.cov3d[0] = dSigma[0][0];
+    out.cov3d[1] = 2.0f * dSigma[0][1];
+    out.cov3d[2] = 2.0f * dSigma[0][2];
+    out.cov3d[3] = dSigma[1][1];
+    out.cov3d[4] = 2.0f * dSigma[1][2];
+    out.cov3d[5] = dSigma[2][2];
+  } else {
+    cov3d_backward(load3(in.scale), cam.scale_modifier, load4(in.rot), dSigma, out.scale, out.rot);
+  }
+}
+
+}  // namespace dgr

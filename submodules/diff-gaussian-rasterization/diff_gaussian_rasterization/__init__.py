@@ -1,0 +1,125 @@
+"""Differentiable tile-based Gaussian rasterizer with the original 3DGS Python API.
+
+    settings = GaussianRasterizationSettings(image_height, image_width, tanfovx, tanfovy, bg,
+                                             scale_modifier, viewmatrix, projmatrix, sh_degree,
+                                             campos, prefiltered, debug, antialiasing=False)
+    color, radii, invdepth = GaussianRasterizer(settings)(means3D, means2D, opacities, shs=...,
+                                                          scales=..., rotations=...)
+
+color is [3, H, W], radii int32 [P] (0 = not rendered), invdepth [1, H, W] (sum of alpha*T/z).
+Gradients flow to every differentiable input; the gradient that lands on means2D is
+dL/d(projected mean in NDC), which densification reads.
+"""
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from . import _C
+from ._validation import check_inputs, check_settings
+
+__all__ = ["GaussianRasterizationSettings", "GaussianRasterizer", "rasterize_gaussians"]
+
+
+class GaussianRasterizationSettings(NamedTuple):
+    image_height: int
+    image_width: int
+    tanfovx: float  # tan(FoVx / 2)
+    tanfovy: float
+    bg: torch.Tensor  # [3] background colour
+    scale_modifier: float
+    viewmatrix: torch.Tensor  # [4, 4] world-to-view, transposed (row-vector convention)
+    projmatrix: torch.Tensor  # [4, 4] world-to-clip (full projection), transposed
+    sh_degree: int  # active SH degree
+    campos: torch.Tensor  # [3] camera centre in world space
+    prefiltered: bool
+    debug: bool
+    antialiasing: bool = False
+
+
+def _empty_like(reference: torch.Tensor) -> torch.Tensor:
+    return torch.empty(0, dtype=reference.dtype, device=reference.device)
+
+
+def rasterize_gaussians(means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
+                        cov3Ds_precomp, raster_settings):
+    """Functional form of GaussianRasterizer.forward; missing inputs are empty tensors."""
+    return _RasterizeGaussians.apply(means3D, means2D, sh, colors_precomp, opacities, scales,
+                                     rotations, cov3Ds_precomp, raster_settings)
+
+
+class _RasterizeGaussians(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
+                cov3Ds_precomp, raster_settings):
+        s = raster_settings
+        num_rendered, color, radii, invdepth, state = _C.rasterize_gaussians(
+            s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
+            cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, s.image_height,
+            s.image_width, sh, s.sh_degree, s.campos, s.prefiltered, s.antialiasing, s.debug)
+        ctx.raster_settings = s
+        ctx.num_rendered = num_rendered
+        ctx.means2D_shape = means2D.shape
+        ctx.save_for_backward(means3D, sh, colors_precomp, opacities, scales, rotations,
+                              cov3Ds_precomp, *state)
+        ctx.mark_non_differentiable(radii)
+        # Unused outputs (often invdepth) then arrive in backward as None instead of zeros.
+        ctx.set_materialize_grads(False)
+        return color, radii, invdepth
+
+    @staticmethod
+    def backward(ctx, grad_out_color, _grad_radii, grad_out_invdepth):
+        s = ctx.raster_settings
+        means3D, sh, colors_precomp, opacities, scales, rotations, cov3Ds_precomp, *state = (
+            ctx.saved_tensors)
+        H, W = s.image_height, s.image_width
+        if grad_out_color is None:
+            grad_out_color = torch.zeros(3, H, W, dtype=means3D.dtype, device=means3D.device)
+        if grad_out_invdepth is None:
+            grad_out_invdepth = _empty_like(means3D)
+        (d_means2D, d_colors, d_opacities, d_means3D, d_cov3D, d_sh, d_scales,
+         d_rotations) = _C.rasterize_gaussians_backward(
+            s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
+            cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy,
+            grad_out_color.contiguous(), grad_out_invdepth.contiguous(), sh, s.sh_degree,
+            s.campos, state, s.antialiasing, s.debug)
+
+        def shaped(grad, given):
+            # Inputs that were not given arrive as 1-D empty tensors; given ones are 2-D or 3-D.
+            return grad.reshape(given.shape) if given.dim() > 1 else None
+
+        means2D_shape = ctx.means2D_shape
+        d_means2D = d_means2D[:, : means2D_shape[-1]].reshape(means2D_shape)
+        return (d_means3D, d_means2D, shaped(d_sh, sh), shaped(d_colors, colors_precomp),
+                d_opacities.view(opacities.shape), shaped(d_scales, scales),
+                shaped(d_rotations, rotations), shaped(d_cov3D, cov3Ds_precomp), None)
+
+
+class GaussianRasterizer(nn.Module):
+    def __init__(self, raster_settings: GaussianRasterizationSettings):
+        super().__init__()
+        self.raster_settings = raster_settings
+
+    def markVisible(self, positions: torch.Tensor) -> torch.Tensor:
+        """Bool [P]: which points lie in front of the near plane (the renderer's only cull)."""
+        s = self.raster_settings
+        check_settings(s, positions)
+        with torch.no_grad():
+            return _C.mark_visible(positions.contiguous(), s.viewmatrix.contiguous(),
+                                   s.projmatrix.contiguous())
+
+    def forward(self, means3D: torch.Tensor, means2D: torch.Tensor, opacities: torch.Tensor,
+                shs: Optional[torch.Tensor] = None, colors_precomp: Optional[torch.Tensor] = None,
+                scales: Optional[torch.Tensor] = None, rotations: Optional[torch.Tensor] = None,
+                cov3D_precomp: Optional[torch.Tensor] = None):
+        s = check_settings(self.raster_settings, means3D)
+        check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
+                     cov3D_precomp)
+        empty = _empty_like(means3D)
+
+        def given(t):
+            return empty if t is None else t.contiguous()
+
+        return rasterize_gaussians(means3D.contiguous(), means2D, given(shs),
+                                   given(colors_precomp), opacities.contiguous(), given(scales),
+                                   given(rotations), given(cov3D_precomp), s)

@@ -1,0 +1,228 @@
+"""The compiled CPU rasterizer against the plain PyTorch reference: values and gradients.
+
+Tolerances: image and inverse depth within 1e-5 absolute; radii equal; every gradient within
+rtol 1e-3 plus an absolute floor of 1e-5 x the largest reference gradient of that tensor
+(entries near zero are sums of cancelling float32 terms, where a relative test means nothing).
+"""
+import pytest
+import torch
+
+from diff_gaussian_rasterization import GaussianRasterizer
+from diff_gaussian_rasterization.reference import rasterize_reference
+from diff_gaussian_rasterization.testing import GaussianCloud, look_at_settings, random_cloud
+
+IMAGE_ATOL = 1e-5
+GRAD_RTOL = 1e-3
+GRAD_ATOL_FRACTION = 1e-5
+
+
+def render_both(settings, cloud: GaussianCloud, use_sh=True, use_cov=False, sh_coeffs=16,
+                seed=0):
+    """Renders with the backend and the reference, backpropagates the same random output
+    gradients through both, and returns (ours, ref) as (color, radii, invdepth, grads dict)."""
+    g = torch.Generator().manual_seed(seed)
+    H, W = settings.image_height, settings.image_width
+    grad_color = torch.randn(3, H, W, generator=g)
+    grad_invdepth = torch.randn(1, H, W, generator=g)
+
+    def run(render):
+        P = cloud.means3D.shape[0]
+        inputs = {"means3D": cloud.means3D, "means2D": torch.zeros(P, 3),
+                  "opacities": cloud.opacities}
+        if use_sh:
+            inputs["shs"] = cloud.shs[:, :sh_coeffs]
+        else:
+            inputs["colors_precomp"] = cloud.colors
+        if use_cov:
+            inputs["cov3D_precomp"] = cloud.cov3D(settings.scale_modifier)
+        else:
+            inputs["scales"] = cloud.scales
+            inputs["rotations"] = cloud.rotations
+        leaves = {k: v.detach().clone().contiguous().requires_grad_() for k, v in inputs.items()}
+        color, radii, invdepth = render(**leaves)
+        if color.requires_grad:
+            ((color * grad_color).sum() + (invdepth * grad_invdepth).sum()).backward()
+        grads = {k: v.grad for k, v in leaves.items()}
+        return color.detach(), radii, invdepth.detach(), grads
+
+    ours = run(lambda **kw: GaussianRasterizer(settings)(**kw))
+    ref = run(lambda **kw: rasterize_reference(settings, **kw))
+    return ours, ref
+
+
+def assert_match(ours, ref):
+    color, radii, invdepth, grads = ours
+    r_color, r_radii, r_invdepth, r_grads = ref
+    torch.testing.assert_close(color, r_color, rtol=0, atol=IMAGE_ATOL)
+    torch.testing.assert_close(invdepth, r_invdepth, rtol=0, atol=IMAGE_ATOL)
+    assert radii.dtype == torch.int32
+    assert torch.equal(radii, r_radii)
+    for name, r_grad in r_grads.items():
+        grad = grads[name]
+        if r_grad is None:
+            assert grad is None or not grad.any(), name
+            continue
+        assert grad is not None, name
+        atol = GRAD_ATOL_FRACTION * float(r_grad.abs().amax()) if r_grad.numel() else 0.0
+        torch.testing.assert_close(grad, r_grad, rtol=GRAD_RTOL, atol=atol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("sh_degree", [0, 1, 2, 3])
+def test_sh_degrees_with_unused_coefficients(sh_degree):
+    settings = look_at_settings(48, 40, sh_degree=sh_degree, bg=(0.1, 0.2, 0.3))
+    cloud = random_cloud(120, seed=sh_degree, log_scale_mean=-2.5)
+    ours, ref = render_both(settings, cloud, sh_coeffs=16)
+    assert_match(ours, ref)
+    n = (sh_degree + 1) ** 2
+    assert not ours[3]["shs"][:, n:].any(), "coefficients above the active degree get no gradient"
+    assert ours[3]["shs"][:, :n].abs().sum() > 0
+
+
+def test_many_gaussians_multi_tile_coloured_background():
+    settings = look_at_settings(100, 70, sh_degree=3, bg=(0.9, 0.4, 0.1))
+    cloud = random_cloud(600, seed=11, log_scale_mean=-2.7, log_scale_std=0.8)
+    ours, ref = render_both(settings, cloud)
+    assert (ours[1] > 0).sum() > 500
+    assert_match(ours, ref)
+
+
+def test_opaque_layers_terminate_early():
+    # Nearly opaque, large splats: pixels hit the transmittance cut and stop blending.
+    settings = look_at_settings(40, 36, sh_degree=1)
+    cloud = random_cloud(80, seed=5, log_scale_mean=-1.6, log_scale_std=0.3, extent=0.8,
+                         opacity_logit_mean=4.0, opacity_logit_std=0.5)
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+
+
+def test_precomputed_colors():
+    settings = look_at_settings(50, 34)
+    cloud = random_cloud(150, seed=2, log_scale_mean=-2.5)
+    ours, ref = render_both(settings, cloud, use_sh=False)
+    assert_match(ours, ref)
+    assert ours[3]["colors_precomp"].abs().sum() > 0
+
+
+def test_precomputed_covariances():
+    settings = look_at_settings(50, 34, sh_degree=2)
+    cloud = random_cloud(150, seed=3, log_scale_mean=-2.5)
+    ours, ref = render_both(settings, cloud, use_cov=True)
+    assert_match(ours, ref)
+    assert ours[3]["cov3D_precomp"].abs().sum() > 0
+
+
+def test_antialiasing():
+    settings = look_at_settings(64, 48, sh_degree=1, antialiasing=True)
+    cloud = random_cloud(200, seed=4, log_scale_mean=-3.5, log_scale_std=1.0)
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+    plain, _ = render_both(look_at_settings(64, 48, sh_degree=1), cloud)
+    assert not torch.allclose(ours[0], plain[0]), "antialiasing changes the image"
+
+
+def test_scale_modifier():
+    settings = look_at_settings(48, 32, sh_degree=1, scale_modifier=0.6)
+    cloud = random_cloud(120, seed=6, log_scale_mean=-2.3)
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+
+
+def test_odd_image_size_and_1x1_image():
+    cloud = random_cloud(100, seed=7, log_scale_mean=-2.0)
+    for width, height in [(37, 19), (1, 1), (17, 33)]:
+        settings = look_at_settings(width, height, sh_degree=1, bg=(0.3, 0.3, 0.3))
+        ours, ref = render_both(settings, cloud)
+        assert ours[0].shape == (3, height, width)
+        assert_match(ours, ref)
+
+
+def test_unnormalised_quaternions():
+    cloud = random_cloud(100, seed=8, log_scale_mean=-2.5)
+    cloud.rotations = cloud.rotations * torch.linspace(0.3, 2.5, 100)[:, None]
+    ours, ref = render_both(look_at_settings(40, 40, sh_degree=1), cloud)
+    assert_match(ours, ref)
+
+
+def test_zero_scales():
+    cloud = random_cloud(60, seed=9)
+    cloud.scales = torch.zeros_like(cloud.scales)
+    for aa in (False, True):
+        ours, ref = render_both(look_at_settings(40, 30, antialiasing=aa), cloud)
+        assert (ours[1] > 0).all(), "the low-pass filter keeps zero-size splats visible"
+        assert_match(ours, ref)
+
+
+def test_one_gaussian_covering_the_image():
+    cloud = random_cloud(1, seed=10)
+    cloud.means3D = torch.tensor([[0.05, -0.03, 0.0]])
+    cloud.scales = torch.tensor([[3.0, 2.0, 2.5]])
+    cloud.opacities = torch.tensor([[0.7]])
+    settings = look_at_settings(45, 35, sh_degree=2, bg=(0.0, 1.0, 0.0))
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+    color = ours[0]
+    assert (color[1] < 1.0).all() and (color[1] > 0.25).all(), "every pixel is covered"
+
+
+def test_no_gaussians():
+    cloud = random_cloud(0, seed=0)
+    settings = look_at_settings(20, 10, bg=(0.25, 0.5, 0.75))
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+    assert torch.equal(ours[0], torch.tensor([0.25, 0.5, 0.75])[:, None, None].expand(3, 10, 20))
+    assert ours[1].shape == (0,)
+
+
+def test_all_gaussians_behind_the_camera():
+    cloud = random_cloud(50, seed=12)
+    cloud.means3D[:, 2] = -5.0 - torch.rand(50)  # the camera sits at z = -5 looking at +z
+    cloud.means3D[:10, 2] = -5.0 + 0.1  # in front, but inside the near plane (0.2)
+    settings = look_at_settings(30, 20, bg=(1.0, 0.0, 0.0))
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+    assert not ours[1].any()
+    assert not any(g.any() for g in ours[3].values())
+    assert torch.equal(ours[0][0], torch.ones(20, 30))
+
+
+def test_thread_counts_agree_bitwise():
+    settings = look_at_settings(80, 64, sh_degree=3)
+    cloud = random_cloud(800, seed=14, log_scale_mean=-2.8, log_scale_std=0.8)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(render_both(settings, cloud)[0])
+    finally:
+        torch.set_num_threads(before)
+    (c1, r1, d1, g1), (c2, r2, d2, g2) = results
+    assert torch.equal(c1, c2) and torch.equal(r1, r2) and torch.equal(d1, d2)
+    for name in g1:
+        assert torch.equal(g1[name], g2[name]), name
+
+
+def test_mark_visible():
+    settings = look_at_settings(30, 20)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -4.9], [0.0, 0.0, -4.7], [9.0, 9.0, 1.0],
+                           [0.0, 0.0, -6.0]])
+    visible = GaussianRasterizer(settings).markVisible(points)
+    assert visible.dtype == torch.bool
+    assert visible.tolist() == [True, False, True, True, False]
+
+
+def test_invdepth_unused_needs_no_gradient():
+    settings = look_at_settings(32, 32)
+    cloud = random_cloud(50, seed=15, log_scale_mean=-2.5)
+    means3D = cloud.means3D.clone().requires_grad_()
+    color, _, _ = GaussianRasterizer(settings)(means3D, torch.zeros(50, 3), cloud.opacities,
+                                               colors_precomp=cloud.colors, scales=cloud.scales,
+                                               rotations=cloud.rotations)
+    color.sum().backward()
+    ref_means = cloud.means3D.clone().requires_grad_()
+    r_color, _, _ = rasterize_reference(settings, ref_means, None, cloud.opacities,
+                                        colors_precomp=cloud.colors, scales=cloud.scales,
+                                        rotations=cloud.rotations)
+    r_color.sum().backward()
+    torch.testing.assert_close(means3D.grad, ref_means.grad, rtol=1e-3,
+                               atol=1e-5 * float(ref_means.grad.abs().max()))
