@@ -8,11 +8,13 @@ PIP := $(VENV)/bin/pip
 DGR := submodules/diff-gaussian-rasterization
 DGR_SOURCES := $(wildcard $(DGR)/csrc/*.cpp $(DGR)/csrc/*.h $(DGR)/csrc/*/*.cpp $(DGR)/csrc/*/*.h \
                           $(DGR)/diff_gaussian_rasterization/*.py $(DGR)/setup.py)
+KNN := submodules/simple-knn
+KNN_SOURCES := $(wildcard $(KNN)/csrc/* $(KNN)/simple_knn/*.py $(KNN)/setup.py)
 export MAX_JOBS ?= 2
 
 .PHONY: setup test bench clean
 
-setup: $(VENV)/.deps $(VENV)/.dgr
+setup: $(VENV)/.deps $(VENV)/.dgr $(VENV)/.knn
 
 $(VENV)/.deps: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +27,16 @@ $(VENV)/.dgr: $(VENV)/.deps $(DGR_SOURCES)
 	$(PIP) install -q --no-build-isolation ./$(DGR)
 	touch $@
 
+$(VENV)/.knn: $(VENV)/.deps $(KNN_SOURCES)
+	$(PIP) install -q --no-build-isolation ./$(KNN)
+	touch $@
+
 test: setup
 	$(PY) -m pytest -q tests
 
 bench: setup
 	$(PY) benchmarks/rasterizer.py --json benchmarks/results/rasterizer.json
+	$(PY) benchmarks/knn.py --json benchmarks/results/simple_knn.json
 
 clean:
-	rm -rf $(VENV) $(DGR)/build $(DGR)/*.egg-info
+	rm -rf $(VENV) $(DGR)/build $(DGR)/*.egg-info $(KNN)/build $(KNN)/*.egg-info

@@ -1,0 +1,1 @@
+"""Nearest-neighbour distances for initialising Gaussian scales: `simple_knn._C.distCUDA2`."""
