@@ -79,24 +79,23 @@ class _BinaryReader:
             raise DatasetError(path, f"cannot read: {e.strerror}") from None
         self.offset = 0
 
-    def read(self, fmt: str, what: str):
-        size = struct.calcsize("<" + fmt)
+    def _take(self, size: int, what: str) -> int:
+        """Advances past `size` bytes and returns where they start."""
         if self.offset + size > len(self.data):
             raise DatasetError(self.path, f"truncated: {what} needs {size} bytes at offset "
                                           f"{self.offset}, but the file has {len(self.data)}")
-        values = struct.unpack_from("<" + fmt, self.data, self.offset)
+        start = self.offset
         self.offset += size
-        return values
+        return start
+
+    def read(self, fmt: str, what: str):
+        start = self._take(struct.calcsize("<" + fmt), what)
+        return struct.unpack_from("<" + fmt, self.data, start)
 
     def read_array(self, dtype, count: int, what: str):
         dtype = np.dtype(dtype)
-        size = dtype.itemsize * count
-        if self.offset + size > len(self.data):
-            raise DatasetError(self.path, f"truncated: {what} needs {size} bytes at offset "
-                                          f"{self.offset}, but the file has {len(self.data)}")
-        out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.offset)
-        self.offset += size
-        return out
+        start = self._take(dtype.itemsize * count, what)
+        return np.frombuffer(self.data, dtype=dtype, count=count, offset=start)
 
     def read_string(self, what: str) -> str:
         end = self.data.find(b"\x00", self.offset)

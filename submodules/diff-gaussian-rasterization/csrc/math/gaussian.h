@@ -173,6 +173,15 @@ struct GaussianInputs {
   const float* cov3d;        // [6] precomputed or null
 };
 
+// The 3D covariance of a Gaussian: precomputed, or from its scale and rotation.
+DGR_HD void gaussian_cov3d(const GaussianInputs& in, float scale_modifier, float cov3d[6]) {
+  if (in.cov3d) {
+    for (int e = 0; e < 6; e++) cov3d[e] = in.cov3d[e];
+  } else {
+    compute_cov3d(load3(in.scale), scale_modifier, load4(in.rot), cov3d);
+  }
+}
+
 struct Preprocessed {
   bool visible;
   float depth;
@@ -197,11 +206,7 @@ DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCa
   const float pw = 1.0f / (ph.w + PROJECTION_W_EPS);
 
   float cov3d[6];
-  if (in.cov3d) {
-    for (int e = 0; e < 6; e++) cov3d[e] = in.cov3d[e];
-  } else {
-    compute_cov3d(load3(in.scale), cam.scale_modifier, load4(in.rot), cov3d);
-  }
+  gaussian_cov3d(in, cam.scale_modifier, cov3d);
   const EwaJacobian ej = ewa_jacobian(t, cam);
   const Conic k = make_conic(project_cov(ej, cov3d), cam.antialiasing);
   if (k.det == 0.0f) return out;
@@ -324,11 +329,7 @@ DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
   const Vec3 mean = load3(in.mean);
   const Vec3 t = transform_point4x3(cam.view, mean);
   float cov3d[6];
-  if (in.cov3d) {
-    for (int e = 0; e < 6; e++) cov3d[e] = in.cov3d[e];
-  } else {
-    compute_cov3d(load3(in.scale), cam.scale_modifier, load4(in.rot), cov3d);
-  }
+  gaussian_cov3d(in, cam.scale_modifier, cov3d);
   const EwaJacobian ej = ewa_jacobian(t, cam);
   const Vec3 cov = project_cov(ej, cov3d);
   const Conic k = make_conic(cov, cam.antialiasing);
