@@ -144,8 +144,9 @@ py::dict constants() {
   d["SH_COLOR_OFFSET"] = dgr::SH_COLOR_OFFSET;
   d["SH_C0"] = dgr::SH_C0;
   d["SH_C1"] = dgr::SH_C1;
-  d["SH_C2"] = std::vector<float>(dgr::SH_C2, dgr::SH_C2 + 5);
-  d["SH_C3"] = std::vector<float>(dgr::SH_C3, dgr::SH_C3 + 7);
+  constexpr dgr::ShFactors sh = dgr::sh_factors();
+  d["SH_C2"] = std::vector<float>(sh.c2, sh.c2 + 5);
+  d["SH_C3"] = std::vector<float>(sh.c3, sh.c3 + 7);
   return d;
 }
 

@@ -8,16 +8,24 @@ namespace dgr {
 
 constexpr float SH_C0 = 0.28209479177387814f;
 constexpr float SH_C1 = 0.4886025119029199f;
-constexpr float SH_C2[5] = {1.0925484305920792f, -1.0925484305920792f, 0.31539156525252005f,
-                            -1.0925484305920792f, 0.5462742152960396f};
-constexpr float SH_C3[7] = {-0.5900435899266435f, 2.890611442640554f, -0.4570457994644658f,
-                            0.3731763325901154f, -0.4570457994644658f, 1.445305721320277f,
-                            -0.5900435899266435f};
+// Degree-2 and degree-3 factors. A function rather than namespace-scope arrays, because CUDA
+// device code cannot read host arrays; scalars and constexpr calls work on both sides.
+struct ShFactors {
+  float c2[5];
+  float c3[7];
+};
+DGR_HD constexpr ShFactors sh_factors() {
+  return {{1.0925484305920792f, -1.0925484305920792f, 0.31539156525252005f, -1.0925484305920792f,
+           0.5462742152960396f},
+          {-0.5900435899266435f, 2.890611442640554f, -0.4570457994644658f, 0.3731763325901154f,
+           -0.4570457994644658f, 1.445305721320277f, -0.5900435899266435f}};
+}
 
 // Basis values b[k] for the (degree+1)^2 coefficients at unit direction d, and, when grad is
 // true, their partial derivatives with respect to d.x, d.y, d.z (d treated as unconstrained).
 template <bool grad>
 DGR_HD void sh_basis(int degree, Vec3 d, float* b, float* bx, float* by, float* bz) {
+  constexpr ShFactors K = sh_factors();
   const float x = d.x, y = d.y, z = d.z;
   b[0] = SH_C0;
   if (grad) bx[0] = by[0] = bz[0] = 0.0f;
@@ -33,37 +41,37 @@ DGR_HD void sh_basis(int degree, Vec3 d, float* b, float* bx, float* by, float* 
   if (degree < 2) return;
   const float xx = x * x, yy = y * y, zz = z * z;
   const float xy = x * y, yz = y * z, xz = x * z;
-  b[4] = SH_C2[0] * xy;
-  b[5] = SH_C2[1] * yz;
-  b[6] = SH_C2[2] * (2.0f * zz - xx - yy);
-  b[7] = SH_C2[3] * xz;
-  b[8] = SH_C2[4] * (xx - yy);
+  b[4] = K.c2[0] * xy;
+  b[5] = K.c2[1] * yz;
+  b[6] = K.c2[2] * (2.0f * zz - xx - yy);
+  b[7] = K.c2[3] * xz;
+  b[8] = K.c2[4] * (xx - yy);
   if (grad) {
-    bx[4] = SH_C2[0] * y, by[4] = SH_C2[0] * x, bz[4] = 0.0f;
-    bx[5] = 0.0f, by[5] = SH_C2[1] * z, bz[5] = SH_C2[1] * y;
-    bx[6] = -2.0f * SH_C2[2] * x, by[6] = -2.0f * SH_C2[2] * y, bz[6] = 4.0f * SH_C2[2] * z;
-    bx[7] = SH_C2[3] * z, by[7] = 0.0f, bz[7] = SH_C2[3] * x;
-    bx[8] = 2.0f * SH_C2[4] * x, by[8] = -2.0f * SH_C2[4] * y, bz[8] = 0.0f;
+    bx[4] = K.c2[0] * y, by[4] = K.c2[0] * x, bz[4] = 0.0f;
+    bx[5] = 0.0f, by[5] = K.c2[1] * z, bz[5] = K.c2[1] * y;
+    bx[6] = -2.0f * K.c2[2] * x, by[6] = -2.0f * K.c2[2] * y, bz[6] = 4.0f * K.c2[2] * z;
+    bx[7] = K.c2[3] * z, by[7] = 0.0f, bz[7] = K.c2[3] * x;
+    bx[8] = 2.0f * K.c2[4] * x, by[8] = -2.0f * K.c2[4] * y, bz[8] = 0.0f;
   }
   if (degree < 3) return;
-  b[9] = SH_C3[0] * y * (3.0f * xx - yy);
-  b[10] = SH_C3[1] * xy * z;
-  b[11] = SH_C3[2] * y * (4.0f * zz - xx - yy);
-  b[12] = SH_C3[3] * z * (2.0f * zz - 3.0f * xx - 3.0f * yy);
-  b[13] = SH_C3[4] * x * (4.0f * zz - xx - yy);
-  b[14] = SH_C3[5] * z * (xx - yy);
-  b[15] = SH_C3[6] * x * (xx - 3.0f * yy);
+  b[9] = K.c3[0] * y * (3.0f * xx - yy);
+  b[10] = K.c3[1] * xy * z;
+  b[11] = K.c3[2] * y * (4.0f * zz - xx - yy);
+  b[12] = K.c3[3] * z * (2.0f * zz - 3.0f * xx - 3.0f * yy);
+  b[13] = K.c3[4] * x * (4.0f * zz - xx - yy);
+  b[14] = K.c3[5] * z * (xx - yy);
+  b[15] = K.c3[6] * x * (xx - 3.0f * yy);
   if (grad) {
-    bx[9] = SH_C3[0] * 6.0f * xy, by[9] = SH_C3[0] * 3.0f * (xx - yy), bz[9] = 0.0f;
-    bx[10] = SH_C3[1] * yz, by[10] = SH_C3[1] * xz, bz[10] = SH_C3[1] * xy;
-    bx[11] = -2.0f * SH_C3[2] * xy, by[11] = SH_C3[2] * (4.0f * zz - xx - 3.0f * yy),
-    bz[11] = 8.0f * SH_C3[2] * yz;
-    bx[12] = -6.0f * SH_C3[3] * xz, by[12] = -6.0f * SH_C3[3] * yz,
-    bz[12] = SH_C3[3] * (6.0f * zz - 3.0f * xx - 3.0f * yy);
-    bx[13] = SH_C3[4] * (4.0f * zz - 3.0f * xx - yy), by[13] = -2.0f * SH_C3[4] * xy,
-    bz[13] = 8.0f * SH_C3[4] * xz;
-    bx[14] = 2.0f * SH_C3[5] * xz, by[14] = -2.0f * SH_C3[5] * yz, bz[14] = SH_C3[5] * (xx - yy);
-    bx[15] = 3.0f * SH_C3[6] * (xx - yy), by[15] = -6.0f * SH_C3[6] * xy, bz[15] = 0.0f;
+    bx[9] = K.c3[0] * 6.0f * xy, by[9] = K.c3[0] * 3.0f * (xx - yy), bz[9] = 0.0f;
+    bx[10] = K.c3[1] * yz, by[10] = K.c3[1] * xz, bz[10] = K.c3[1] * xy;
+    bx[11] = -2.0f * K.c3[2] * xy, by[11] = K.c3[2] * (4.0f * zz - xx - 3.0f * yy),
+    bz[11] = 8.0f * K.c3[2] * yz;
+    bx[12] = -6.0f * K.c3[3] * xz, by[12] = -6.0f * K.c3[3] * yz,
+    bz[12] = K.c3[3] * (6.0f * zz - 3.0f * xx - 3.0f * yy);
+    bx[13] = K.c3[4] * (4.0f * zz - 3.0f * xx - yy), by[13] = -2.0f * K.c3[4] * xy,
+    bz[13] = 8.0f * K.c3[4] * xz;
+    bx[14] = 2.0f * K.c3[5] * xz, by[14] = -2.0f * K.c3[5] * yz, bz[14] = K.c3[5] * (xx - yy);
+    bx[15] = 3.0f * K.c3[6] * (xx - yy), by[15] = -6.0f * K.c3[6] * xy, bz[15] = 0.0f;
   }
 }
 
