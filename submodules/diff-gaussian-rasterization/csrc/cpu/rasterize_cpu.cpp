@@ -290,7 +290,7 @@ TileOrigin tile_origin(int64_t tile, const RasterCamera& cam) {
   return o;
 }
 
-// Rows [row0, row1) of the tile where the splat may be visible.
+// row_hit[r]: may the splat be visible in row r of the tile? (the exact test of blend.h)
 void splat_rows(const Splat& s, const TileOrigin& o, bool* row_hit) {
   const float px0 = (float)o.x0, px1 = (float)(o.x0 + o.w - 1);
   for (int r = 0; r < o.h; r++) row_hit[r] = !splat_misses_row(s, px0, px1, (float)(o.y0 + r));

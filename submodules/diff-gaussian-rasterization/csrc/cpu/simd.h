@@ -34,9 +34,8 @@ inline int count_true(vint mask) {
   return n;
 }
 inline bool any(vint mask) {
-  vint acc = mask;
   for (int i = 0; i < LANES; i++)
-    if (acc[i]) return true;
+    if (mask[i]) return true;
   return false;
 }
 
