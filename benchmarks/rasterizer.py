@@ -21,6 +21,8 @@ import torch
 
 from diff_gaussian_rasterization import GaussianRasterizer
 from diff_gaussian_rasterization import _C
+from diff_gaussian_rasterization.constants import PROJECTION_W_EPS
+from diff_gaussian_rasterization.reference import tile_rects
 from diff_gaussian_rasterization.testing import look_at_settings, random_cloud
 
 SCENES = [  # (name, width, height, gaussians)
@@ -50,14 +52,11 @@ def rect_tile_entries(settings, means3D, radii):
     rectangle (we bin only the tiles where its alpha can reach 1/255)."""
     s = settings
     hom = torch.cat([means3D, torch.ones(len(means3D), 1)], 1) @ s.projmatrix
-    ndc = hom[:, :2] / (hom[:, 3:4] + 1e-7)
+    ndc = hom[:, :2] / (hom[:, 3:4] + PROJECTION_W_EPS)
     size = torch.tensor([s.image_width, s.image_height], dtype=torch.float32)
     xy = ((ndc + 1) * size - 1) * 0.5
-    grid = (size + 15) // 16
-    r = radii.float()[:, None]
-    lo = torch.minimum(torch.clamp((xy - r) / 16, min=0), grid).floor()
-    hi = torch.minimum(torch.clamp((xy + r + 15) / 16, min=0), grid).floor()
-    area = ((hi - lo).prod(1) * (radii > 0)).sum()
+    x0, y0, x1, y1 = tile_rects(xy, radii.float(), s.image_width, s.image_height)
+    area = ((x1 - x0) * (y1 - y0) * (radii > 0)).sum()
     return int(area)
 
 

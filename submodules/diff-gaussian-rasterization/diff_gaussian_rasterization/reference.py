@@ -59,6 +59,17 @@ def eval_sh(degree: int, sh: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     return result
 
 
+def tile_rects(xy, radius, width: int, height: int):
+    """Tile rectangles [x0, x1) x [y0, y1) covered by discs of `radius` pixels around the pixel
+    positions xy [P, 2], clamped to the grid: the original's getRect. Returns four [P] tensors."""
+    grid_x, grid_y = (width + BLOCK_X - 1) // BLOCK_X, (height + BLOCK_Y - 1) // BLOCK_Y
+    x0 = ((xy[:, 0] - radius) / BLOCK_X).clamp(0, grid_x).floor()
+    y0 = ((xy[:, 1] - radius) / BLOCK_Y).clamp(0, grid_y).floor()
+    x1 = ((xy[:, 0] + radius + BLOCK_X - 1) / BLOCK_X).clamp(0, grid_x).floor()
+    y1 = ((xy[:, 1] + radius + BLOCK_Y - 1) / BLOCK_Y).clamp(0, grid_y).floor()
+    return x0, y0, x1, y1
+
+
 def _straight_through_min(x, cap):
     """min(x, cap) in value, identity in gradient."""
     return x - (x - cap).clamp(min=0).detach()
@@ -127,11 +138,7 @@ def rasterize_reference(settings, means3D, means2D, opacities, shs=None, colors_
         mid = 0.5 * (a + c)
         disc = torch.sqrt((mid * mid - det).clamp(min=EIGEN_MIN_DISCRIMINANT))
         radius = torch.ceil(RADIUS_SIGMAS * torch.sqrt(torch.maximum(mid + disc, mid - disc)))
-        grid_x, grid_y = (W + BLOCK_X - 1) // BLOCK_X, (H + BLOCK_Y - 1) // BLOCK_Y
-        x0 = ((xy[:, 0] - radius) / BLOCK_X).clamp(0, grid_x).floor()
-        y0 = ((xy[:, 1] - radius) / BLOCK_Y).clamp(0, grid_y).floor()
-        x1 = ((xy[:, 0] + radius + BLOCK_X - 1) / BLOCK_X).clamp(0, grid_x).floor()
-        y1 = ((xy[:, 1] + radius + BLOCK_Y - 1) / BLOCK_Y).clamp(0, grid_y).floor()
+        x0, y0, x1, y1 = tile_rects(xy, radius, W, H)
         visible = ((tz > NEAR_PLANE) & (det != 0) & torch.isfinite(radius)
                    & torch.isfinite(xy).all(1) & ((x1 - x0) * (y1 - y0) > 0))
         radii = torch.where(visible, radius, torch.zeros_like(radius)).to(torch.int32)
