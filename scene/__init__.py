@@ -1,0 +1,76 @@
+"""Scene: the dataset's cameras (train/test) and the GaussianModel initialised from its points or
+loaded from a saved iteration."""
+import json
+import os
+import random
+import shutil
+
+import torch
+
+from utils.camera_utils import cameraList_from_camInfos, camera_to_JSON
+from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
+from .dataset_readers import read_scene_info
+from .gaussian_model import GaussianModel
+
+
+class Scene:
+    def __init__(self, args, gaussians: GaussianModel, load_iteration=None, shuffle=True,
+                 resolution_scales=(1.0,), device="cpu"):
+        """args: ModelParams. load_iteration: None = initialise from the dataset's points,
+        -1 = the latest saved iteration, N = that one. device: where matrices live;
+        args.data_device (or `device` when empty): where the decoded images live."""
+        self.model_path = args.model_path
+        self.gaussians = gaussians
+        self.loaded_iter = None
+        if load_iteration is not None:
+            folder = os.path.join(self.model_path, "point_cloud")
+            self.loaded_iter = (searchForMaxIteration(folder) if load_iteration == -1
+                                else load_iteration)
+            print(f"Loading trained model at iteration {self.loaded_iter}")
+
+        scene_info = read_scene_info(args.source_path, args.images, args.white_background,
+                                     args.eval)
+        self.scene_info = scene_info
+        if not self.loaded_iter:
+            os.makedirs(self.model_path, exist_ok=True)
+            with atomic_path(os.path.join(self.model_path, "input.ply")) as tmp:
+                shutil.copyfile(scene_info.ply_path, tmp)
+            json_cams = [camera_to_JSON(i, cam) for i, cam in
+                         enumerate(scene_info.test_cameras + scene_info.train_cameras)]
+            write_text_atomic(os.path.join(self.model_path, "cameras.json"), json.dumps(json_cams))
+
+        train_infos, test_infos = list(scene_info.train_cameras), list(scene_info.test_cameras)
+        if shuffle:
+            random.shuffle(train_infos)  # multi-resolution consistent random shuffling
+            random.shuffle(test_infos)
+        self.cameras_extent = scene_info.nerf_normalization["radius"]
+
+        background = [1.0, 1.0, 1.0] if args.white_background else [0.0, 0.0, 0.0]
+        data_device = args.data_device or device
+        self.train_cameras, self.test_cameras = {}, {}
+        for scale in resolution_scales:
+            print("Loading Training Cameras")
+            self.train_cameras[scale] = cameraList_from_camInfos(
+                train_infos, scale, args, background, device, data_device)
+            print("Loading Test Cameras")
+            self.test_cameras[scale] = cameraList_from_camInfos(
+                test_infos, scale, args, background, device, data_device)
+
+        if self.loaded_iter:
+            self.gaussians.load_ply(self.ply_path(self.loaded_iter))
+        else:
+            self.gaussians.create_from_pcd(scene_info.point_cloud, scene_info.train_cameras,
+                                           self.cameras_extent)
+
+    def ply_path(self, iteration: int) -> str:
+        return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}",
+                            "point_cloud.ply")
+
+    def save(self, iteration: int) -> None:
+        self.gaussians.save_ply(self.ply_path(iteration))
+
+    def getTrainCameras(self, scale=1.0):
+        return self.train_cameras[scale]
+
+    def getTestCameras(self, scale=1.0):
+        return self.test_cameras[scale]

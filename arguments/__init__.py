@@ -1,0 +1,130 @@
+"""Command-line configuration as typed data.
+
+Each parameter group is a dataclass; its fields generate the argparse flags with the original's
+names, short flags and defaults (GS-2024), so `python train.py -s data -m out --eval -r 2` means
+what it means in the original. A bool field is a `store_true` switch, as in the original.
+
+`cfg_args` is written in the original's `Namespace(...)` text form so tools built on the original
+can read it, and is read back here with `ast` (literal values only), never `eval`.
+"""
+import ast
+import os
+from argparse import ArgumentParser, Namespace
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+from scene.errors import DatasetError
+
+
+@dataclass
+class ModelParams:
+    """Loading parameters: where the data is, how it is read, where the model goes."""
+    sh_degree: int = 3
+    source_path: str = field(default="", metadata={"short": "s"})
+    model_path: str = field(default="", metadata={"short": "m"})
+    images: str = field(default="images", metadata={"short": "i"})
+    resolution: int = field(default=-1, metadata={"short": "r"})
+    white_background: bool = field(default=False, metadata={"short": "w"})
+    # "" = the training device (--device); the original defaults to "cuda".
+    data_device: str = ""
+    eval: bool = False
+
+
+@dataclass
+class PipelineParams:
+    convert_SHs_python: bool = False
+    compute_cov3D_python: bool = False
+    debug: bool = False
+    antialiasing: bool = False
+
+
+@dataclass
+class OptimizationParams:
+    iterations: int = 30_000
+    position_lr_init: float = 0.00016
+    position_lr_final: float = 0.0000016
+    position_lr_delay_mult: float = 0.01
+    position_lr_max_steps: int = 30_000
+    feature_lr: float = 0.0025
+    opacity_lr: float = 0.025
+    scaling_lr: float = 0.005
+    rotation_lr: float = 0.001
+    percent_dense: float = 0.01
+    lambda_dssim: float = 0.2
+    densification_interval: int = 100
+    opacity_reset_interval: int = 3000
+    densify_from_iter: int = 500
+    densify_until_iter: int = 15_000
+    densify_grad_threshold: float = 0.0002
+    random_background: bool = False
+    optimizer_type: str = "default"
+    # Ours: the original's screen-size prune never fires (it zeroes max_radii2D just before the
+    # test). Off by default to keep the original's results; on, it prunes Gaussians whose screen
+    # radius exceeded 20 px since the previous densification (see README).
+    screen_size_prune: bool = False
+
+
+PARAM_GROUPS = (ModelParams, PipelineParams, OptimizationParams)
+
+
+def add_group(parser: ArgumentParser, cls, sentinel: bool = False):
+    """Add one flag per field of `cls`. With `sentinel`, every default is None so that values
+    given on the command line can be told apart from those read from cfg_args (render.py)."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        names = [f"--{f.name}"]
+        if "short" in f.metadata:
+            names.append(f"-{f.metadata['short']}")
+        default = None if sentinel else f.default
+        if f.type in (bool, "bool"):
+            group.add_argument(*names, default=default, action="store_true")
+        else:
+            group.add_argument(*names, default=default, type=type(f.default))
+    return group
+
+
+def extract(cls, args: Namespace):
+    """The dataclass of group `cls` filled from parsed arguments (missing → the default)."""
+    values = {}
+    for f in fields(cls):
+        value = getattr(args, f.name, None)
+        values[f.name] = f.default if value is None else value
+    params = cls(**values)
+    if isinstance(params, ModelParams) and params.source_path:
+        params.source_path = os.path.abspath(params.source_path)
+    return params
+
+
+def namespace_text(params: ModelParams) -> str:
+    """cfg_args content: the original's `str(Namespace(**vars(args)))` form."""
+    return str(Namespace(**vars(params)))
+
+
+def parse_namespace_text(text: str, path: str = "cfg_args") -> dict:
+    """Read `Namespace(a=1, b='x', ...)` with literal values only; raise DatasetError otherwise."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+        call = tree.body
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Namespace"
+                and not call.args):
+            raise ValueError("not a Namespace(...) expression")
+        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    except (SyntaxError, ValueError) as exc:
+        raise DatasetError(path, f"cannot read the saved training arguments ({exc})") from None
+
+
+def get_combined_args(parser: ArgumentParser, argv: Optional[list] = None) -> Namespace:
+    """Command-line values override those saved in <model_path>/cfg_args (render.py, metrics)."""
+    cmdline = parser.parse_args(argv)
+    saved = {}
+    if cmdline.model_path:
+        path = os.path.join(cmdline.model_path, "cfg_args")
+        if os.path.exists(path):
+            print(f"Looking for config file in {path}")
+            with open(path) as f:
+                saved = parse_namespace_text(f.read(), path)
+    merged = dict(saved)
+    for key, value in vars(cmdline).items():
+        if value is not None:
+            merged[key] = value
+    return Namespace(**merged)

@@ -1,0 +1,66 @@
+"""render(): one view of a GaussianModel through our rasterizer, as a typed result."""
+import math
+from dataclasses import dataclass
+
+import torch
+from diff_gaussian_rasterization import GaussianRasterizationSettings, GaussianRasterizer
+
+from utils.sh_utils import eval_sh
+
+
+@dataclass
+class RenderResult:
+    render: torch.Tensor  # [3, H, W] colour (not clamped, as the original's training render)
+    viewspace_points: torch.Tensor  # [N, 3] receives dL/d(projected mean) in NDC units (x, y)
+    visibility_filter: torch.Tensor  # [N] bool, radii > 0
+    radii: torch.Tensor  # [N] int, screen radius in pixels (0 = not drawn)
+    depth: torch.Tensor  # [1, H, W] alpha-blended inverse depth
+
+    def __getitem__(self, key):
+        """Dict-style access (`out["render"]`) for code written against the original."""
+        return getattr(self, key)
+
+
+def raster_settings(camera, sh_degree, bg_color, pipe, scaling_modifier=1.0):
+    return GaussianRasterizationSettings(
+        image_height=int(camera.image_height), image_width=int(camera.image_width),
+        tanfovx=math.tan(camera.FoVx * 0.5), tanfovy=math.tan(camera.FoVy * 0.5),
+        bg=bg_color, scale_modifier=scaling_modifier,
+        viewmatrix=camera.world_view_transform, projmatrix=camera.full_proj_transform,
+        sh_degree=sh_degree, campos=camera.camera_center, prefiltered=False,
+        debug=pipe.debug, antialiasing=pipe.antialiasing)
+
+
+def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=1.0,
+           override_color=None) -> RenderResult:
+    # A non-leaf zero tensor whose .grad receives the screen-space mean gradient: the rasterizer
+    # never reads its values, only returns dL/d(means2D) through it (densification statistics).
+    screenspace_points = torch.zeros_like(pc.get_xyz, requires_grad=True) + 0
+    if screenspace_points.requires_grad:  # False under torch.no_grad() (evaluation)
+        screenspace_points.retain_grad()
+    rasterizer = GaussianRasterizer(
+        raster_settings(viewpoint_camera, pc.active_sh_degree, bg_color, pipe, scaling_modifier))
+
+    scales = rotations = cov3D_precomp = None
+    if pipe.compute_cov3D_python:
+        cov3D_precomp = pc.get_covariance(scaling_modifier)
+    else:
+        scales, rotations = pc.get_scaling, pc.get_rotation
+
+    shs = colors_precomp = None
+    if override_color is not None:
+        colors_precomp = override_color
+    elif pipe.convert_SHs_python:
+        dirs = pc.get_xyz - viewpoint_camera.camera_center
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        sh2rgb = eval_sh(pc.active_sh_degree, pc.get_features, dirs)  # features [N, M, 3]
+        colors_precomp = torch.clamp_min(sh2rgb + 0.5, 0.0)
+    else:
+        shs = pc.get_features
+
+    image, radii, depth = rasterizer(
+        means3D=pc.get_xyz, means2D=screenspace_points, shs=shs, colors_precomp=colors_precomp,
+        opacities=pc.get_opacity, scales=scales, rotations=rotations,
+        cov3D_precomp=cov3D_precomp)
+    return RenderResult(render=image, viewspace_points=screenspace_points,
+                        visibility_filter=radii > 0, radii=radii, depth=depth)

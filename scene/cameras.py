@@ -1,0 +1,39 @@
+"""A training/test view: its image and its matrices in the layout the rasterizer expects."""
+import numpy as np
+import torch
+
+from utils.graphics_utils import getProjectionMatrix, getWorld2View2
+
+ZNEAR = 0.01  # projection-matrix clip planes of the original (culling uses the rasterizer's 0.2)
+ZFAR = 100.0
+
+
+class Camera:
+    """Matrices are stored transposed (row-vector convention), as in the original:
+    `world_view_transform` = W2Cᵀ, `full_proj_transform` = (P·W2C)ᵀ, both [4, 4] float32 on
+    `device`; `original_image` is [3, H, W] float32 in [0, 1] on `data_device`.
+
+    Unlike the original, the principal point is honoured: `principal_ndc` shifts the projection
+    (0, 0 is the image centre)."""
+
+    def __init__(self, colmap_id, R, T, FoVx, FoVy, image: torch.Tensor, image_name: str,
+                 uid: int, principal_ndc=(0.0, 0.0), trans=np.zeros(3), scale: float = 1.0,
+                 device="cpu", data_device="cpu"):
+        self.colmap_id = colmap_id
+        self.uid = uid
+        self.R, self.T = R, T
+        self.FoVx, self.FoVy = FoVx, FoVy
+        self.image_name = image_name
+        self.principal_ndc = tuple(float(v) for v in principal_ndc)
+        self.original_image = image.to(device=data_device, dtype=torch.float32).clamp(0.0, 1.0)
+        self.image_height, self.image_width = self.original_image.shape[1:]
+        self.zfar, self.znear = ZFAR, ZNEAR
+        self.trans, self.scale = trans, scale
+
+        w2c = torch.tensor(getWorld2View2(R, T, trans, scale), dtype=torch.float32)
+        proj = torch.tensor(getProjectionMatrix(self.znear, self.zfar, FoVx, FoVy,
+                                                self.principal_ndc), dtype=torch.float32)
+        self.world_view_transform = w2c.T.contiguous().to(device)
+        self.projection_matrix = proj.T.contiguous().to(device)
+        self.full_proj_transform = (self.world_view_transform @ self.projection_matrix).contiguous()
+        self.camera_center = torch.linalg.inv(self.world_view_transform)[3, :3].contiguous()

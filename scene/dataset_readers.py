@@ -1,0 +1,367 @@
+"""Dataset readers: COLMAP, NeRF-synthetic ("Blender") and nerfstudio folders → SceneInfo.
+
+Readers only describe the data (poses, intrinsics, file paths, the initial point cloud); images are
+decoded later, once, by utils.camera_utils. Every problem found in the data raises DatasetError
+naming the file, so train.py can print one line instead of a traceback.
+
+Differences from the original, on purpose: the principal point (cx, cy) is kept and honoured;
+distorted camera models stop with an explanation instead of an assertion; a pose with NaN/Inf,
+an image listed but missing, a frameless transforms file or an empty point cloud is reported.
+"""
+import json
+import math
+import os
+from typing import List, NamedTuple, Optional
+
+import numpy as np
+from PIL import Image as PILImage, UnidentifiedImageError
+from plyfile import PlyData, PlyElement
+
+from utils.graphics_utils import BasicPointCloud, focal2fov, fov2focal
+from utils.sh_utils import SH2RGB
+from utils.system_utils import atomic_path
+from .colmap_loader import (qvec2rotmat, read_extrinsics_binary, read_extrinsics_text,
+                            read_intrinsics_binary, read_intrinsics_text, read_points3D_binary,
+                            read_points3D_text)
+from .errors import DatasetError
+
+LLFF_HOLD = 8  # --eval holds out every 8th image (sorted by name), as the original
+RANDOM_INIT_POINTS = 100_000  # NeRF-synthetic without points3d.ply: uniform random points
+RANDOM_INIT_HALF_EXTENT = 1.3  # ... in [-1.3, 1.3]^3 (the synthetic scenes fit in it)
+EXTENT_MARGIN = 1.1  # cameras_extent = 1.1 x the largest camera distance from their centre
+UNDISTORTED_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
+
+
+class CameraInfo(NamedTuple):
+    uid: int
+    R: np.ndarray  # [3, 3] camera-to-world rotation (the W2C rotation transposed, as the original)
+    T: np.ndarray  # [3] world-to-camera translation
+    FovY: float  # radians
+    FovX: float
+    image_path: str
+    image_name: str  # file name without extension
+    width: int  # size the intrinsics refer to
+    height: int
+    cx: float  # principal point in pixels of that size (COLMAP convention: centre = width / 2)
+    cy: float
+    is_test: bool
+
+
+class SceneInfo(NamedTuple):
+    point_cloud: BasicPointCloud
+    train_cameras: List[CameraInfo]
+    test_cameras: List[CameraInfo]
+    nerf_normalization: dict  # {"translate": [3], "radius": float}
+    ply_path: str
+    is_nerf_synthetic: bool
+
+
+def getNerfppNorm(cam_infos: List[CameraInfo]) -> dict:
+    """Centre of the camera centres and 1.1 x the largest distance from it (cameras_extent)."""
+    centers = []
+    for cam in cam_infos:
+        w2c = np.eye(4)
+        w2c[:3, :3] = cam.R.T
+        w2c[:3, 3] = cam.T
+        centers.append(np.linalg.inv(w2c)[:3, 3])
+    centers = np.stack(centers)
+    center = centers.mean(0)
+    diagonal = float(np.linalg.norm(centers - center, axis=1).max())
+    return {"translate": -center, "radius": diagonal * EXTENT_MARGIN}
+
+
+# --- point clouds --------------------------------------------------------------------------
+
+def fetchPly(path) -> BasicPointCloud:
+    try:
+        vertices = PlyData.read(path)["vertex"]
+        positions = np.stack([vertices["x"], vertices["y"], vertices["z"]], 1)
+        colors = np.stack([vertices["red"], vertices["green"], vertices["blue"]], 1) / 255.0
+        names = vertices.data.dtype.names
+        normals = (np.stack([vertices["nx"], vertices["ny"], vertices["nz"]], 1)
+                   if "nx" in names else np.zeros_like(positions))
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise DatasetError(path, f"not a readable point-cloud PLY ({exc})") from None
+    if len(positions) == 0:
+        raise DatasetError(path, "the point cloud has no points")
+    return BasicPointCloud(positions.astype(np.float32), colors.astype(np.float32),
+                           normals.astype(np.float32))
+
+
+def storePly(path, xyz: np.ndarray, rgb: np.ndarray) -> None:
+    """Write x,y,z,nx,ny,nz (f4, normals zero) and red,green,blue (u1), atomically."""
+    dtype = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("nx", "f4"), ("ny", "f4"), ("nz", "f4"),
+             ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    elements = np.empty(xyz.shape[0], dtype=dtype)
+    for i, name in enumerate(("x", "y", "z")):
+        elements[name] = xyz[:, i]
+    for name in ("nx", "ny", "nz"):
+        elements[name] = 0
+    for i, name in enumerate(("red", "green", "blue")):
+        elements[name] = rgb[:, i]
+    with atomic_path(path) as tmp:
+        PlyData([PlyElement.describe(elements, "vertex")]).write(tmp)
+
+
+def random_point_cloud_ply(path, center, half_extent: float) -> None:
+    """RANDOM_INIT_POINTS uniform points in a cube, grey-ish colours (the original's Blender
+    initialisation: SH DC drawn from U[0, 1)/255, i.e. colour ~0.5)."""
+    print(f"Generating random point cloud ({RANDOM_INIT_POINTS})...")
+    xyz = (np.random.random((RANDOM_INIT_POINTS, 3)) * 2 - 1) * half_extent + np.asarray(center)
+    shs = np.random.random((RANDOM_INIT_POINTS, 3)) / 255.0
+    storePly(path, xyz, SH2RGB(shs) * 255)
+
+
+# --- COLMAP --------------------------------------------------------------------------------
+
+def _read_model_file(folder, stem, read_binary, read_text):
+    """`<stem>.bin` if present, else `<stem>.txt` (an unreadable .bin is an error, not a silent
+    fallback to a possibly stale .txt)."""
+    binary, text = os.path.join(folder, stem + ".bin"), os.path.join(folder, stem + ".txt")
+    if os.path.exists(binary):
+        return read_binary(binary), binary
+    if os.path.exists(text):
+        return read_text(text), text
+    raise DatasetError(binary, f"missing (neither {stem}.bin nor {stem}.txt is in {folder})")
+
+
+def _pinhole_intrinsics(intr, cameras_file):
+    """(fx, fy, cx, cy) of an undistorted camera; any other model is an error."""
+    if intr.model == "SIMPLE_PINHOLE":
+        f, cx, cy = intr.params[:3]
+        return f, f, cx, cy
+    if intr.model == "PINHOLE":
+        return tuple(intr.params[:4])
+    raise DatasetError(cameras_file, (
+        f"camera {intr.id} uses the {intr.model} model, which has lens distortion; 3DGS needs "
+        f"undistorted images ({' or '.join(UNDISTORTED_MODELS)} cameras): undistort them with "
+        f"convert.py (or colmap image_undistorter)"))
+
+
+def _check_image_file(path, listed_in) -> None:
+    if not os.path.isfile(path):
+        raise DatasetError(path, f"image listed in {listed_in} but missing on disk")
+
+
+def readColmapCameras(cam_extrinsics, cam_intrinsics, images_folder, extrinsics_file,
+                      intrinsics_file, test_names=()) -> List[CameraInfo]:
+    cam_infos = []
+    for uid, key in enumerate(sorted(cam_extrinsics, key=lambda k: cam_extrinsics[k].name)):
+        extr = cam_extrinsics[key]
+        if extr.camera_id not in cam_intrinsics:
+            raise DatasetError(extrinsics_file, f"image {extr.name} refers to camera "
+                                                f"{extr.camera_id}, which {intrinsics_file} lacks")
+        intr = cam_intrinsics[extr.camera_id]
+        if not (np.all(np.isfinite(extr.qvec)) and np.all(np.isfinite(extr.tvec))
+                and np.linalg.norm(extr.qvec) > 0):
+            raise DatasetError(extrinsics_file, f"image {extr.name} has a non-finite or zero pose "
+                                                f"(qvec {list(extr.qvec)}, tvec {list(extr.tvec)})")
+        fx, fy, cx, cy = _pinhole_intrinsics(intr, intrinsics_file)
+        image_path = os.path.join(images_folder, extr.name)
+        _check_image_file(image_path, extrinsics_file)
+        image_name = os.path.splitext(os.path.basename(extr.name))[0]
+        cam_infos.append(CameraInfo(
+            uid=uid, R=np.transpose(qvec2rotmat(extr.qvec / np.linalg.norm(extr.qvec))),
+            T=np.array(extr.tvec, dtype=np.float64),
+            FovY=focal2fov(fy, intr.height), FovX=focal2fov(fx, intr.width),
+            image_path=image_path, image_name=image_name, width=intr.width, height=intr.height,
+            cx=float(cx), cy=float(cy), is_test=extr.name in test_names))
+    return cam_infos
+
+
+def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD) -> SceneInfo:
+    sparse = os.path.join(path, "sparse", "0")
+    if not os.path.isdir(sparse):
+        raise DatasetError(sparse, "missing: a COLMAP dataset keeps its model in sparse/0")
+    cam_extrinsics, extrinsics_file = _read_model_file(
+        sparse, "images", read_extrinsics_binary, read_extrinsics_text)
+    cam_intrinsics, intrinsics_file = _read_model_file(
+        sparse, "cameras", read_intrinsics_binary, read_intrinsics_text)
+    if not cam_extrinsics:
+        raise DatasetError(extrinsics_file, "no registered images")
+
+    names = sorted(e.name for e in cam_extrinsics.values())
+    test_names = set(names[::llffhold]) if eval else set()
+    images_folder = os.path.join(path, images or "images")
+    cam_infos = readColmapCameras(cam_extrinsics, cam_intrinsics, images_folder, extrinsics_file,
+                                  intrinsics_file, test_names)
+    train = [c for c in cam_infos if not c.is_test]
+    test = [c for c in cam_infos if c.is_test]
+
+    ply_path = os.path.join(sparse, "points3D.ply")
+    if not os.path.exists(ply_path):
+        print("Converting point3d.bin to .ply, will happen only the first time you open the scene.")
+        (xyz, rgb, _), points_file = _read_model_file(
+            sparse, "points3D", read_points3D_binary, read_points3D_text)
+        if len(xyz) == 0:
+            raise DatasetError(points_file, (
+                "no 3D points: 3DGS starts from the structure-from-motion points; re-run the "
+                "reconstruction (convert.py) so that points are triangulated"))
+        storePly(ply_path, xyz, rgb)
+    return SceneInfo(point_cloud=fetchPly(ply_path), train_cameras=train, test_cameras=test,
+                     nerf_normalization=getNerfppNorm(train), ply_path=ply_path,
+                     is_nerf_synthetic=False)
+
+
+# --- NeRF-synthetic and nerfstudio (transforms*.json) ----------------------------------------
+
+def _load_transforms(path) -> dict:
+    try:
+        with open(path) as f:
+            contents = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(contents, dict) or not contents.get("frames"):
+        raise DatasetError(path, "no frames: 'frames' is missing or empty")
+    return contents
+
+
+def _image_size(path, listed_in):
+    _check_image_file(path, listed_in)
+    try:
+        with PILImage.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(path, f"not a readable image ({exc})") from None
+
+
+def _pose_from_opengl_c2w(matrix, transforms_file, frame_name):
+    """(R, T) in the original's convention from a camera-to-world matrix in OpenGL axes
+    (y up, z backward): flip y and z to COLMAP axes, invert."""
+    c2w = np.array(matrix, dtype=np.float64)
+    if c2w.shape == (3, 4):
+        c2w = np.vstack([c2w, [0, 0, 0, 1]])
+    if c2w.shape != (4, 4) or not np.all(np.isfinite(c2w)):
+        raise DatasetError(transforms_file, f"frame {frame_name}: transform_matrix must be a "
+                                            f"finite 4x4 (or 3x4) matrix")
+    c2w[:3, 1:3] *= -1
+    try:
+        w2c = np.linalg.inv(c2w)
+    except np.linalg.LinAlgError:
+        raise DatasetError(transforms_file, f"frame {frame_name}: singular transform_matrix") \
+            from None
+    return np.transpose(w2c[:3, :3]), w2c[:3, 3]
+
+
+def _frame_image_path(base, file_path, extension):
+    path = os.path.join(base, file_path)
+    if extension and not os.path.splitext(path)[1]:
+        path += extension
+    return path
+
+
+def readCamerasFromTransforms(path, transformsfile, white_background=False, extension=".png",
+                              is_test=False, uid_offset=0) -> List[CameraInfo]:
+    """NeRF-synthetic cameras: one horizontal FoV for all frames, principal point at the centre."""
+    transforms_file = os.path.join(path, transformsfile)
+    contents = _load_transforms(transforms_file)
+    if "camera_angle_x" not in contents:
+        raise DatasetError(transforms_file, "camera_angle_x is missing")
+    fovx = float(contents["camera_angle_x"])
+    cam_infos = []
+    for idx, frame in enumerate(contents["frames"]):
+        if "file_path" not in frame or "transform_matrix" not in frame:
+            raise DatasetError(transforms_file, f"frame {idx} lacks file_path or transform_matrix")
+        image_path = _frame_image_path(path, frame["file_path"], extension)
+        R, T = _pose_from_opengl_c2w(frame["transform_matrix"], transforms_file, frame["file_path"])
+        width, height = _image_size(image_path, transforms_file)
+        fovy = focal2fov(fov2focal(fovx, width), height)
+        cam_infos.append(CameraInfo(
+            uid=uid_offset + idx, R=R, T=T, FovY=fovy, FovX=fovx, image_path=image_path,
+            image_name=os.path.splitext(os.path.basename(image_path))[0], width=width,
+            height=height, cx=width / 2, cy=height / 2, is_test=is_test))
+    return cam_infos
+
+
+def readNerfSyntheticInfo(path, white_background, eval, extension=".png") -> SceneInfo:
+    print("Reading Training Transforms")
+    train = readCamerasFromTransforms(path, "transforms_train.json", white_background, extension)
+    test = []
+    if os.path.exists(os.path.join(path, "transforms_test.json")):
+        print("Reading Test Transforms")
+        test = readCamerasFromTransforms(path, "transforms_test.json", white_background, extension,
+                                         is_test=True, uid_offset=len(train))
+    if not eval:
+        train, test = train + [c._replace(is_test=False) for c in test], []
+    ply_path = os.path.join(path, "points3d.ply")
+    if not os.path.exists(ply_path):
+        random_point_cloud_ply(ply_path, np.zeros(3), RANDOM_INIT_HALF_EXTENT)
+    return SceneInfo(point_cloud=fetchPly(ply_path), train_cameras=train, test_cameras=test,
+                     nerf_normalization=getNerfppNorm(train), ply_path=ply_path,
+                     is_nerf_synthetic=True)
+
+
+NERFSTUDIO_DISTORTION = ("k1", "k2", "k3", "k4", "p1", "p2")
+
+
+def readNerfstudioInfo(path, eval, llffhold=LLFF_HOLD) -> SceneInfo:
+    """nerfstudio `transforms.json` (ns-process-data): intrinsics fl_x, fl_y, cx, cy, w, h shared
+    at the top level or per frame, OpenGL camera-to-world poses, optional `ply_file_path`."""
+    transforms_file = os.path.join(path, "transforms.json")
+    contents = _load_transforms(transforms_file)
+    frames = sorted(contents["frames"], key=lambda f: str(f.get("file_path", "")))
+    cam_infos = []
+    for uid, frame in enumerate(frames):
+        def intrinsic(key, default=None):
+            value = frame.get(key, contents.get(key, default))
+            if value is None:
+                raise DatasetError(transforms_file, f"frame {frame.get('file_path', uid)}: "
+                                                    f"intrinsic '{key}' is missing")
+            return float(value)
+        if "file_path" not in frame or "transform_matrix" not in frame:
+            raise DatasetError(transforms_file, f"frame {uid} lacks file_path or transform_matrix")
+        distortion = {k: intrinsic(k, 0.0) for k in NERFSTUDIO_DISTORTION}
+        if any(v != 0.0 for v in distortion.values()):
+            raise DatasetError(transforms_file, (
+                f"frame {frame['file_path']} has lens distortion {distortion}; 3DGS needs "
+                f"undistorted images: undistort them first (convert.py)"))
+        image_path = _frame_image_path(path, frame["file_path"], "")
+        width, height = _image_size(image_path, transforms_file)
+        w, h = intrinsic("w", width), intrinsic("h", height)
+        fx, fy = intrinsic("fl_x"), intrinsic("fl_y", frame.get("fl_x", contents.get("fl_x")))
+        R, T = _pose_from_opengl_c2w(frame["transform_matrix"], transforms_file, frame["file_path"])
+        cam_infos.append(CameraInfo(
+            uid=uid, R=R, T=T, FovY=focal2fov(fy, h), FovX=focal2fov(fx, w),
+            image_path=image_path, image_name=os.path.splitext(os.path.basename(image_path))[0],
+            width=int(w), height=int(h), cx=intrinsic("cx", w / 2), cy=intrinsic("cy", h / 2),
+            is_test=eval and uid % llffhold == 0))
+    train = [c for c in cam_infos if not c.is_test]
+    test = [c for c in cam_infos if c.is_test]
+    normalization = getNerfppNorm(train)
+
+    if contents.get("ply_file_path"):
+        ply_path = os.path.join(path, contents["ply_file_path"])
+        if not os.path.exists(ply_path):
+            raise DatasetError(ply_path, f"named by ply_file_path in {transforms_file} but missing")
+    else:
+        # No points from the capture: random points in the cube the cameras span.
+        ply_path = os.path.join(path, "points3d.ply")
+        if not os.path.exists(ply_path):
+            random_point_cloud_ply(ply_path, -normalization["translate"],
+                                   normalization["radius"] / EXTENT_MARGIN)
+    return SceneInfo(point_cloud=fetchPly(ply_path), train_cameras=train, test_cameras=test,
+                     nerf_normalization=normalization, ply_path=ply_path, is_nerf_synthetic=False)
+
+
+def read_scene_info(source_path, images, white_background, eval) -> SceneInfo:
+    """Detect the dataset type from the folder's contents and read it."""
+    if not os.path.isdir(source_path):
+        raise DatasetError(source_path, "dataset folder does not exist")
+    if os.path.exists(os.path.join(source_path, "sparse")):
+        return readColmapSceneInfo(source_path, images, eval)
+    if os.path.exists(os.path.join(source_path, "transforms_train.json")):
+        print("Found transforms_train.json file, assuming Blender data set!")
+        return readNerfSyntheticInfo(source_path, white_background, eval)
+    if os.path.exists(os.path.join(source_path, "transforms.json")):
+        print("Found transforms.json file, assuming nerfstudio data set!")
+        return readNerfstudioInfo(source_path, eval)
+    raise DatasetError(source_path, "not a dataset: no sparse/ folder (COLMAP), no "
+                                    "transforms_train.json (NeRF-synthetic) and no transforms.json "
+                                    "(nerfstudio)")
+
+
+sceneLoadTypeCallbacks = {
+    "Colmap": readColmapSceneInfo,
+    "Blender": readNerfSyntheticInfo,
+    "Nerfstudio": readNerfstudioInfo,
+}

@@ -1,0 +1,339 @@
+"""The trainable set of 3D Gaussians: raw parameters, their activations, the optimizer, the
+densification statistics, PLY files and checkpoints.
+
+Public names are the original's so code written against it keeps working. Behind them, every
+change to the set of Gaussians goes through one row edit (scene/optimizer_surgery.py), and the
+decisions of what to densify live in scene/densification.py.
+
+Raw parameters (pre-activation), N Gaussians, K = (max_sh_degree + 1)² − 1:
+    _xyz           [N, 3]     positions
+    _features_dc   [N, 1, 3]  SH degree-0 coefficient (colour)
+    _features_rest [N, K, 3]  higher SH coefficients
+    _scaling       [N, 3]     log of the scale
+    _rotation      [N, 4]     quaternion (w, x, y, z), not normalised
+    _opacity       [N, 1]     logit of the opacity
+"""
+import numpy as np
+import torch
+from plyfile import PlyData, PlyElement
+from torch import nn
+
+from simple_knn._C import distCUDA2
+from utils.general_utils import build_rotation, get_expon_lr_func, inverse_sigmoid
+from utils.sh_utils import RGB2SH
+from utils.system_utils import atomic_path
+from .densification import (OPACITY_RESET_CEILING, PRUNE_MIN_OPACITY, SPLIT_SAMPLES,
+                            DensificationPolicy, clone_mask, prune_mask, split_mask,
+                            split_samples)
+from .errors import DatasetError
+from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_group
+
+INIT_OPACITY = 0.1  # every Gaussian starts at this opacity
+MIN_NEIGHBOUR_DIST2 = 1e-7  # floor of the squared neighbour distance that sets initial scales
+ADAM_EPS = 1e-15
+F_REST_LR_DIVISOR = 20.0  # higher SH coefficients learn 20x slower than the DC term
+
+# Optimizer group name → attribute holding that parameter (the order is the PLY's and capture's).
+PARAMETER_ATTRIBUTES = {
+    "xyz": "_xyz", "f_dc": "_features_dc", "f_rest": "_features_rest",
+    "opacity": "_opacity", "scaling": "_scaling", "rotation": "_rotation",
+}
+STATISTICS = ("xyz_gradient_accum", "denom", "max_radii2D")
+
+
+class GaussianModel:
+    def __init__(self, sh_degree: int, optimizer_type: str = "default", device="cpu"):
+        self.active_sh_degree = 0
+        self.max_sh_degree = sh_degree
+        self.optimizer_type = optimizer_type
+        self.device = torch.device(device)
+        empty = lambda *shape: torch.empty(0, *shape, device=self.device)  # noqa: E731
+        self._xyz = empty(3)
+        self._features_dc = empty(1, 3)
+        self._features_rest = empty((sh_degree + 1) ** 2 - 1, 3)
+        self._scaling = empty(3)
+        self._rotation = empty(4)
+        self._opacity = empty(1)
+        self.max_radii2D = empty()
+        self.xyz_gradient_accum = empty(1)
+        self.denom = empty(1)
+        self.optimizer = None
+        self.percent_dense = 0.0
+        self.spatial_lr_scale = 0.0
+        self.screen_size_prune = False
+
+    # --- activations -----------------------------------------------------------------------
+    @property
+    def get_scaling(self):
+        return torch.exp(self._scaling)
+
+    @property
+    def get_rotation(self):
+        return torch.nn.functional.normalize(self._rotation)
+
+    @property
+    def get_xyz(self):
+        return self._xyz
+
+    @property
+    def get_features(self):
+        return torch.cat((self._features_dc, self._features_rest), dim=1)
+
+    @property
+    def get_features_dc(self):
+        return self._features_dc
+
+    @property
+    def get_features_rest(self):
+        return self._features_rest
+
+    @property
+    def get_opacity(self):
+        return torch.sigmoid(self._opacity)
+
+    def get_covariance(self, scaling_modifier: float = 1.0):
+        """[N, 6] upper triangle (xx, xy, xz, yy, yz, zz) of R·S·Sᵀ·Rᵀ."""
+        L = build_rotation(self._rotation) * (scaling_modifier * self.get_scaling).unsqueeze(1)
+        cov = L @ L.transpose(1, 2)
+        return cov[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
+
+    @property
+    def num_points(self) -> int:
+        return self._xyz.shape[0]
+
+    def oneupSHdegree(self):
+        if self.active_sh_degree < self.max_sh_degree:
+            self.active_sh_degree += 1
+
+    # --- initialisation and optimizer --------------------------------------------------------
+    def create_from_pcd(self, pcd, cam_infos=None, spatial_lr_scale: float = 1.0):
+        self.spatial_lr_scale = spatial_lr_scale
+        points = torch.tensor(np.asarray(pcd.points), dtype=torch.float32, device=self.device)
+        colors = torch.tensor(np.asarray(pcd.colors), dtype=torch.float32, device=self.device)
+        n = points.shape[0]
+        print("Number of points at initialisation : ", n)
+        features = torch.zeros((n, 3, (self.max_sh_degree + 1) ** 2), device=self.device)
+        features[:, :3, 0] = RGB2SH(colors)
+        dist2 = torch.clamp_min(distCUDA2(points.cpu()).to(self.device), MIN_NEIGHBOUR_DIST2)
+        scales = torch.log(torch.sqrt(dist2))[:, None].repeat(1, 3)
+        rots = torch.zeros((n, 4), device=self.device)
+        rots[:, 0] = 1
+        opacities = inverse_sigmoid(torch.full((n, 1), INIT_OPACITY, device=self.device))
+        self._xyz = nn.Parameter(points.requires_grad_(True))
+        self._features_dc = nn.Parameter(
+            features[:, :, 0:1].transpose(1, 2).contiguous().requires_grad_(True))
+        self._features_rest = nn.Parameter(
+            features[:, :, 1:].transpose(1, 2).contiguous().requires_grad_(True))
+        self._scaling = nn.Parameter(scales.requires_grad_(True))
+        self._rotation = nn.Parameter(rots.requires_grad_(True))
+        self._opacity = nn.Parameter(opacities.requires_grad_(True))
+        self.max_radii2D = torch.zeros(n, device=self.device)
+
+    def training_setup(self, training_args):
+        self.percent_dense = training_args.percent_dense
+        self.screen_size_prune = getattr(training_args, "screen_size_prune", False)
+        self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
+        self.denom = torch.zeros((self.num_points, 1), device=self.device)
+        rates = {
+            "xyz": training_args.position_lr_init * self.spatial_lr_scale,
+            "f_dc": training_args.feature_lr,
+            "f_rest": training_args.feature_lr / F_REST_LR_DIVISOR,
+            "opacity": training_args.opacity_lr,
+            "scaling": training_args.scaling_lr,
+            "rotation": training_args.rotation_lr,
+        }
+        groups = [{"params": [getattr(self, attr)], "lr": rates[name], "name": name}
+                  for name, attr in PARAMETER_ATTRIBUTES.items()]
+        if self.optimizer_type == "sparse_adam":
+            from utils.sparse_adam import SparseGaussianAdam
+            self.optimizer = SparseGaussianAdam(groups, lr=0.0, eps=ADAM_EPS)
+        elif self.optimizer_type == "default":
+            self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=ADAM_EPS)
+        else:
+            raise ValueError(f"--optimizer_type must be 'default' or 'sparse_adam', "
+                             f"not {self.optimizer_type!r}")
+        check_one_tensor_per_group(self.optimizer)
+        # lr_delay_mult is not passed for xyz, as in the original (position_lr_delay_mult has
+        # no effect there either: without delay steps the delay branch never runs).
+        self.xyz_scheduler_args = get_expon_lr_func(
+            lr_init=training_args.position_lr_init * self.spatial_lr_scale,
+            lr_final=training_args.position_lr_final * self.spatial_lr_scale,
+            max_steps=training_args.position_lr_max_steps)
+
+    def update_learning_rate(self, iteration: int) -> float:
+        """Only xyz is scheduled; returns its new rate."""
+        for group in self.optimizer.param_groups:
+            if group["name"] == "xyz":
+                lr = self.xyz_scheduler_args(iteration)
+                group["lr"] = lr
+                return lr
+
+    # --- the row edit, behind the original's method names ------------------------------------
+    def _apply(self, edit: RowEdit):
+        statistics = {name: getattr(self, name) for name in STATISTICS}
+        params, statistics = apply_row_edit(self.optimizer, statistics, edit)
+        for name, param in params.items():
+            setattr(self, PARAMETER_ATTRIBUTES[name], param)
+        for name, stat in statistics.items():
+            setattr(self, name, stat)
+        return params
+
+    def cat_tensors_to_optimizer(self, tensors_dict):
+        """Append rows (group name → [M, ...]); new moments and statistics are zero."""
+        return self._apply(RowEdit(append=tensors_dict))
+
+    def replace_tensor_to_optimizer(self, tensor, name):
+        """Replace every row of one group; its Adam moments restart at zero."""
+        return self._apply(RowEdit(replace={name: tensor}))
+
+    def prune_points(self, mask):
+        """Remove the rows where `mask` [N] is True."""
+        self._apply(RowEdit(keep=~mask))
+
+    def _reset_statistics(self, keep_max_radii: bool = False):
+        self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
+        self.denom = torch.zeros((self.num_points, 1), device=self.device)
+        if not keep_max_radii:
+            self.max_radii2D = torch.zeros(self.num_points, device=self.device)
+
+    def densification_postfix(self, new_xyz, new_features_dc, new_features_rest, new_opacities,
+                              new_scaling, new_rotation, keep_mask=None):
+        """Append new Gaussians (optionally dropping the rows not in `keep_mask` in the same
+        edit) and restart the gradient statistics, as the original. max_radii2D restarts too,
+        unless the working screen-size prune is on: then it survives until the prune reads it."""
+        self._apply(RowEdit(keep=keep_mask, append={
+            "xyz": new_xyz, "f_dc": new_features_dc, "f_rest": new_features_rest,
+            "opacity": new_opacities, "scaling": new_scaling, "rotation": new_rotation}))
+        self._reset_statistics(keep_max_radii=self.screen_size_prune)
+
+    def _rows(self, mask):
+        return {name: getattr(self, attr)[mask] for name, attr in PARAMETER_ATTRIBUTES.items()}
+
+    def densify_and_clone(self, grads, grad_threshold, scene_extent):
+        selected = clone_mask(grads.squeeze(1), self.get_scaling, grad_threshold,
+                              self.percent_dense, scene_extent)
+        rows = self._rows(selected)
+        self.densification_postfix(rows["xyz"], rows["f_dc"], rows["f_rest"], rows["opacity"],
+                                   rows["scaling"], rows["rotation"])
+
+    def densify_and_split(self, grads, grad_threshold, scene_extent, N=SPLIT_SAMPLES):
+        """Split after clone: `grads` covers the Gaussians before cloning; fresh clones are
+        never split (their gradient counts as zero, as the original pads it)."""
+        padded = torch.zeros(self.num_points, device=self.device)
+        padded[:grads.shape[0]] = grads.squeeze(1)
+        selected = split_mask(padded, self.get_scaling, grad_threshold, self.percent_dense,
+                              scene_extent)
+        rows = self._rows(selected)
+        new_xyz, new_scales = split_samples(rows["xyz"], self.get_scaling[selected],
+                                            rows["rotation"], N)
+        repeat = lambda t: t.repeat(N, *([1] * (t.dim() - 1)))  # noqa: E731
+        self.densification_postfix(new_xyz, repeat(rows["f_dc"]), repeat(rows["f_rest"]),
+                                   repeat(rows["opacity"]), torch.log(new_scales),
+                                   repeat(rows["rotation"]), keep_mask=~selected)
+
+    def densify_and_prune(self, max_grad, min_opacity=PRUNE_MIN_OPACITY, extent=1.0,
+                          max_screen_size=None, radii=None):
+        grads = self.xyz_gradient_accum / self.denom
+        grads[grads.isnan()] = 0.0
+        self.densify_and_clone(grads, max_grad, extent)
+        self.densify_and_split(grads, max_grad, extent)
+        prune = prune_mask(self.get_opacity, self.get_scaling, self.max_radii2D, min_opacity,
+                           extent, max_screen_size)
+        self.prune_points(prune)
+        self._reset_statistics()
+
+    def reset_opacity(self):
+        ceiling = torch.full_like(self._opacity, OPACITY_RESET_CEILING)
+        new = inverse_sigmoid(torch.min(self.get_opacity, ceiling))
+        self.replace_tensor_to_optimizer(new, "opacity")
+
+    def add_densification_stats(self, viewspace_point_tensor, update_filter):
+        grad = viewspace_point_tensor.grad[update_filter, :2]
+        self.xyz_gradient_accum[update_filter] += torch.norm(grad, dim=-1, keepdim=True)
+        self.denom[update_filter] += 1
+
+    def densify_step(self, policy: DensificationPolicy, iteration: int, extent: float):
+        """What the training loop calls at a densification iteration."""
+        self.densify_and_prune(policy.grad_threshold, policy.min_opacity, extent,
+                               policy.max_screen_size(iteration))
+
+    # --- PLY (standard 3DGS layout) ---------------------------------------------------------
+    def construct_list_of_attributes(self):
+        names = ["x", "y", "z", "nx", "ny", "nz"]
+        names += [f"f_dc_{i}" for i in range(self._features_dc.shape[1] * 3)]
+        names += [f"f_rest_{i}" for i in range(self._features_rest.shape[1] * 3)]
+        names.append("opacity")
+        names += [f"scale_{i}" for i in range(self._scaling.shape[1])]
+        names += [f"rot_{i}" for i in range(self._rotation.shape[1])]
+        return names
+
+    def save_ply(self, path):
+        """Binary little-endian PLY of the raw parameters, SH coefficients channel-major;
+        written to a temporary name and renamed."""
+        to_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        xyz = to_np(self._xyz)
+        columns = np.concatenate([
+            xyz, np.zeros_like(xyz),
+            to_np(self._features_dc.transpose(1, 2).flatten(start_dim=1)),
+            to_np(self._features_rest.transpose(1, 2).flatten(start_dim=1)),
+            to_np(self._opacity), to_np(self._scaling), to_np(self._rotation)], axis=1)
+        dtype = [(name, "f4") for name in self.construct_list_of_attributes()]
+        # All properties are f4: view the [N, C] float32 block as N records without copying.
+        elements = np.ascontiguousarray(columns, dtype=np.float32).view(dtype)[:, 0]
+        with atomic_path(path) as tmp:
+            PlyData([PlyElement.describe(elements, "vertex")]).write(tmp)
+
+    def load_ply(self, path):
+        try:
+            vertex = PlyData.read(path)["vertex"]
+            names = vertex.data.dtype.names
+            column = lambda name: np.asarray(vertex[name], dtype=np.float32)  # noqa: E731
+            numbered = lambda prefix: sorted(  # noqa: E731
+                (n for n in names if n.startswith(prefix)), key=lambda n: int(n.split("_")[-1]))
+            xyz = np.stack([column("x"), column("y"), column("z")], 1)
+            opacity = column("opacity")[:, None]
+            dc = np.stack([column(f"f_dc_{i}") for i in range(3)], 1)
+            rest_names = numbered("f_rest_")
+            scales = np.stack([column(n) for n in numbered("scale_")], 1)
+            rots = np.stack([column(n) for n in numbered("rot")], 1)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise DatasetError(path, f"not a 3DGS point_cloud.ply ({exc})") from None
+        expected = 3 * (self.max_sh_degree + 1) ** 2 - 3
+        if len(rest_names) != expected:
+            raise DatasetError(path, f"has {len(rest_names)} f_rest properties; SH degree "
+                                     f"{self.max_sh_degree} needs {expected} (check --sh_degree)")
+        rest = (np.stack([column(n) for n in rest_names], 1).reshape(len(xyz), 3, -1)
+                if rest_names else np.zeros((len(xyz), 3, 0), np.float32))
+        as_param = lambda a: nn.Parameter(  # noqa: E731
+            torch.tensor(a, dtype=torch.float32, device=self.device).contiguous()
+            .requires_grad_(True))
+        self._xyz = as_param(xyz)
+        self._features_dc = as_param(dc[:, None, :])
+        self._features_rest = as_param(rest.transpose(0, 2, 1))
+        self._opacity = as_param(opacity)
+        self._scaling = as_param(scales)
+        self._rotation = as_param(rots)
+        self.max_radii2D = torch.zeros(len(xyz), device=self.device)
+        self.active_sh_degree = self.max_sh_degree
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def capture(self):
+        """The original's 12-tuple (checkpoint layout of GS-2023/2024)."""
+        return (self.active_sh_degree, self._xyz, self._features_dc, self._features_rest,
+                self._scaling, self._rotation, self._opacity, self.max_radii2D,
+                self.xyz_gradient_accum, self.denom, self.optimizer.state_dict(),
+                self.spatial_lr_scale)
+
+    def restore(self, model_args, training_args):
+        (self.active_sh_degree, xyz, features_dc, features_rest, scaling, rotation, opacity,
+         max_radii2D, xyz_gradient_accum, denom, opt_dict, self.spatial_lr_scale) = model_args
+        as_param = lambda t: nn.Parameter(  # noqa: E731
+            t.detach().to(self.device).contiguous().requires_grad_(True))
+        self._xyz, self._features_dc = as_param(xyz), as_param(features_dc)
+        self._features_rest, self._scaling = as_param(features_rest), as_param(scaling)
+        self._rotation, self._opacity = as_param(rotation), as_param(opacity)
+        self.max_radii2D = max_radii2D.to(self.device)
+        self.training_setup(training_args)
+        self.xyz_gradient_accum = xyz_gradient_accum.to(self.device)
+        self.denom = denom.to(self.device)
+        self.optimizer.load_state_dict(opt_dict)

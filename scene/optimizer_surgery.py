@@ -1,0 +1,87 @@
+"""The one mechanism that changes the set of Gaussians: a row edit applied in a single pass to
+every parameter group, to that group's Adam moments and to every per-Gaussian statistic.
+
+Clone, split, prune and opacity reset are all short callers of `apply_row_edit`, so the rows of
+parameters, moments and statistics can never drift apart (the original writes this surgery three
+times and re-binds six attributes after each).
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+ADAM_MOMENTS = ("exp_avg", "exp_avg_sq")
+
+
+@dataclass
+class RowEdit:
+    """keep, then append, then replace.
+
+    keep:    [N] bool, the rows that stay (None = all).
+    append:  group name → [M, ...] new parameter rows, one entry per group; their Adam moments and
+             statistics start at zero.
+    replace: group name → new values for all rows of that group; its moments restart at zero
+             (the Adam step count is kept, as in the original).
+    """
+    keep: Optional[torch.Tensor] = None
+    append: Dict[str, torch.Tensor] = field(default_factory=dict)
+    replace: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def rows(self, tensor: torch.Tensor, new_rows: Optional[torch.Tensor]) -> torch.Tensor:
+        if self.keep is not None:
+            tensor = tensor[self.keep]
+        if new_rows is not None:
+            tensor = torch.cat([tensor, new_rows.to(tensor.dtype)], dim=0)
+        return tensor
+
+    def appended_count(self) -> int:
+        return next(iter(self.append.values())).shape[0] if self.append else 0
+
+
+def check_one_tensor_per_group(optimizer: torch.optim.Optimizer) -> None:
+    """Asserted once at setup: each named group holds exactly one per-Gaussian tensor."""
+    for group in optimizer.param_groups:
+        assert len(group["params"]) == 1, f"group {group.get('name')} holds {len(group['params'])}"
+        assert "name" in group, "every parameter group needs a name"
+
+
+def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch.Tensor],
+                   edit: RowEdit):
+    """Apply `edit`; returns (parameters by group name, statistics by name), all new tensors.
+
+    The optimizer is updated in place: each group gets its new nn.Parameter and the Adam state
+    moves to it with its moments edited row for row."""
+    if edit.append:
+        names = {g["name"] for g in optimizer.param_groups}
+        assert set(edit.append) == names, f"append needs rows for every group {sorted(names)}"
+    appended = edit.appended_count()
+    params = {}
+    for group in optimizer.param_groups:
+        name = group["name"]
+        old = group["params"][0]
+        state = optimizer.state.pop(old, {})
+        if name in edit.replace:
+            data = edit.replace[name].detach()
+        else:
+            data = edit.rows(old.detach(), edit.append.get(name))
+        param = nn.Parameter(data.contiguous().requires_grad_(True))
+        for key in ADAM_MOMENTS:
+            if key not in state:
+                continue
+            if name in edit.replace:
+                state[key] = torch.zeros_like(data)
+            else:
+                zeros = (torch.zeros((appended,) + state[key].shape[1:], dtype=state[key].dtype,
+                                     device=state[key].device) if appended else None)
+                state[key] = edit.rows(state[key], zeros)
+        group["params"][0] = param
+        if state:
+            optimizer.state[param] = state
+        params[name] = param
+    new_statistics = {}
+    for name, stat in statistics.items():
+        zeros = (torch.zeros((appended,) + stat.shape[1:], dtype=stat.dtype, device=stat.device)
+                 if appended else None)
+        new_statistics[name] = edit.rows(stat, zeros)
+    return params, new_statistics

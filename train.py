@@ -1,0 +1,302 @@
+"""Train 3D Gaussians on a COLMAP, NeRF-synthetic or nerfstudio dataset.
+
+    python train.py -s data/garden_dev -m output/garden --eval --iterations 3000
+
+Flags and defaults are the original's (GS-2024), plus --seed and --device. The loop reads like
+the algorithm: pick camera → render → loss → backward → densification statistics →
+densify/prune → optimizer step → report/save.
+"""
+import os
+import signal
+import sys
+import time
+import uuid
+from argparse import ArgumentParser
+from dataclasses import dataclass, field
+from random import randint
+from typing import List
+
+import torch
+from tqdm import tqdm
+
+from arguments import (ModelParams, OptimizationParams, PipelineParams, add_group, extract,
+                       namespace_text)
+from gaussian_renderer import render
+from scene import GaussianModel, Scene
+from scene.densification import DensificationPolicy
+from scene.errors import DatasetError
+from utils.cli import UsageError, run_main
+from utils.general_utils import rng_state, seed_everything, set_rng_state
+from utils.image_utils import psnr
+from utils.loss_utils import l1_loss, photometric_loss
+from utils.system_utils import atomic_path, write_text_atomic
+from utils.training_log import TrainingLog
+
+EMA_WEIGHT = 0.4  # progress-bar loss: 0.4·loss + 0.6·previous, as the original
+PROGRESS_EVERY = 10  # iterations between progress-bar (and curve) updates
+TRAIN_REPORT_VIEWS = (5, 10, 15, 20, 25)  # train cameras evaluated at test iterations
+CHECKPOINT_FORMAT = 1  # our extra checkpoint element (RNG states, camera order, curve)
+
+
+class TrainingDiverged(Exception):
+    pass
+
+
+@dataclass
+class LoopState:
+    """Everything beyond the model that an exact resume needs."""
+    viewpoint_stack: List[int] = field(default_factory=list)  # train-camera indices left
+    ema_loss: float = 0.0
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Training script parameters")
+    add_group(parser, ModelParams)
+    add_group(parser, OptimizationParams)
+    add_group(parser, PipelineParams)
+    parser.add_argument("--debug_from", type=int, default=-1)
+    parser.add_argument("--detect_anomaly", action="store_true", default=False)
+    parser.add_argument("--test_iterations", nargs="+", type=int, default=[7_000, 30_000])
+    parser.add_argument("--save_iterations", nargs="+", type=int, default=[7_000, 30_000])
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--disable_viewer", action="store_true", default=False,
+                        help="accepted for compatibility; there is no network viewer")
+    parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
+    parser.add_argument("--start_checkpoint", type=str, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser
+
+
+def prepare_output(dataset: ModelParams) -> None:
+    if not dataset.model_path:
+        dataset.model_path = os.path.join("./output", str(uuid.uuid4())[:10])
+    print(f"Output folder: {dataset.model_path}")
+    os.makedirs(dataset.model_path, exist_ok=True)
+    write_text_atomic(os.path.join(dataset.model_path, "cfg_args"), namespace_text(dataset))
+
+
+def checkpoint_path(model_path: str, iteration: int) -> str:
+    return os.path.join(model_path, f"chkpnt{iteration}.pth")
+
+
+def check_finite(gaussians: GaussianModel, iteration: int) -> None:
+    for name in ("_xyz", "_features_dc", "_features_rest", "_scaling", "_rotation", "_opacity"):
+        if not torch.isfinite(getattr(gaussians, name)).all():
+            raise TrainingDiverged(f"training diverged at iteration {iteration}: "
+                                   f"{name} holds NaN/Inf")
+
+
+def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, model_path):
+    """The original's (capture, iteration) plus a third element with what exact resume needs.
+    Refuses to write a non-finite model, so the last good checkpoint stays."""
+    check_finite(gaussians, iteration)
+    extras = {"format": CHECKPOINT_FORMAT, "rng": rng_state(),
+              "viewpoint_stack": list(loop.viewpoint_stack), "ema_loss": loop.ema_loss,
+              "history": log.history}
+    path = checkpoint_path(model_path, iteration)
+    with atomic_path(path) as tmp:
+        torch.save((gaussians.capture(), iteration, extras), tmp)
+    return path
+
+
+def load_checkpoint(path, gaussians, opt, loop: LoopState, log: TrainingLog) -> int:
+    if not os.path.isfile(path):
+        raise DatasetError(path, "checkpoint not found")
+    try:
+        contents = torch.load(path, map_location=gaussians.device, weights_only=True)
+        model_params, first_iter = contents[0], contents[1]
+    except Exception as exc:  # any unreadable file: report it as one line
+        raise DatasetError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") \
+            from None
+    gaussians.restore(model_params, opt)
+    if len(contents) > 2:  # ours: continue bit-exactly
+        extras = contents[2]
+        set_rng_state(extras["rng"])
+        loop.viewpoint_stack = list(extras["viewpoint_stack"])
+        loop.ema_loss = extras["ema_loss"]
+        log.history = extras["history"]
+    return first_iter
+
+
+def pick_camera(loop: LoopState, num_cameras: int) -> int:
+    """A random train camera without replacement; each pass is a fresh permutation."""
+    if not loop.viewpoint_stack:
+        loop.viewpoint_stack = list(range(num_cameras))
+    return loop.viewpoint_stack.pop(randint(0, len(loop.viewpoint_stack) - 1))
+
+
+@torch.no_grad()
+def evaluate(scene: Scene, gaussians, pipe, background):
+    """Mean L1 and per-image PSNR over the test cameras and 5 train cameras."""
+    train = scene.getTrainCameras()
+    sets = {"test": scene.getTestCameras(),
+            "train": [train[i % len(train)] for i in TRAIN_REPORT_VIEWS] if train else []}
+    results = {}
+    for name, cameras in sets.items():
+        if not cameras:
+            results[name] = None
+            continue
+        l1_total = psnr_total = 0.0
+        for cam in cameras:
+            image = torch.clamp(render(cam, gaussians, pipe, background).render, 0.0, 1.0)
+            gt = cam.original_image.to(image.device)
+            l1_total += l1_loss(image, gt).item()
+            psnr_total += psnr(image, gt).item()
+        results[name] = (l1_total / len(cameras), psnr_total / len(cameras))
+    return results
+
+
+class StopRequest:
+    """First Ctrl-C: finish the current iteration, write a checkpoint and stop cleanly.
+    A second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nInterrupted: stopping after this iteration and writing a checkpoint "
+              "(Ctrl-C again to abort).", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams,
+             testing_iterations, saving_iterations, checkpoint_iterations, checkpoint,
+             debug_from, device, quiet=False):
+    prepare_output(dataset)
+    gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=device)
+    scene = Scene(dataset, gaussians, device=device)
+    gaussians.training_setup(opt)
+    policy = DensificationPolicy.from_params(opt, dataset.white_background)
+    loop, log = LoopState(), TrainingLog()
+    first_iter = 0
+    if checkpoint:
+        first_iter = load_checkpoint(checkpoint, gaussians, opt, loop, log)
+        print(f"Resuming from {checkpoint} at iteration {first_iter}")
+
+    bg_color = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
+    background = torch.tensor(bg_color, dtype=torch.float32, device=device)
+    train_cameras = scene.getTrainCameras()
+    if not train_cameras:
+        raise DatasetError(dataset.source_path, "no training images")
+
+    iteration = first_iter
+    start = time.perf_counter()
+    progress = tqdm(range(first_iter, opt.iterations), desc="Training progress",
+                    disable=quiet, dynamic_ncols=True)
+    last_eval = None
+    with StopRequest() as stop:
+        for iteration in range(first_iter + 1, opt.iterations + 1):
+            gaussians.update_learning_rate(iteration)
+            if iteration % 1000 == 0:
+                gaussians.oneupSHdegree()
+            camera = train_cameras[pick_camera(loop, len(train_cameras))]
+            if iteration - 1 == debug_from:
+                pipe.debug = True
+            bg = torch.rand(3, device=device) if opt.random_background else background
+
+            out = render(camera, gaussians, pipe, bg)
+            gt = camera.original_image.to(device)
+            loss, l1 = photometric_loss(out.render, gt, opt.lambda_dssim)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"training diverged at iteration {iteration}: "
+                                       f"loss is {loss.item()}")
+            loss.backward()
+
+            with torch.no_grad():
+                loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
+                if iteration % PROGRESS_EVERY == 0:
+                    progress.set_postfix({"Loss": f"{loop.ema_loss:.7f}",
+                                          "Gaussians": gaussians.num_points})
+                    progress.update(PROGRESS_EVERY)
+                    log.record_step(iteration, loop.ema_loss, gaussians.num_points)
+
+                if iteration in testing_iterations:
+                    last_eval = evaluate(scene, gaussians, pipe, background)
+                    report_evaluation(iteration, last_eval, progress)
+                    log.record_eval(iteration, *(last_eval[k][1] if last_eval[k] else None
+                                                 for k in ("test", "train")))
+                if iteration in saving_iterations:
+                    check_finite(gaussians, iteration)
+                    progress.write(f"\n[ITER {iteration}] Saving Gaussians")
+                    scene.save(iteration)
+
+                if policy.collects_statistics(iteration):
+                    vis = out.visibility_filter
+                    gaussians.max_radii2D[vis] = torch.max(gaussians.max_radii2D[vis],
+                                                           out.radii[vis].to(torch.float32))
+                    gaussians.add_densification_stats(out.viewspace_points, vis)
+                    if policy.densifies_at(iteration):
+                        gaussians.densify_step(policy, iteration, scene.cameras_extent)
+                    if policy.resets_opacity_at(iteration):
+                        gaussians.reset_opacity()
+
+                if iteration < opt.iterations:
+                    gaussians.optimizer.step()
+                    gaussians.optimizer.zero_grad(set_to_none=True)
+
+                if iteration in checkpoint_iterations:
+                    progress.write(f"\n[ITER {iteration}] Saving Checkpoint")
+                    save_checkpoint(gaussians, iteration, loop, log, dataset.model_path)
+
+            if stop.requested:
+                path = save_checkpoint(gaussians, iteration, loop, log, dataset.model_path)
+                progress.close()
+                log.write(dataset.model_path)
+                print(f"Stopped at iteration {iteration}; resume with --start_checkpoint {path}")
+                return 130
+    progress.close()
+    elapsed = time.perf_counter() - start
+    curve = log.write(dataset.model_path)
+    steps = max(iteration - first_iter, 1)
+    summary = (f"\nTraining complete: {iteration} iterations in {elapsed:.1f} s "
+               f"({elapsed / steps:.3f} s/iteration), {gaussians.num_points} Gaussians")
+    if last_eval and last_eval["test"]:
+        summary += f", test PSNR {last_eval['test'][1]:.2f} dB"
+    print(summary + f"\nModel: {dataset.model_path}  (training curve: {curve})")
+    return 0
+
+
+def report_evaluation(iteration, results, progress):
+    for name in ("test", "train"):
+        if results[name]:
+            l1, value = results[name]
+            progress.write(f"\n[ITER {iteration}] Evaluating {name}: L1 {l1} PSNR {value}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.save_iterations.append(args.iterations)
+    dataset, opt = extract(ModelParams, args), extract(OptimizationParams, args)
+    pipe = extract(PipelineParams, args)
+    if not dataset.source_path:
+        raise UsageError("--source_path/-s is required")
+    if opt.optimizer_type not in ("default", "sparse_adam"):
+        raise UsageError(f"--optimizer_type must be 'default' or 'sparse_adam', "
+                         f"not {opt.optimizer_type!r}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (use --device cpu)")
+    print("Optimizing " + (dataset.model_path or "(new output folder)"))
+    seed_everything(args.seed)
+    torch.autograd.set_detect_anomaly(args.detect_anomaly)
+    try:
+        return training(dataset, opt, pipe, args.test_iterations, args.save_iterations,
+                        args.checkpoint_iterations, args.start_checkpoint, args.debug_from,
+                        args.device, args.quiet)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}; the checkpoints already written are kept", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,88 @@
+"""CameraInfo → Camera: resolution rules, image decoding, cameras.json entries."""
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from scene.cameras import Camera
+from scene.errors import DatasetError
+from utils.graphics_utils import fov2focal
+
+DIVISOR_RESOLUTIONS = (1, 2, 4, 8)  # -r N with N in these divides the size; other N > 0 = width
+AUTO_MAX_WIDTH = 1600  # -r -1 shrinks wider images to this width
+LARGE_IMAGE_NOTICE = ("[ INFO ] Encountered quite large input images (>1.6K pixels width), "
+                      "rescaling to 1.6K.\n If this is not desired, please explicitly specify "
+                      "'--resolution/-r' as 1")
+
+
+def target_size(width: int, height: int, resolution: int, resolution_scale: float = 1.0):
+    """(width, height, shrunk_automatically) per the original's loadCam rules."""
+    if resolution in DIVISOR_RESOLUTIONS:
+        div = resolution_scale * resolution
+        return round(width / div), round(height / div), False
+    if resolution == -1:
+        auto = width > AUTO_MAX_WIDTH
+        global_down = width / AUTO_MAX_WIDTH if auto else 1.0
+    elif resolution > 0:
+        auto, global_down = False, width / resolution
+    else:
+        raise ValueError(f"--resolution must be 1, 2, 4, 8, a width in pixels or -1, "
+                         f"not {resolution}")
+    scale = global_down * resolution_scale
+    return int(width / scale), int(height / scale), auto
+
+
+def load_image(path, resolution: int, resolution_scale: float, background) -> torch.Tensor:
+    """Decode once to [3, H, W] float32 in [0, 1] at the size the resolution rules give, resized
+    with PIL's default filter; an alpha channel is composited over `background` (the original's
+    GS-2023 behaviour; GS-2024 leaves the background unsupervised, its issue #1038)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            size = target_size(*image.size, resolution, resolution_scale)[:2]
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            image = image.convert("RGBA" if has_alpha else "RGB")
+            if image.size != size:
+                image = image.resize(size)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(path, f"not a readable image ({exc})") from None
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    if has_alpha:
+        rgb, alpha = array[..., :3], array[..., 3:]
+        array = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def loadCam(args, cam_info, resolution_scale, background, device, data_device):
+    image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
+    # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
+    principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
+    return Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
+                  FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
+                  uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
+                  data_device=data_device)
+
+
+def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device):
+    if args.resolution == -1 and any(c.width > AUTO_MAX_WIDTH for c in cam_infos):
+        print(LARGE_IMAGE_NOTICE)
+    return [loadCam(args, c, resolution_scale, background, device, data_device)
+            for c in cam_infos]
+
+
+def camera_to_JSON(id, camera):
+    """One cameras.json entry in the original's fields (camera: a CameraInfo)."""
+    Rt = np.zeros((4, 4))
+    Rt[:3, :3] = camera.R.transpose()
+    Rt[:3, 3] = camera.T
+    Rt[3, 3] = 1.0
+    c2w = np.linalg.inv(Rt)
+    return {
+        "id": id,
+        "img_name": camera.image_name,
+        "width": camera.width,
+        "height": camera.height,
+        "position": c2w[:3, 3].tolist(),
+        "rotation": [row.tolist() for row in c2w[:3, :3]],
+        "fy": fov2focal(camera.FovY, camera.height),
+        "fx": fov2focal(camera.FovX, camera.width),
+    }

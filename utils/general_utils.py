@@ -1,0 +1,67 @@
+"""Small numeric helpers shared by the model and the training loop."""
+import math
+import random
+
+import numpy as np
+import torch
+
+
+def inverse_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return torch.log(x / (1 - x))
+
+
+def get_expon_lr_func(lr_init: float, lr_final: float, lr_delay_steps: int = 0,
+                      lr_delay_mult: float = 1.0, max_steps: int = 1_000_000):
+    """Log-linear decay from lr_init (step 0) to lr_final (step max_steps), optionally warmed up
+    by a sine ramp over lr_delay_steps (as in Plenoxels / JaxNeRF and the original)."""
+    def helper(step: int) -> float:
+        if step < 0 or (lr_init == 0.0 and lr_final == 0.0):
+            return 0.0
+        if lr_delay_steps > 0:
+            ramp = math.sin(0.5 * math.pi * min(max(step / lr_delay_steps, 0.0), 1.0))
+            delay = lr_delay_mult + (1 - lr_delay_mult) * ramp
+        else:
+            delay = 1.0
+        t = min(max(step / max_steps, 0.0), 1.0)
+        return delay * math.exp((1 - t) * math.log(lr_init) + t * math.log(lr_final))
+    return helper
+
+
+def build_rotation(quats: torch.Tensor) -> torch.Tensor:
+    """[N, 4] quaternions (w, x, y, z), any norm → [N, 3, 3] rotation matrices."""
+    q = quats / quats.norm(dim=1, keepdim=True)
+    w, x, y, z = q.unbind(1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], 1).reshape(-1, 3, 3)
+
+
+def seed_everything(seed: int) -> None:
+    """The one explicit seeding call (Python, numpy, torch)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Python and torch RNG states, in a form torch.load(weights_only=True) accepts."""
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value):
+    """random.setstate needs tuples; a round trip through some serialisers gives lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value

@@ -1,0 +1,38 @@
+"""Files: atomic writes (temporary name, then rename) and the iteration folders."""
+import contextlib
+import os
+import re
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on any error
+    (or Ctrl-C) it is removed, so `path` is never half-written."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+def searchForMaxIteration(folder) -> int:
+    """The largest N among `iteration_N` entries of `folder`."""
+    iterations = [int(m.group(1)) for name in os.listdir(folder)
+                  if (m := re.fullmatch(r"iteration_(\d+)", name))]
+    if not iterations:
+        raise FileNotFoundError(f"{folder}: no iteration_N folders")
+    return max(iterations)
