@@ -11,8 +11,9 @@ from scene.colmap_loader import (CAMERA_MODEL_IDS, CAMERA_MODEL_NAMES, qvec2rotm
                                  read_intrinsics_binary, read_intrinsics_text,
                                  read_points3D_binary, read_points3D_text, rotmat2qvec)
 from scene.errors import DatasetError
+from dataset_factory import write_binary, write_text
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "garden_dev" / "sparse" / "0"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "garden_dev" / "sparse" / "0"
 
 
 def make_model(seed=0):
@@ -36,45 +37,6 @@ def make_model(seed=0):
         points.append((point_id, rng.normal(size=3), rng.integers(0, 256, 3), float(rng.uniform(0, 2)),
                        track))
     return cameras, images, points
-
-
-def write_binary(folder: Path, cameras, images, points):
-    with open(folder / "cameras.bin", "wb") as f:
-        f.write(struct.pack("<Q", len(cameras)))
-        for cam_id, model, w, h, params in cameras:
-            f.write(struct.pack("<iiQQ", cam_id, CAMERA_MODEL_NAMES[model].model_id, w, h))
-            f.write(np.asarray(params, "<f8").tobytes())
-    with open(folder / "images.bin", "wb") as f:
-        f.write(struct.pack("<Q", len(images)))
-        for image_id, q, t, cam_id, name, xys, ids in images:
-            f.write(struct.pack("<idddddddi", image_id, *q, *t, cam_id))
-            f.write(name.encode() + b"\x00")
-            f.write(struct.pack("<Q", len(xys)))
-            for (x, y), pid in zip(xys, ids):
-                f.write(struct.pack("<ddq", x, y, pid))
-    with open(folder / "points3D.bin", "wb") as f:
-        f.write(struct.pack("<Q", len(points)))
-        for pid, xyz, rgb, err, track in points:
-            f.write(struct.pack("<QdddBBBdQ", pid, *xyz, *rgb, err, len(track)))
-            f.write(np.asarray(track, "<i4").tobytes())
-
-
-def write_text(folder: Path, cameras, images, points):
-    with open(folder / "cameras.txt", "w") as f:
-        f.write("# Camera list with one line of data per camera:\n")
-        for cam_id, model, w, h, params in cameras:
-            f.write(f"{cam_id} {model} {w} {h} " + " ".join(repr(float(p)) for p in params) + "\n")
-    with open(folder / "images.txt", "w") as f:
-        f.write("# Image list with two lines of data per image:\n")
-        for image_id, q, t, cam_id, name, xys, ids in images:
-            f.write(" ".join(str(v) for v in [image_id, *map(repr, map(float, q)),
-                                                *map(repr, map(float, t)), cam_id, name]) + "\n")
-            f.write(" ".join(f"{x!r} {y!r} {int(p)}" for (x, y), p in zip(xys.tolist(), ids)) + "\n")
-    with open(folder / "points3D.txt", "w") as f:
-        f.write("# 3D point list with one line of data per point:\n")
-        for pid, xyz, rgb, err, track in points:
-            f.write(" ".join(str(v) for v in [pid, *map(repr, map(float, xyz)), *map(int, rgb),
-                                                repr(err), *np.asarray(track).ravel().tolist()]) + "\n")
 
 
 @pytest.fixture
@@ -164,7 +126,6 @@ def test_quaternion_round_trip():
         np.testing.assert_allclose(rotmat2qvec(R), q, atol=1e-10)
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="the shared sample scene is not beside the checkout")
 def test_sample_scene_parses():
     cams = read_intrinsics_binary(SAMPLE / "cameras.bin")
     imgs = read_extrinsics_binary(SAMPLE / "images.bin")
