@@ -1,0 +1,238 @@
+"""GaussianModel: row-edit invariants after clone, split, prune and opacity reset; learning
+rates; densification decisions on hand-built Gaussians; the screen-size prune; PLY round trip."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from plyfile import PlyData
+
+from arguments import OptimizationParams
+from scene.densification import DensificationPolicy, SCREEN_SIZE_PRUNE_PIXELS
+from scene.gaussian_model import PARAMETER_ATTRIBUTES, STATISTICS, GaussianModel
+from utils.graphics_utils import BasicPointCloud
+
+EXTENT = 2.0
+
+
+def make_model(n=12, sh_degree=2, seed=0, **opt_overrides):
+    rng = np.random.default_rng(seed)
+    pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+                          rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
+    model = GaussianModel(sh_degree)
+    model.create_from_pcd(pcd, None, EXTENT)
+    opt = OptimizationParams(**opt_overrides)
+    model.training_setup(opt)
+    return model, opt
+
+
+def take_adam_step(model, seed=1):
+    """Give every parameter a gradient and step, so that all Adam moments are non-zero."""
+    g = torch.Generator().manual_seed(seed)
+    for attr in PARAMETER_ATTRIBUTES.values():
+        param = getattr(model, attr)
+        param.grad = torch.randn(param.shape, generator=g)
+    model.optimizer.step()
+    model.optimizer.zero_grad(set_to_none=True)
+
+
+def snapshot(model):
+    """Per group: (parameter, exp_avg, exp_avg_sq, step) cloned."""
+    out = {}
+    for group in model.optimizer.param_groups:
+        p = group["params"][0]
+        state = model.optimizer.state[p]
+        out[group["name"]] = (p.detach().clone(), state["exp_avg"].clone(),
+                              state["exp_avg_sq"].clone(), state["step"].clone())
+    return out
+
+
+def assert_consistent(model):
+    n = model.num_points
+    for group in model.optimizer.param_groups:
+        (p,) = group["params"]
+        assert p is getattr(model, PARAMETER_ATTRIBUTES[group["name"]])
+        assert p.requires_grad and p.is_leaf and p.shape[0] == n
+        state = model.optimizer.state[p]
+        assert state["exp_avg"].shape == p.shape and state["exp_avg_sq"].shape == p.shape
+    for name in STATISTICS:
+        assert getattr(model, name).shape[0] == n
+
+
+def test_prune_keeps_surviving_moments():
+    model, _ = make_model()
+    take_adam_step(model)
+    before = snapshot(model)
+    mask = torch.zeros(model.num_points, dtype=torch.bool)
+    mask[[1, 4, 5]] = True
+    model.prune_points(mask)
+    assert model.num_points == 9
+    assert_consistent(model)
+    after = snapshot(model)
+    for name, (p, m1, m2, step) in before.items():
+        torch.testing.assert_close(after[name][0], p[~mask], rtol=0, atol=0)
+        torch.testing.assert_close(after[name][1], m1[~mask], rtol=0, atol=0)
+        torch.testing.assert_close(after[name][2], m2[~mask], rtol=0, atol=0)
+        assert after[name][3] == step
+
+
+def test_clone_appends_copies_with_zero_moments():
+    model, opt = make_model()
+    take_adam_step(model)
+    before = snapshot(model)
+    n = model.num_points
+    grads = torch.zeros(n, 1)
+    grads[[0, 3]] = 1.0
+    model._scaling.data[:] = math.log(0.001)  # all small: clone, not split
+    before = snapshot(model)
+    model.densify_and_clone(grads, opt.densify_grad_threshold, EXTENT)
+    assert model.num_points == n + 2
+    assert_consistent(model)
+    after = snapshot(model)
+    for name, (p, m1, m2, _) in before.items():
+        torch.testing.assert_close(after[name][0][:n], p, rtol=0, atol=0)
+        torch.testing.assert_close(after[name][0][n:], p[[0, 3]], rtol=0, atol=0)
+        torch.testing.assert_close(after[name][1][:n], m1, rtol=0, atol=0)
+        assert after[name][1][n:].abs().max() == 0 and after[name][2][n:].abs().max() == 0
+    for name in STATISTICS:
+        assert getattr(model, name).abs().max() == 0  # restarted, as the original
+
+
+def test_split_replaces_large_gaussians_by_two_smaller_samples():
+    torch.manual_seed(0)
+    model, opt = make_model()
+    take_adam_step(model)
+    n = model.num_points
+    model._scaling.data[:] = math.log(0.001)
+    model._scaling.data[2] = math.log(0.5)  # > percent_dense * extent = 0.02
+    model._scaling.data[7] = math.log(0.3)
+    before = snapshot(model)
+    grads = torch.full((n, 1), 1.0)
+    grads[[0, 1, 3, 4, 5, 6, 8, 9, 10, 11]] = 0.0
+    model.densify_and_split(grads, opt.densify_grad_threshold, EXTENT)
+    assert model.num_points == n - 2 + 4
+    assert_consistent(model)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[[2, 7]] = False
+    after = snapshot(model)
+    for name, (p, m1, m2, _) in before.items():
+        torch.testing.assert_close(after[name][0][:n - 2], p[keep], rtol=0, atol=0)
+        torch.testing.assert_close(after[name][1][:n - 2], m1[keep], rtol=0, atol=0)
+        assert after[name][1][n - 2:].abs().max() == 0
+    scales = model.get_scaling[n - 2:]
+    torch.testing.assert_close(scales[[0, 2]], torch.full((2, 3), 0.5 / 1.6))
+    torch.testing.assert_close(scales[[1, 3]], torch.full((2, 3), 0.3 / 1.6))
+    # Samples are drawn from the parent: within a few of its standard deviations.
+    parents = before["xyz"][0][[2, 7, 2, 7]]
+    distance = (model._xyz[n - 2:].detach() - parents).norm(dim=1)
+    assert (distance < 4 * torch.tensor([0.5, 0.3, 0.5, 0.3]) * math.sqrt(3)).all()
+    assert (distance > 0).all()
+
+
+def test_opacity_reset_zeroes_only_opacity_moments():
+    model, _ = make_model()
+    take_adam_step(model)
+    model._opacity.data[:3] = 5.0  # opacity ~0.99
+    before = snapshot(model)
+    model.reset_opacity()
+    assert_consistent(model)
+    after = snapshot(model)
+    assert model.get_opacity.max().item() <= 0.01 + 1e-7
+    assert after["opacity"][1].abs().max() == 0 and after["opacity"][2].abs().max() == 0
+    assert after["opacity"][3] == before["opacity"][3]  # Adam step count kept
+    torch.testing.assert_close(after["xyz"][1], before["xyz"][1], rtol=0, atol=0)
+
+
+def test_xyz_learning_rate_follows_the_exponential_schedule():
+    model, opt = make_model()
+    init, final = opt.position_lr_init * EXTENT, opt.position_lr_final * EXTENT
+    for step in (0, 1, 7000, 15000, 30000, 45000):
+        t = min(step / opt.position_lr_max_steps, 1.0)
+        expected = math.exp((1 - t) * math.log(init) + t * math.log(final))
+        assert model.update_learning_rate(step) == pytest.approx(expected, rel=1e-12)
+    rates = {g["name"]: g["lr"] for g in model.optimizer.param_groups}
+    assert rates["f_dc"] == opt.feature_lr and rates["f_rest"] == opt.feature_lr / 20
+    assert rates["opacity"] == 0.025 and rates["scaling"] == 0.005
+    assert rates["rotation"] == 0.001
+    assert model.optimizer.defaults["eps"] == 1e-15
+
+
+def hand_built(screen_size_prune=False):
+    """Gaussians with known fates: 0 small + high gradient → cloned; 1 large + high gradient →
+    split; 2 low gradient → kept as is; 3 transparent → pruned; 4 huge on screen (radius 50 px)."""
+    model, opt = make_model(n=5, screen_size_prune=screen_size_prune)
+    model._scaling.data[:] = math.log(0.001)
+    model._scaling.data[1] = math.log(0.1)
+    model._opacity.data[:] = 0.0
+    model._opacity.data[3] = -8.0  # sigmoid = 0.0003 < 0.005
+    model.xyz_gradient_accum[:] = torch.tensor([[0.001], [0.001], [0.0], [0.0], [0.0]]) * 3
+    model.denom[:] = 3
+    model.max_radii2D[:] = torch.tensor([3.0, 5.0, 2.0, 1.0, 50.0])
+    return model, opt
+
+
+def test_densify_and_prune_decisions_on_hand_built_gaussians():
+    model, opt = hand_built()
+    xyz = model._xyz.detach().clone()
+    model.densify_and_prune(opt.densify_grad_threshold, 0.005, EXTENT,
+                            max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
+    # kept 0, 2, 4 in order, then clone of 0, then the 2 split samples of 1; 3 pruned; and the
+    # original's screen-size test never fires (max_radii2D was zeroed before it).
+    assert model.num_points == 6
+    torch.testing.assert_close(model._xyz[:4].detach(), xyz[[0, 2, 4, 0]], rtol=0, atol=0)
+    torch.testing.assert_close(model.get_scaling[4:], torch.full((2, 3), 0.1 / 1.6))
+
+
+def test_working_screen_size_prune_removes_gaussians_big_on_screen():
+    model, opt = hand_built(screen_size_prune=True)
+    xyz = model._xyz.detach().clone()
+    model.densify_and_prune(opt.densify_grad_threshold, 0.005, EXTENT,
+                            max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
+    assert model.num_points == 5
+    torch.testing.assert_close(model._xyz[:3].detach(), xyz[[0, 2, 0]], rtol=0, atol=0)
+    assert model.max_radii2D.abs().max() == 0  # statistics restart after the prune
+    # Before the first opacity reset the policy passes no screen size: nothing is pruned for it.
+    policy = DensificationPolicy.from_params(opt)
+    assert policy.max_screen_size(3000) is None and policy.max_screen_size(3100) == 20
+
+
+def test_densification_schedule():
+    policy = DensificationPolicy.from_params(OptimizationParams())
+    densify = [i for i in range(1, 30001) if policy.densifies_at(i)]
+    assert densify[0] == 600 and densify[-1] == 14900 and len(densify) == 144
+    resets = [i for i in range(1, 30001) if policy.resets_opacity_at(i)]
+    assert resets == [3000, 6000, 9000, 12000]
+    white = DensificationPolicy.from_params(OptimizationParams(), white_background=True)
+    assert [i for i in range(1, 30001) if white.resets_opacity_at(i)][0] == 500
+
+
+def test_ply_round_trip_is_exact_and_standard(tmp_path):
+    model, _ = make_model(n=7, sh_degree=3)
+    g = torch.Generator().manual_seed(3)
+    for attr in PARAMETER_ATTRIBUTES.values():
+        getattr(model, attr).data.copy_(torch.randn(getattr(model, attr).shape, generator=g))
+    path = tmp_path / "point_cloud.ply"
+    model.save_ply(path)
+    ply = PlyData.read(path)
+    names = [p.name for p in ply["vertex"].properties]
+    assert names == (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+                     + [f"f_rest_{i}" for i in range(45)] + ["opacity"]
+                     + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)])
+    assert all(p.val_dtype in ("f4", "float32") for p in ply["vertex"].properties)
+    assert ply.text is False and ply.byte_order == "<"
+    # Channel-major f_rest: f_rest_{c*15 + k} is coefficient k+1 of channel c.
+    vertex = ply["vertex"]
+    assert vertex["f_rest_16"][2] == model._features_rest[2, 1, 1].item()
+    assert vertex["f_rest_30"][4] == model._features_rest[4, 0, 2].item()
+    loaded = GaussianModel(3)
+    loaded.load_ply(path)
+    for attr in PARAMETER_ATTRIBUTES.values():
+        torch.testing.assert_close(getattr(loaded, attr), getattr(model, attr), rtol=0, atol=0)
+    assert loaded.active_sh_degree == 3
+
+
+def test_loading_a_ply_of_another_sh_degree_is_a_clear_error(tmp_path):
+    model, _ = make_model(n=3, sh_degree=1)
+    model.save_ply(tmp_path / "p.ply")
+    with pytest.raises(Exception, match="f_rest"):
+        GaussianModel(3).load_ply(tmp_path / "p.ply")
