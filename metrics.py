@@ -1,0 +1,93 @@
+"""Score rendered test views against ground truth, as the original's metrics.py:
+
+    python metrics.py -m output/garden [output/other ...]
+
+For each model folder and each method folder <m>/test/<method>/ (ours_<N>) it computes per image
+SSIM (11x11 Gaussian window), PSNR (per image) and LPIPS-VGG (inputs in [0, 1], as the
+original; see utils/lpips.py), prints the means and writes <m>/results.json and
+<m>/per_view.json keyed by method.
+"""
+import json
+import os
+import sys
+from argparse import ArgumentParser
+
+import torch
+from tqdm import tqdm
+
+from scene.errors import DatasetError
+from utils.cli import run_main
+from utils.image_io import read_image
+from utils.image_utils import psnr
+from utils.loss_utils import ssim
+from utils.lpips import WeightsNotFound, lpips
+from utils.system_utils import write_text_atomic
+
+
+def read_pairs(method_dir):
+    renders_dir, gt_dir = os.path.join(method_dir, "renders"), os.path.join(method_dir, "gt")
+    if not os.path.isdir(renders_dir):
+        raise DatasetError(renders_dir, "missing (run render.py first)")
+    names = sorted(os.listdir(renders_dir))
+    if not names:
+        raise DatasetError(renders_dir, "no rendered images")
+    for name in names:
+        gt_path = os.path.join(gt_dir, name)
+        if not os.path.exists(gt_path):
+            raise DatasetError(gt_path, "ground truth for this render is missing")
+        render, gt = read_image(os.path.join(renders_dir, name)), read_image(gt_path)
+        if render.shape != gt.shape:
+            raise DatasetError(gt_path, f"size {tuple(gt.shape[1:])} differs from the render's "
+                                        f"{tuple(render.shape[1:])}")
+        yield name, render, gt
+
+
+@torch.no_grad()
+def score_method(method_dir, quiet=False):
+    per_view = {"SSIM": {}, "PSNR": {}, "LPIPS": {}}
+    for name, render, gt in tqdm(list(read_pairs(method_dir)), desc="Metric evaluation progress",
+                                 disable=quiet):
+        per_view["SSIM"][name] = ssim(render, gt).item()
+        per_view["PSNR"][name] = psnr(render, gt).item()
+        per_view["LPIPS"][name] = lpips(render, gt, net_type="vgg").item()
+    means = {key: sum(values.values()) / len(values) for key, values in per_view.items()}
+    return means, per_view
+
+
+def evaluate(model_paths, quiet=False):
+    all_results = {}
+    for model_path in model_paths:
+        print("Scene:", model_path)
+        test_dir = os.path.join(model_path, "test")
+        if not os.path.isdir(test_dir):
+            raise DatasetError(test_dir, "missing: train with --eval and run render.py first")
+        results, per_view = {}, {}
+        for method in sorted(os.listdir(test_dir)):
+            print("Method:", method)
+            results[method], per_view[method] = score_method(os.path.join(test_dir, method),
+                                                             quiet)
+            for key in ("SSIM", "PSNR", "LPIPS"):
+                print(f"  {key:>5} : {results[method][key]:>12.7f}")
+            print("")
+        write_text_atomic(os.path.join(model_path, "results.json"), json.dumps(results, indent=True))
+        write_text_atomic(os.path.join(model_path, "per_view.json"),
+                          json.dumps(per_view, indent=True))
+        all_results[model_path] = results
+    return all_results
+
+
+def main(argv=None) -> int:
+    parser = ArgumentParser(description="Training script parameters")
+    parser.add_argument("--model_paths", "-m", required=True, nargs="+", type=str, default=[])
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        evaluate(args.model_paths, args.quiet)
+    except WeightsNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,147 @@
+"""Render the train and test views of a trained model, as the original's render.py:
+
+    python render.py -m output/garden              # latest iteration
+    python render.py -m output/garden --skip_train --video
+
+writes <model>/{train,test}/ours_<N>/{renders,gt}/00000.png ..., plus comparison.png (ground
+truth | render | error for the first views) and, with --video, <model>/video_ours_<N>.mp4 along a
+smooth path through the training cameras.
+"""
+import os
+import sys
+from argparse import ArgumentParser
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from arguments import ModelParams, PipelineParams, add_group, extract, get_combined_args
+from gaussian_renderer import render
+from scene import GaussianModel, Scene
+from scene.cameras import Camera
+from scene.colmap_loader import qvec2rotmat, rotmat2qvec
+from scene.errors import DatasetError
+from utils.cli import run_main
+from utils.image_io import comparison_grid, save_png
+from utils.system_utils import atomic_path
+
+COMPARISON_VIEWS = 4  # rows in comparison.png
+VIDEO_FPS = 30
+
+
+def render_set(model_path, name, iteration, views, gaussians, pipe, background, quiet=False):
+    folder = os.path.join(model_path, name, f"ours_{iteration}")
+    rows = []
+    for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
+        image = torch.clamp(render(view, gaussians, pipe, background).render, 0.0, 1.0)
+        gt = view.original_image[0:3]
+        save_png(image, os.path.join(folder, "renders", f"{idx:05d}.png"))
+        save_png(gt, os.path.join(folder, "gt", f"{idx:05d}.png"))
+        if idx < COMPARISON_VIEWS:
+            rows.append((gt.cpu(), image.cpu()))
+    if rows:
+        comparison_grid(rows, os.path.join(folder, "comparison.png"))
+    return folder
+
+
+def slerp(q0, q1, t):
+    q0, q1 = q0 / np.linalg.norm(q0), q1 / np.linalg.norm(q1)
+    dot = float(np.dot(q0, q1))
+    if dot < 0:
+        q1, dot = -q1, -dot
+    if dot > 0.9995:
+        q = q0 + t * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = np.arccos(dot)
+    return (np.sin((1 - t) * theta) * q0 + np.sin(t * theta) * q1) / np.sin(theta)
+
+
+def video_path_cameras(cameras, frames_per_view, device):
+    """Cameras along a closed path through `cameras` (in name order): camera centres linearly
+    interpolated, orientations slerped, intrinsics of the first camera."""
+    cameras = sorted(cameras, key=lambda c: c.image_name)
+    first = cameras[0]
+    size = (3, first.image_height, first.image_width)
+    poses = [(rotmat2qvec(c.R.T), -c.R @ c.T) for c in cameras]  # (W2C quaternion, centre)
+    path = []
+    for i in range(len(poses)):
+        (qa, ca), (qb, cb) = poses[i], poses[(i + 1) % len(poses)]
+        for k in range(frames_per_view):
+            t = k / frames_per_view
+            w2c = qvec2rotmat(slerp(qa, qb, t))
+            centre = (1 - t) * ca + t * cb
+            path.append(Camera(colmap_id=-1, R=w2c.T, T=-w2c @ centre, FoVx=first.FoVx,
+                               FoVy=first.FoVy, image=torch.zeros(size), image_name=f"path_{len(path)}",
+                               uid=len(path), principal_ndc=first.principal_ndc, device=device,
+                               data_device="cpu"))
+    return path
+
+
+def render_video(path, cameras, gaussians, pipe, background, quiet=False):
+    import imageio_ffmpeg
+    first = cameras[0]
+    with atomic_path(path) as tmp:
+        writer = imageio_ffmpeg.write_frames(tmp, (first.image_width, first.image_height),
+                                             fps=VIDEO_FPS, quality=8, macro_block_size=1,
+                                             output_params=["-f", "mp4"])
+        writer.send(None)
+        try:
+            for cam in tqdm(cameras, desc="Rendering video", disable=quiet):
+                image = torch.clamp(render(cam, gaussians, pipe, background).render, 0.0, 1.0)
+                frame = (image * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+                writer.send(np.ascontiguousarray(frame.permute(1, 2, 0).cpu().numpy()))
+        finally:
+            writer.close()
+
+
+@torch.no_grad()
+def render_sets(dataset, iteration, pipe, skip_train, skip_test, video, frames_per_view, device,
+                quiet=False):
+    gaussians = GaussianModel(dataset.sh_degree, device=device)
+    scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
+    bg_color = [1, 1, 1] if dataset.white_background else [0, 0, 0]
+    background = torch.tensor(bg_color, dtype=torch.float32, device=device)
+    outputs = []
+    if not skip_train:
+        outputs.append(render_set(dataset.model_path, "train", scene.loaded_iter,
+                                  scene.getTrainCameras(), gaussians, pipe, background, quiet))
+    if not skip_test and scene.getTestCameras():
+        outputs.append(render_set(dataset.model_path, "test", scene.loaded_iter,
+                                  scene.getTestCameras(), gaussians, pipe, background, quiet))
+    if video:
+        path = os.path.join(dataset.model_path, f"video_ours_{scene.loaded_iter}.mp4")
+        cameras = video_path_cameras(scene.getTrainCameras(), frames_per_view, device)
+        render_video(path, cameras, gaussians, pipe, background, quiet)
+        outputs.append(path)
+    for out in outputs:
+        print(f"Wrote {out}")
+    return outputs
+
+
+def main(argv=None) -> int:
+    parser = ArgumentParser(description="Testing script parameters")
+    add_group(parser, ModelParams, sentinel=True)
+    add_group(parser, PipelineParams)
+    parser.add_argument("--iteration", default=-1, type=int)
+    parser.add_argument("--skip_train", action="store_true")
+    parser.add_argument("--skip_test", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--video", action="store_true",
+                        help="also render an MP4 along a path through the training cameras")
+    parser.add_argument("--video_frames_per_view", type=int, default=8)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = get_combined_args(parser, argv)
+    if not getattr(args, "model_path", None):
+        parser.error("--model_path/-m is required")
+    if not os.path.isdir(os.path.join(args.model_path, "point_cloud")):
+        raise DatasetError(os.path.join(args.model_path, "point_cloud"),
+                           "no saved iterations (is this a trained model folder?)")
+    print("Rendering " + args.model_path)
+    dataset, pipe = extract(ModelParams, args), extract(PipelineParams, args)
+    render_sets(dataset, args.iteration, pipe, args.skip_train, args.skip_test, args.video,
+                args.video_frames_per_view, args.device, args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
