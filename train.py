@@ -35,6 +35,7 @@ from utils.training_log import TrainingLog
 EMA_WEIGHT = 0.4  # progress-bar loss: 0.4·loss + 0.6·previous, as the original
 PROGRESS_EVERY = 10  # iterations between progress-bar (and curve) updates
 TRAIN_REPORT_VIEWS = (5, 10, 15, 20, 25)  # train cameras evaluated at test iterations
+SH_DEGREE_INTERVAL = 1000  # one more SH degree every 1000 iterations
 CHECKPOINT_FORMAT = 1  # our extra checkpoint element (RNG states, camera order, curve)
 
 
@@ -169,6 +170,42 @@ class StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
+def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
+                  debug_from, device):
+    """Schedule → pick camera → render → loss → backward. Returns the render result."""
+    gaussians.update_learning_rate(iteration)
+    if iteration % SH_DEGREE_INTERVAL == 0:
+        gaussians.oneupSHdegree()
+    camera = train_cameras[pick_camera(loop, len(train_cameras))]
+    if iteration - 1 == debug_from:
+        pipe.debug = True
+    bg = torch.rand(3, device=device) if opt.random_background else background
+    out = render(camera, gaussians, pipe, bg)
+    loss, _ = photometric_loss(out.render, camera.original_image.to(device), opt.lambda_dssim)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"training diverged at iteration {iteration}: loss is "
+                               f"{loss.item()}")
+    loss.backward()
+    loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
+    return out
+
+
+def densify_and_step(iteration, gaussians, out, policy: DensificationPolicy, extent, opt):
+    """Densification statistics → densify/prune/reset → optimizer step (none at the last
+    iteration, as the original)."""
+    if policy.collects_statistics(iteration):
+        vis = out.visibility_filter
+        gaussians.max_radii2D[vis] = torch.max(gaussians.max_radii2D[vis],
+                                               out.radii[vis].to(torch.float32))
+        gaussians.add_densification_stats(out.viewspace_points, vis)
+        if policy.densifies_at(iteration):
+            gaussians.densify_step(policy, iteration, extent)
+        if policy.resets_opacity_at(iteration):
+            gaussians.reset_opacity()
+    if iteration < opt.iterations:
+        gaussians.optimizer_step(out.visibility_filter)
+
+
 def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams,
              testing_iterations, saving_iterations, checkpoint_iterations, checkpoint,
              debug_from, device, quiet=False):
@@ -194,32 +231,17 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
     progress = tqdm(range(first_iter, opt.iterations), desc="Training progress",
                     disable=quiet, dynamic_ncols=True)
     last_eval = None
+    step_seconds = 0.0  # training time since the last progress record (no eval, no saving)
     with StopRequest() as stop:
         for iteration in range(first_iter + 1, opt.iterations + 1):
-            gaussians.update_learning_rate(iteration)
-            if iteration % 1000 == 0:
-                gaussians.oneupSHdegree()
-            camera = train_cameras[pick_camera(loop, len(train_cameras))]
-            if iteration - 1 == debug_from:
-                pipe.debug = True
-            bg = torch.rand(3, device=device) if opt.random_background else background
+            step_start = time.perf_counter()
+            out = training_step(iteration, gaussians, loop, train_cameras, pipe, opt, background,
+                                debug_from, device)
+            step_seconds += time.perf_counter() - step_start
 
-            out = render(camera, gaussians, pipe, bg)
-            gt = camera.original_image.to(device)
-            loss, l1 = photometric_loss(out.render, gt, opt.lambda_dssim)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged at iteration {iteration}: "
-                                       f"loss is {loss.item()}")
-            loss.backward()
-
+            # The original's order: report and save the state before this iteration's
+            # densification and optimizer step, checkpoint after them.
             with torch.no_grad():
-                loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
-                if iteration % PROGRESS_EVERY == 0:
-                    progress.set_postfix({"Loss": f"{loop.ema_loss:.7f}",
-                                          "Gaussians": gaussians.num_points})
-                    progress.update(PROGRESS_EVERY)
-                    log.record_step(iteration, loop.ema_loss, gaussians.num_points)
-
                 if iteration in testing_iterations:
                     last_eval = evaluate(scene, gaussians, pipe, background)
                     report_evaluation(iteration, last_eval, progress)
@@ -230,20 +252,17 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
                     progress.write(f"\n[ITER {iteration}] Saving Gaussians")
                     scene.save(iteration)
 
-                if policy.collects_statistics(iteration):
-                    vis = out.visibility_filter
-                    gaussians.max_radii2D[vis] = torch.max(gaussians.max_radii2D[vis],
-                                                           out.radii[vis].to(torch.float32))
-                    gaussians.add_densification_stats(out.viewspace_points, vis)
-                    if policy.densifies_at(iteration):
-                        gaussians.densify_step(policy, iteration, scene.cameras_extent)
-                    if policy.resets_opacity_at(iteration):
-                        gaussians.reset_opacity()
+                step_start = time.perf_counter()
+                densify_and_step(iteration, gaussians, out, policy, scene.cameras_extent, opt)
+                step_seconds += time.perf_counter() - step_start
 
-                if iteration < opt.iterations:
-                    gaussians.optimizer.step()
-                    gaussians.optimizer.zero_grad(set_to_none=True)
-
+                if iteration % PROGRESS_EVERY == 0:
+                    progress.set_postfix({"Loss": f"{loop.ema_loss:.7f}",
+                                          "Gaussians": gaussians.num_points})
+                    progress.update(PROGRESS_EVERY)
+                    log.record_step(iteration, loop.ema_loss, gaussians.num_points,
+                                    step_seconds / PROGRESS_EVERY)
+                    step_seconds = 0.0
                 if iteration in checkpoint_iterations:
                     progress.write(f"\n[ITER {iteration}] Saving Checkpoint")
                     save_checkpoint(gaussians, iteration, loop, log, dataset.model_path)

@@ -168,6 +168,15 @@ class GaussianModel:
                 group["lr"] = lr
                 return lr
 
+    def optimizer_step(self, visible: torch.Tensor):
+        """One optimizer step and zero_grad. visible [N] bool (radii > 0) is used by
+        sparse_adam, which updates only those rows; Adam updates every row."""
+        if self.optimizer_type == "sparse_adam":
+            self.optimizer.step(visible, self.num_points)
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     # --- the row edit, behind the original's method names ------------------------------------
     def _apply(self, edit: RowEdit):
         statistics = {name: getattr(self, name) for name in STATISTICS}

@@ -19,9 +19,9 @@ def make_model(n=12, sh_degree=2, seed=0, **opt_overrides):
     rng = np.random.default_rng(seed)
     pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
                           rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
-    model = GaussianModel(sh_degree)
-    model.create_from_pcd(pcd, None, EXTENT)
     opt = OptimizationParams(**opt_overrides)
+    model = GaussianModel(sh_degree, opt.optimizer_type)
+    model.create_from_pcd(pcd, None, EXTENT)
     model.training_setup(opt)
     return model, opt
 
@@ -236,3 +236,32 @@ def test_loading_a_ply_of_another_sh_degree_is_a_clear_error(tmp_path):
     model.save_ply(tmp_path / "p.ply")
     with pytest.raises(Exception, match="f_rest"):
         GaussianModel(3).load_ply(tmp_path / "p.ply")
+
+
+def test_sparse_adam_equals_adam_when_all_visible_and_skips_invisible_rows():
+    dense, opt = make_model(n=9, seed=4)
+    sparse, _ = make_model(n=9, seed=4, optimizer_type="sparse_adam")
+    all_visible = torch.ones(9, dtype=torch.bool)
+    for seed in range(3):
+        take_grads = torch.Generator().manual_seed(seed)
+        for model in (dense, sparse):
+            take_grads.manual_seed(seed)
+            for attr in PARAMETER_ATTRIBUTES.values():
+                p = getattr(model, attr)
+                p.grad = torch.randn(p.shape, generator=take_grads)
+            model.optimizer_step(all_visible)
+    for attr in PARAMETER_ATTRIBUTES.values():
+        torch.testing.assert_close(getattr(sparse, attr), getattr(dense, attr), rtol=1e-6,
+                                   atol=1e-7)
+    before = snapshot(sparse)
+    visible = torch.zeros(9, dtype=torch.bool)
+    visible[[1, 5]] = True
+    for attr in PARAMETER_ATTRIBUTES.values():
+        getattr(sparse, attr).grad = torch.ones_like(getattr(sparse, attr))
+    sparse.optimizer_step(visible)
+    after = snapshot(sparse)
+    for name in before:
+        for k in range(3):
+            torch.testing.assert_close(after[name][k][~visible], before[name][k][~visible],
+                                       rtol=0, atol=0)
+            assert not torch.equal(after[name][k][visible], before[name][k][visible])

@@ -9,12 +9,17 @@ class TrainingLog:
     def __init__(self, history=None):
         # Plain lists of numbers so a checkpoint can carry them (torch.load weights_only).
         self.history = history or {"iteration": [], "loss": [], "num_points": [],
-                                    "eval_iteration": [], "test_psnr": [], "train_psnr": []}
+                                    "seconds_per_iteration": [], "eval_iteration": [],
+                                    "test_psnr": [], "train_psnr": []}
 
-    def record_step(self, iteration: int, loss: float, num_points: int) -> None:
+    def record_step(self, iteration: int, loss: float, num_points: int,
+                    seconds_per_iteration: float) -> None:
+        """seconds_per_iteration: mean wall time of the iterations since the previous record
+        (training only: evaluation and saving excluded)."""
         self.history["iteration"].append(iteration)
         self.history["loss"].append(loss)
         self.history["num_points"].append(num_points)
+        self.history["seconds_per_iteration"].append(seconds_per_iteration)
 
     def record_eval(self, iteration: int, test_psnr, train_psnr) -> None:
         self.history["eval_iteration"].append(iteration)
