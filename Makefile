@@ -11,6 +11,8 @@ DGR_SOURCES := $(wildcard $(DGR)/csrc/*.cpp $(DGR)/csrc/*.h $(DGR)/csrc/*/*.cpp 
                           $(DGR)/diff_gaussian_rasterization/*.py $(DGR)/setup.py)
 KNN := submodules/simple-knn
 KNN_SOURCES := $(wildcard $(KNN)/csrc/* $(KNN)/simple_knn/*.py $(KNN)/setup.py)
+SSIM := submodules/fused-ssim
+SSIM_SOURCES := $(wildcard $(SSIM)/csrc/* $(SSIM)/fused_ssim/*.py $(SSIM)/setup.py)
 export MAX_JOBS ?= 2
 
 DEMO_MODEL ?= output/garden_dev_demo
@@ -18,7 +20,7 @@ DEMO_ITERATIONS ?= 3000
 
 .PHONY: setup test demo bench clean
 
-setup: $(VENV)/.deps $(VENV)/.lpips $(VENV)/.dgr $(VENV)/.knn
+setup: $(VENV)/.deps $(VENV)/.lpips $(VENV)/.dgr $(VENV)/.knn $(VENV)/.ssim
 
 $(VENV)/.deps: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,10 @@ $(VENV)/.knn: $(VENV)/.deps $(KNN_SOURCES)
 	$(PIP) install -q --no-build-isolation ./$(KNN)
 	touch $@
 
+$(VENV)/.ssim: $(VENV)/.deps $(SSIM_SOURCES)
+	$(PIP) install -q --no-build-isolation ./$(SSIM)
+	touch $@
+
 test: setup
 	$(PY) -m pytest -q tests
 
@@ -59,4 +65,5 @@ bench: setup
 	$(PY) benchmarks/knn.py --json benchmarks/results/simple_knn.json
 
 clean:
-	rm -rf $(VENV) $(DGR)/build $(DGR)/*.egg-info $(KNN)/build $(KNN)/*.egg-info
+	rm -rf $(VENV) $(DGR)/build $(DGR)/*.egg-info $(KNN)/build $(KNN)/*.egg-info \
+		$(SSIM)/build $(SSIM)/*.egg-info

@@ -6,6 +6,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from fused_ssim import ssim_l1
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -54,7 +55,14 @@ def ssim(img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
     return ssim_map(img1, img2).mean()
 
 
-def photometric_loss(image: torch.Tensor, gt: torch.Tensor, lambda_dssim: float):
-    """(1 − λ)·L1 + λ·(1 − SSIM); returns (loss, l1)."""
-    l1 = l1_loss(image, gt)
-    return (1.0 - lambda_dssim) * l1 + lambda_dssim * (1.0 - ssim(image, gt)), l1
+def photometric_loss(image: torch.Tensor, gt: torch.Tensor, lambda_dssim: float,
+                     fused: bool = True):
+    """(1 − λ)·L1 + λ·(1 − SSIM); returns (loss, l1).
+
+    fused: SSIM and L1 (values and gradient) in one C++ pass (submodules/fused-ssim), for CPU
+    float32 images; otherwise the PyTorch functions above, which are its reference."""
+    if fused and image.device.type == "cpu" and image.dtype == torch.float32:
+        s, l1 = ssim_l1(image, gt)
+    else:
+        s, l1 = ssim(image, gt), l1_loss(image, gt)
+    return (1.0 - lambda_dssim) * l1 + lambda_dssim * (1.0 - s), l1

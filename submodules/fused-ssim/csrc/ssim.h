@@ -1,0 +1,162 @@
+// Fused SSIM + L1 for training: forward statistics and backward in a few passes over the image.
+// Torch-free so a CUDA backend can reuse it; the caller supplies the loop over rows (`for_rows`).
+//
+// SSIM of the original (11x11 Gaussian window, sigma 1.5, zero padding, C1 = 0.01^2,
+// C2 = 0.03^2), computed with the separable window: each blurred statistic is a horizontal
+// 11-tap pass followed by a vertical one.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace fused_ssim {
+
+constexpr int kRadius = 5;                  // 11-tap window
+constexpr int kTaps = 2 * kRadius + 1;
+constexpr double kSigma = 1.5;
+constexpr float kC1 = 0.01f * 0.01f;        // (K1 L)^2, L = 1
+constexpr float kC2 = 0.03f * 0.03f;        // (K2 L)^2
+constexpr int kStats = 5;                   // mu_x, mu_y, E[x^2], E[y^2], E[xy]
+
+struct Window {
+  float w[kTaps];
+  Window() {
+    double sum = 0, g[kTaps];
+    for (int i = 0; i < kTaps; ++i) {
+      const double x = i - kRadius;
+      g[i] = std::exp(-x * x / (2 * kSigma * kSigma));
+      sum += g[i];
+    }
+    for (int i = 0; i < kTaps; ++i) w[i] = static_cast<float>(g[i] / sum);
+  }
+};
+
+// out[x] = sum_k w[k] * value(x + k - R) along one row of width W, zero outside [0, W).
+template <class Value>
+inline void blur_row(const Window& win, int W, Value value, float* out) {
+  for (int x = 0; x < W; ++x) {
+    float acc = 0.f;
+    if (x >= kRadius && x + kRadius < W) {
+      for (int k = 0; k < kTaps; ++k) acc += win.w[k] * value(x + k - kRadius);
+    } else {
+      for (int k = 0; k < kTaps; ++k) {
+        const int xx = x + k - kRadius;
+        if (xx >= 0 && xx < W) acc += win.w[k] * value(xx);
+      }
+    }
+    out[x] = acc;
+  }
+}
+
+// Vertical pass for output row y of `planes` planes stored [plane][H][W] in `in`.
+inline void blur_column_row(const Window& win, int H, int W, const float* in, int y, float* out) {
+  for (int x = 0; x < W; ++x) out[x] = 0.f;
+  for (int k = 0; k < kTaps; ++k) {
+    const int yy = y + k - kRadius;
+    if (yy < 0 || yy >= H) continue;
+    const float wk = win.w[k];
+    const float* row = in + static_cast<int64_t>(yy) * W;
+#pragma omp simd
+    for (int x = 0; x < W; ++x) out[x] += wk * row[x];
+  }
+}
+
+// Forward for N planes of H x W (img x, reference y). Writes the three per-pixel derivatives of
+// the SSIM map that backward needs (dS/dmu_x, dS/dE[x^2], dS/dE[xy]) into dmap [3][N][H][W],
+// and per-row partial sums of SSIM and |x - y| into row_ssim / row_l1 [N * H] (summed by the
+// caller in a fixed order, so the result does not depend on the thread count).
+// `tmp` and `stats` are scratch buffers of kStats * N * H * W floats each.
+template <class ForRows>
+void forward(const float* x, const float* y, int64_t N, int H, int W, float* tmp, float* stats,
+             float* dmap, double* row_ssim, double* row_l1, ForRows for_rows) {
+  static const Window win;
+  const int64_t plane = static_cast<int64_t>(H) * W, total = N * plane;
+  // 1. Horizontal pass of the five statistics, one (plane, row) per task.
+  for_rows(N * H, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * W;
+      const float* yr = y + r * W;
+      blur_row(win, W, [&](int i) { return xr[i]; }, tmp + 0 * total + r * W);
+      blur_row(win, W, [&](int i) { return yr[i]; }, tmp + 1 * total + r * W);
+      blur_row(win, W, [&](int i) { return xr[i] * xr[i]; }, tmp + 2 * total + r * W);
+      blur_row(win, W, [&](int i) { return yr[i] * yr[i]; }, tmp + 3 * total + r * W);
+      blur_row(win, W, [&](int i) { return xr[i] * yr[i]; }, tmp + 4 * total + r * W);
+    }
+  });
+  // 2. Vertical pass, then the SSIM map and its derivatives per pixel.
+  for_rows(N * H, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / H;
+      const int yrow = static_cast<int>(r % H);
+      for (int s = 0; s < kStats; ++s)
+        blur_column_row(win, H, W, tmp + s * total + n * plane, yrow, stats + s * total + r * W);
+      const float* mx = stats + 0 * total + r * W;
+      const float* my = stats + 1 * total + r * W;
+      const float* exx = stats + 2 * total + r * W;
+      const float* eyy = stats + 3 * total + r * W;
+      const float* exy = stats + 4 * total + r * W;
+      float* d_mu = dmap + 0 * total + r * W;
+      float* d_exx = dmap + 1 * total + r * W;
+      float* d_exy = dmap + 2 * total + r * W;
+      const float* xr = x + r * W;
+      const float* yr = y + r * W;
+      double ssim_sum = 0, l1_sum = 0;
+      for (int i = 0; i < W; ++i) {
+        const float mu_x = mx[i], mu_y = my[i];
+        const float var_x = exx[i] - mu_x * mu_x, var_y = eyy[i] - mu_y * mu_y;
+        const float cov = exy[i] - mu_x * mu_y;
+        const float a1 = 2.f * mu_x * mu_y + kC1, a2 = 2.f * cov + kC2;
+        const float b1 = mu_x * mu_x + mu_y * mu_y + kC1, b2 = var_x + var_y + kC2;
+        const float inv_b = 1.f / (b1 * b2);
+        const float s = a1 * a2 * inv_b;
+        // var_x = E[x^2] - mu_x^2 and cov = E[xy] - mu_x mu_y, so mu_x enters four factors.
+        d_mu[i] = (2.f * mu_y * a2 - 2.f * mu_y * a1) * inv_b - s * (2.f * mu_x / b1 - 2.f * mu_x / b2);
+        d_exx[i] = -s / b2;
+        d_exy[i] = 2.f * a1 * inv_b;
+        ssim_sum += s;
+        l1_sum += std::fabs(xr[i] - yr[i]);
+      }
+      row_ssim[r] = ssim_sum;
+      row_l1[r] = l1_sum;
+    }
+  });
+}
+
+// Backward: grad_x = g_l1 * sign(x - y) + g_ssim * (blur(dS/dmu) + 2x blur(dS/dE[x^2])
+//                                                  + y blur(dS/dE[xy])),
+// the window being symmetric so that the adjoint of the zero-padded blur is the blur itself.
+// g_l1 and g_ssim already include the 1/numel of the means. `tmp`, `blurred`: 3 * N * H * W.
+template <class ForRows>
+void backward(const float* x, const float* y, const float* dmap, int64_t N, int H, int W,
+              float g_l1, float g_ssim, float* tmp, float* blurred, float* grad_x,
+              ForRows for_rows) {
+  static const Window win;
+  const int64_t plane = static_cast<int64_t>(H) * W, total = N * plane;
+  for_rows(N * H, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int s = 0; s < 3; ++s) {
+        const float* src = dmap + s * total + r * W;
+        blur_row(win, W, [&](int i) { return src[i]; }, tmp + s * total + r * W);
+      }
+  });
+  for_rows(N * H, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / H;
+      const int yrow = static_cast<int>(r % H);
+      for (int s = 0; s < 3; ++s)
+        blur_column_row(win, H, W, tmp + s * total + n * plane, yrow, blurred + s * total + r * W);
+      const float* b_mu = blurred + 0 * total + r * W;
+      const float* b_xx = blurred + 1 * total + r * W;
+      const float* b_xy = blurred + 2 * total + r * W;
+      const float* xr = x + r * W;
+      const float* yr = y + r * W;
+      float* gr = grad_x + r * W;
+      for (int i = 0; i < W; ++i) {
+        const float diff = xr[i] - yr[i];
+        const float sign = (diff > 0.f) - (diff < 0.f);
+        gr[i] = g_l1 * sign + g_ssim * (b_mu[i] + 2.f * xr[i] * b_xx[i] + yr[i] * b_xy[i]);
+      }
+    }
+  });
+}
+
+}  // namespace fused_ssim
