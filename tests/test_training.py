@@ -71,3 +71,13 @@ def test_short_run_beats_psnr_floor(tmp_path):
     assert train.main(argv) == 0
     log = json.loads((tmp_path / "training_log.json").read_text())
     assert log["test_psnr"][-1] > PSNR_FLOOR_DB, log["test_psnr"]
+
+
+def test_an_original_two_tuple_checkpoint_resumes(tmp_path):
+    run(tmp_path / "a", "--iterations", "5", "--checkpoint_iterations", "5",
+        "--test_iterations", "-1")
+    capture, iteration, _ = torch.load(tmp_path / "a" / "chkpnt5.pth", weights_only=True)
+    torch.save((capture, iteration), tmp_path / "original.pth")  # the original's layout
+    run(tmp_path / "b", "--iterations", "8", "--test_iterations", "-1",
+        "--start_checkpoint", str(tmp_path / "original.pth"))
+    assert (tmp_path / "b" / "point_cloud" / "iteration_8" / "point_cloud.ply").exists()

@@ -1,0 +1,202 @@
+"""Training benchmark on the bundled sample scene: seconds per iteration (median early and late),
+Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one training step at about
+100k Gaussians. Prints a table, writes JSON and a plot.
+
+    python benchmarks/train.py --iterations 3000 --json benchmarks/results/train.json
+
+The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points and
+profiles --breakdown_steps training steps (train.training_step + train.densify_and_step, the
+loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
+the loss forward/backward, the optimizer, and the rest (activations, autograd, Python).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+
+import train  # noqa: E402
+from arguments import ModelParams, OptimizationParams, PipelineParams, extract  # noqa: E402
+from gaussian_renderer import render  # noqa: E402
+from scene import GaussianModel, Scene  # noqa: E402
+from scene.densification import DensificationPolicy  # noqa: E402
+from utils.image_utils import psnr  # noqa: E402
+from utils.loss_utils import ssim  # noqa: E402
+from utils.lpips import lpips  # noqa: E402
+
+SAMPLE = os.path.join(REPO, "data", "garden_dev")
+EARLY = (100, 500)  # iterations counted as "early" (before densification starts at 600)
+
+# profiler event name → breakdown row
+STAGES = {
+    "_RasterizeGaussians": "rasterizer forward",
+    "_RasterizeGaussiansBackward": "rasterizer backward",
+    "_SSIMAndL1": "loss forward (fused SSIM + L1)",
+    "_SSIMAndL1Backward": "loss backward",
+}
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--optimizer_type", default="default")
+    p.add_argument("--breakdown_points", type=int, default=100_000)
+    p.add_argument("--breakdown_steps", type=int, default=30)
+    p.add_argument("--model_path", default=None, help="keep the trained model here")
+    p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None, help="PNG path (default: beside the JSON)")
+    return p.parse_args(argv)
+
+
+def train_run(model_path, iterations, optimizer_type):
+    saves = sorted(set(range(250, iterations + 1, 250)) | {iterations})
+    argv = ["-s", SAMPLE, "-m", model_path, "--eval", "--quiet", "--iterations", str(iterations),
+            "--test_iterations", "-1", "--save_iterations", *map(str, saves),
+            "--optimizer_type", optimizer_type]
+    start = time.perf_counter()
+    assert train.main(argv) == 0
+    wall = time.perf_counter() - start
+    with open(os.path.join(model_path, "training_log.json")) as f:
+        return json.load(f), wall, saves
+
+
+def load_scene(model_path, iteration, optimizer_type="default"):
+    parser = train.build_parser()
+    args = parser.parse_args(["-s", SAMPLE, "-m", model_path, "--eval",
+                              "--optimizer_type", optimizer_type])
+    dataset, opt = extract(ModelParams, args), extract(OptimizationParams, args)
+    pipe = extract(PipelineParams, args)
+    gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type)
+    scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False)
+    return scene, gaussians, opt, pipe
+
+
+@torch.no_grad()
+def test_scores(scene, gaussians, pipe):
+    background = torch.zeros(3)
+    values = {"PSNR": [], "SSIM": [], "LPIPS": []}
+    for cam in scene.getTestCameras():
+        image = render(cam, gaussians, pipe, background).render.clamp(0, 1)
+        gt = cam.original_image
+        values["PSNR"].append(psnr(image, gt).item())
+        values["SSIM"].append(ssim(image, gt).item())
+        values["LPIPS"].append(lpips(image, gt).item())
+    return {k: statistics.mean(v) for k, v in values.items()}
+
+
+def step_breakdown(model_path, iteration, steps, optimizer_type):
+    """Profile training steps from a saved model: no densification (statistics only, as between
+    densification iterations), the SH degree at its maximum."""
+    from torch.profiler import ProfilerActivity, profile
+    scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type)
+    gaussians.training_setup(opt)
+    policy = DensificationPolicy.from_params(opt)
+    loop, background = train.LoopState(), torch.zeros(3)
+    cameras = scene.getTrainCameras()
+    it0 = 601  # inside the densification window, not a densification iteration
+
+    def run(first, n):
+        for it in range(first, first + n):
+            if policy.densifies_at(it) or policy.resets_opacity_at(it):
+                continue
+            out = train.training_step(it, gaussians, loop, cameras, pipe, opt, background, -1,
+                                      "cpu")
+            with torch.no_grad():
+                train.densify_and_step(it, gaussians, out, policy, scene.cameras_extent, opt)
+
+    run(it0, 5)  # warm-up
+    wall = []
+    for k in range(steps):
+        t = time.perf_counter()
+        run(it0 + 5 + k, 1)
+        wall.append(time.perf_counter() - t)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(it0 + 5 + steps, steps)
+    per_stage = {name: 0.0 for name in STAGES.values()}
+    optimizer = 0.0
+    for event in prof.key_averages():
+        if event.key in STAGES:
+            per_stage[STAGES[event.key]] += event.cpu_time_total / 1e3 / steps
+        elif event.key.startswith("Optimizer.step#"):
+            optimizer += event.cpu_time_total / 1e3 / steps
+    per_stage["optimizer step"] = optimizer
+    median_ms = statistics.median(wall) * 1e3
+    per_stage["rest (activations, autograd, statistics, Python)"] = max(
+        0.0, median_ms - sum(per_stage.values()))
+    return {"iteration": iteration, "gaussians": gaussians.num_points, "median_step_ms": median_ms,
+            "stages_ms": per_stage}
+
+
+def main(argv=None):
+    args = parse(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = args.model_path or os.path.join(tmp, "model")
+        log, wall, saves = train_run(model_path, args.iterations, args.optimizer_type)
+        spi = dict(zip(log["iteration"], log["seconds_per_iteration"]))
+        counts = dict(zip(log["iteration"], log["num_points"]))
+        early = [s for i, s in spi.items() if EARLY[0] <= i <= EARLY[1]]
+        late_from = int(args.iterations * 0.9)
+        late = [s for i, s in spi.items() if i > late_from]
+        scene, gaussians, _, pipe = load_scene(model_path, args.iterations)
+        scores = test_scores(scene, gaussians, pipe)
+        nearest = min(saves, key=lambda i: abs(counts.get(i, 0) - args.breakdown_points))
+        breakdown = step_breakdown(model_path, nearest, args.breakdown_steps, args.optimizer_type)
+    result = {
+        "iterations": args.iterations, "optimizer_type": args.optimizer_type,
+        "threads": torch.get_num_threads(), "wall_seconds": wall,
+        "median_seconds_per_iteration_early": statistics.median(early) if early else None,
+        "median_seconds_per_iteration_late": statistics.median(late) if late else None,
+        "final_gaussians": log["num_points"][-1],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "test": scores, "breakdown": breakdown, "log": log,
+    }
+    print(f"\ntraining {args.iterations} iterations on garden_dev (320x240, --eval), "
+          f"{result['threads']} threads, optimizer {args.optimizer_type}")
+    print(f"  wall time                       {wall:9.1f} s")
+    print(f"  s/iteration, iterations {EARLY[0]}-{EARLY[1]} {result['median_seconds_per_iteration_early']:9.4f}"
+          f"  (median)")
+    print(f"  s/iteration, last 10%            {result['median_seconds_per_iteration_late']:9.4f}")
+    print(f"  final Gaussians                 {result['final_gaussians']:9d}")
+    print(f"  peak RSS                        {result['peak_rss_mb']:9.0f} MB")
+    print(f"  test PSNR / SSIM / LPIPS-VGG     {scores['PSNR']:.2f} / {scores['SSIM']:.3f} / "
+          f"{scores['LPIPS']:.3f}")
+    print(f"\nstep breakdown at {breakdown['gaussians']} Gaussians (iteration "
+          f"{breakdown['iteration']}), median step {breakdown['median_step_ms']:.1f} ms:")
+    for name, ms in breakdown["stages_ms"].items():
+        print(f"  {name:<50} {ms:7.1f} ms")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        plot(result, args.plot or os.path.splitext(args.json)[0] + ".png")
+    return result
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    log = result["log"]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax[0].plot(log["iteration"], [s * 1e3 for s in log["seconds_per_iteration"]])
+    ax[0].set(title="ms per iteration", xlabel="iteration")
+    ax[1].plot(log["iteration"], log["num_points"])
+    ax[1].set(title="Gaussians", xlabel="iteration")
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
