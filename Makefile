@@ -17,6 +17,10 @@ export MAX_JOBS ?= 2
 
 DEMO_MODEL ?= output/garden_dev_demo
 DEMO_ITERATIONS ?= 3000
+# A higher densification threshold than the default 0.0002 suits this small, path-traced (noisy)
+# scene: 97k instead of 463k Gaussians at 3000 iterations, 2.5x faster, +4 dB on the test views
+# (README, "Results on the sample scene").
+DEMO_FLAGS ?= --densify_grad_threshold 0.0005
 
 .PHONY: setup test demo bench clean
 
@@ -52,7 +56,7 @@ test: setup
 
 demo: setup
 	$(PY) train.py -s data/garden_dev -m $(DEMO_MODEL) --eval --iterations $(DEMO_ITERATIONS) \
-		--test_iterations $(DEMO_ITERATIONS) --quiet
+		--test_iterations $(DEMO_ITERATIONS) --quiet $(DEMO_FLAGS)
 	$(PY) render.py -m $(DEMO_MODEL) --skip_train --quiet
 	$(PY) metrics.py -m $(DEMO_MODEL) --quiet
 	@echo "Renders:        $(DEMO_MODEL)/test/ours_$(DEMO_ITERATIONS)/renders"
