@@ -1,0 +1,252 @@
+"""Photos → undistorted COLMAP dataset, with the original's flags and layout:
+
+    python convert.py -s my_scene            # my_scene/input/*.jpg → my_scene/images, sparse/0
+
+Steps (as the original): feature extraction (one shared camera, --camera model), exhaustive
+matching, incremental mapping (global BA function tolerance 1e-6) into <s>/distorted/sparse,
+undistortion into <s>/images and <s>/sparse/0; --resize writes images_2/4/8 (50/25/12.5 %).
+
+Backend: the `colmap` command when it is installed (or given by --colmap_executable), otherwise
+pycolmap from PyPI (a dependency of this project); both produce the same layout. Resizing uses
+Pillow, so ImageMagick is not needed (--magick_executable is accepted and ignored).
+"""
+import os
+import shutil
+import subprocess
+import sys
+from argparse import ArgumentParser
+
+from PIL import Image
+
+from scene.errors import DatasetError
+from utils.cli import UsageError, run_main
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+MIN_REGISTERED = 3  # fewer registered images cannot make a useful scene
+MAPPER_BA_GLOBAL_FUNCTION_TOLERANCE = 1e-6  # the original's mapper option
+RESIZE_FOLDERS = {"images_2": 2, "images_4": 4, "images_8": 8}
+LOG_TAIL_LINES = 15
+
+# --robust_matching (ours): looser SIFT and mapper settings for small, low-resolution or
+# wide-baseline photo sets, where COLMAP's defaults register only a few images. They are the
+# settings the bundled sample scene's own SfM used (data/garden_dev/README.txt).
+ROBUST_EXTRACTION = {"estimate_affine_shape": True, "domain_size_pooling": True}
+ROBUST_MATCHING = {"guided_matching": True, "max_ratio": 0.9, "max_distance": 0.8,
+                   "min_num_inliers": 10}
+ROBUST_MAPPER = {"init_min_num_inliers": 30, "abs_pose_min_num_inliers": 15,
+                 "min_num_matches": 10}
+
+
+class ConvertError(Exception):
+    pass
+
+
+class ColmapCommand:
+    """The `colmap` executable; every step's output goes to <s>/distorted/<step>.log."""
+    name = "colmap"
+
+    def __init__(self, executable, log_dir, robust=False):
+        self.executable, self.log_dir, self.robust = executable, log_dir, robust
+
+    def _robust(self, section, settings):
+        if not self.robust:
+            return []
+        return [item for key, value in settings.items()
+                for item in (f"--{section}.{key}", int(value) if isinstance(value, bool) else value)]
+
+    def _run(self, step, *args):
+        log_path = os.path.join(self.log_dir, f"{step}.log")
+        with open(log_path, "w") as log:
+            code = subprocess.call([self.executable, step, *map(str, args)], stdout=log,
+                                   stderr=subprocess.STDOUT)
+        if code != 0:
+            with open(log_path, errors="replace") as log:
+                tail = "".join(log.readlines()[-LOG_TAIL_LINES:])
+            raise ConvertError(f"colmap {step} failed with code {code}; the end of {log_path}:\n"
+                               f"{tail}")
+
+    def extract(self, database, images, camera, use_gpu):
+        self._run("feature_extractor", "--database_path", database, "--image_path", images,
+                  "--ImageReader.single_camera", 1, "--ImageReader.camera_model", camera,
+                  "--SiftExtraction.use_gpu", int(use_gpu),
+                  *self._robust("SiftExtraction", ROBUST_EXTRACTION))
+
+    def match(self, database, use_gpu):
+        self._run("exhaustive_matcher", "--database_path", database,
+                  "--SiftMatching.use_gpu", int(use_gpu),
+                  *self._robust("SiftMatching", ROBUST_MATCHING))
+
+    def map(self, database, images, output):
+        self._run("mapper", "--database_path", database, "--image_path", images,
+                  "--output_path", output,
+                  "--Mapper.ba_global_function_tolerance", MAPPER_BA_GLOBAL_FUNCTION_TOLERANCE,
+                  *self._robust("Mapper", ROBUST_MAPPER))
+
+    def undistort(self, images, model, output):
+        self._run("image_undistorter", "--image_path", images, "--input_path", model,
+                  "--output_path", output, "--output_type", "COLMAP")
+
+
+class PyColmap:
+    """The same steps through pycolmap's bindings (CPU unless a CUDA build is installed)."""
+    name = "pycolmap"
+
+    def __init__(self, robust=False):
+        import pycolmap
+        self.pc = pycolmap
+        self.robust = robust
+
+    def _step(self, step, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # pycolmap raises plain RuntimeErrors; report which step
+            raise ConvertError(f"pycolmap {step} failed: {exc}") from None
+
+    def _device(self, use_gpu):
+        return self.pc.Device.auto if use_gpu else self.pc.Device.cpu
+
+    def extract(self, database, images, camera, use_gpu):
+        reader = self.pc.ImageReaderOptions()
+        reader.camera_model = camera
+        extraction = self.pc.FeatureExtractionOptions()
+        if self.robust:
+            for key, value in ROBUST_EXTRACTION.items():
+                setattr(extraction.sift, key, value)
+        self._step("feature extraction", self.pc.extract_features, database, images,
+                   camera_mode=self.pc.CameraMode.SINGLE, reader_options=reader,
+                   extraction_options=extraction, device=self._device(use_gpu))
+
+    def match(self, database, use_gpu):
+        matching = self.pc.FeatureMatchingOptions()
+        verification = self.pc.TwoViewGeometryOptions()
+        if self.robust:
+            matching.guided_matching = ROBUST_MATCHING["guided_matching"]
+            matching.sift.max_ratio = ROBUST_MATCHING["max_ratio"]
+            matching.sift.max_distance = ROBUST_MATCHING["max_distance"]
+            verification.min_num_inliers = ROBUST_MATCHING["min_num_inliers"]
+        self._step("exhaustive matching", self.pc.match_exhaustive, database,
+                   matching_options=matching, verification_options=verification,
+                   device=self._device(use_gpu))
+
+    def map(self, database, images, output):
+        options = self.pc.IncrementalPipelineOptions()
+        options.ba_global_function_tolerance = MAPPER_BA_GLOBAL_FUNCTION_TOLERANCE
+        if self.robust:
+            options.min_num_matches = ROBUST_MAPPER["min_num_matches"]
+            options.mapper.init_min_num_inliers = ROBUST_MAPPER["init_min_num_inliers"]
+            options.mapper.abs_pose_min_num_inliers = ROBUST_MAPPER["abs_pose_min_num_inliers"]
+        self._step("mapping", self.pc.incremental_mapping, database, images, output,
+                   options=options)
+
+    def undistort(self, images, model, output):
+        self._step("undistortion", self.pc.undistort_images, output, model, images,
+                   output_type="COLMAP")
+
+
+def choose_backend(colmap_executable, log_dir, robust=False):
+    executable = colmap_executable or shutil.which("colmap")
+    if executable:
+        return ColmapCommand(executable, log_dir, robust)
+    try:
+        return PyColmap(robust)
+    except ImportError:
+        raise UsageError("neither the colmap command nor pycolmap is available: run `make "
+                         "setup` (installs pycolmap) or install COLMAP") from None
+
+
+def list_images(folder):
+    if not os.path.isdir(folder):
+        raise DatasetError(folder, "missing: put the photos in <source>/input")
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not names:
+        raise DatasetError(folder, f"no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return names
+
+
+def largest_model(sparse_dir):
+    """(folder, registered image count) of the reconstruction with the most images."""
+    from scene.colmap_loader import read_extrinsics_binary
+    best = (None, 0)
+    for name in sorted(os.listdir(sparse_dir)) if os.path.isdir(sparse_dir) else []:
+        images_bin = os.path.join(sparse_dir, name, "images.bin")
+        if os.path.exists(images_bin):
+            count = len(read_extrinsics_binary(images_bin))
+            if count > best[1]:
+                best = (os.path.join(sparse_dir, name), count)
+    return best
+
+
+def resize_images(source):
+    images_dir = os.path.join(source, "images")
+    for folder, factor in RESIZE_FOLDERS.items():
+        out_dir = os.path.join(source, folder)
+        os.makedirs(out_dir, exist_ok=True)
+        for name in sorted(os.listdir(images_dir)):
+            with Image.open(os.path.join(images_dir, name)) as image:
+                size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+                image.resize(size, Image.Resampling.LANCZOS).save(os.path.join(out_dir, name))
+        print(f"Wrote {out_dir} ({100 / factor:g} %)")
+
+
+def convert(source, camera="OPENCV", use_gpu=True, skip_matching=False, resize=False,
+            colmap_executable="", robust=False):
+    input_dir = os.path.join(source, "input")
+    names = list_images(input_dir)
+    distorted = os.path.join(source, "distorted")
+    database = os.path.join(distorted, "database.db")
+    distorted_sparse = os.path.join(distorted, "sparse")
+    os.makedirs(distorted_sparse, exist_ok=True)
+    backend = choose_backend(colmap_executable, distorted, robust)
+    print(f"Converting {len(names)} images in {input_dir} with {backend.name}")
+
+    if not skip_matching:
+        if os.path.exists(database):
+            os.remove(database)  # a stale database would mix old and new features
+        backend.extract(database, input_dir, camera, use_gpu)
+        backend.match(database, use_gpu)
+        backend.map(database, input_dir, distorted_sparse)
+    model_dir, registered = largest_model(distorted_sparse)
+    print(f"Registered {registered} of {len(names)} images")
+    if registered < MIN_REGISTERED:
+        raise ConvertError(f"{distorted_sparse}: only {registered} of {len(names)} images were "
+                           f"registered (need at least {MIN_REGISTERED}); the photos need more "
+                           f"overlap, texture or sharpness")
+
+    backend.undistort(input_dir, model_dir, source)
+    # The undistorter writes <s>/sparse/*.bin; the loaders expect <s>/sparse/0.
+    sparse = os.path.join(source, "sparse")
+    target = os.path.join(sparse, "0")
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(sparse):
+        if name != "0":
+            shutil.move(os.path.join(sparse, name), os.path.join(target, name))
+    if resize:
+        resize_images(source)
+    print(f"Done: {source}/images and {target} (train with: python train.py -s {source})")
+    return registered
+
+
+def main(argv=None) -> int:
+    parser = ArgumentParser("Colmap converter")
+    parser.add_argument("--no_gpu", action="store_true")
+    parser.add_argument("--skip_matching", action="store_true")
+    parser.add_argument("--source_path", "-s", required=True, type=str)
+    parser.add_argument("--camera", default="OPENCV", type=str)
+    parser.add_argument("--colmap_executable", default="", type=str)
+    parser.add_argument("--resize", action="store_true")
+    parser.add_argument("--magick_executable", default="", type=str,
+                        help="accepted for compatibility; resizing uses Pillow")
+    parser.add_argument("--robust_matching", action="store_true",
+                        help="looser SIFT/mapper settings for small or wide-baseline photo sets")
+    args = parser.parse_args(argv)
+    try:
+        convert(args.source_path, args.camera, not args.no_gpu, args.skip_matching, args.resize,
+                args.colmap_executable, args.robust_matching)
+    except ConvertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
