@@ -2,6 +2,7 @@
 # make test   - the whole test suite (runs setup first)
 # make demo   - train, render and score the bundled sample scene (data/garden_dev) on the CPU
 # make bench  - benchmarks, JSON under benchmarks/results/
+# make cuda-check - compile the CUDA backend with nvcc (no GPU needed)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,7 +23,7 @@ DEMO_ITERATIONS ?= 3000
 # (README, "Results on the sample scene").
 DEMO_FLAGS ?= --densify_grad_threshold 0.0005
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench cuda-check clean
 
 setup: $(VENV)/.deps $(VENV)/.lpips $(VENV)/.dgr $(VENV)/.knn $(VENV)/.ssim
 
@@ -52,7 +53,12 @@ $(VENV)/.ssim: $(VENV)/.deps $(SSIM_SOURCES)
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
+
+# Compiles the CUDA kernels with nvcc (sm_70/80/90 where nvcc supports them) and the CUDA
+# adapter against the installed torch headers; no GPU needed. CI runs it.
+cuda-check: $(VENV)/.deps
+	PY=$(PY) bash tools/cuda_check.sh
 
 demo: setup
 	$(PY) train.py -s data/garden_dev -m $(DEMO_MODEL) --eval --iterations $(DEMO_ITERATIONS) \

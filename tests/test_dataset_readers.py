@@ -145,8 +145,10 @@ def test_large_images_shrink_with_one_notice(tmp_path, capsys):
 
 def test_resolution_divisor_gives_smaller_images_same_fov(tmp_path):
     write_colmap_dataset(tmp_path, n_images=2)
-    full = Scene(model_params(tmp_path, tmp_path / "a", resolution=1), GaussianModel(0))
-    half = Scene(model_params(tmp_path, tmp_path / "b", resolution=2), GaussianModel(0))
+    full = Scene(model_params(tmp_path, tmp_path / "a", resolution=1), GaussianModel(0),
+                 shuffle=False)
+    half = Scene(model_params(tmp_path, tmp_path / "b", resolution=2), GaussianModel(0),
+                 shuffle=False)
     a, b = full.getTrainCameras()[0], half.getTrainCameras()[0]
     assert (b.image_width, b.image_height) == (16, 12)
     assert a.FoVx == b.FoVx and a.original_image.dtype == torch.float32

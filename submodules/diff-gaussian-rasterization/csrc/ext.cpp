@@ -12,12 +12,20 @@ namespace {
 using dgr::GaussianTensors;
 using dgr::RasterSettings;
 
+#ifdef DGR_WITH_CUDA
+constexpr bool kHasCuda = true;
+#else
+constexpr bool kHasCuda = false;
+#endif
+
 // The Python layer validates shapes and dtypes with messages naming each argument; this is the
 // last line of defence against anything that would read out of bounds.
-void check_cpu_float(const at::Tensor& t, const char* name) {
+void check_float(const at::Tensor& t, const char* name, const at::Device& device) {
   if (t.numel() == 0) return;
-  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be a CPU tensor here (no CUDA backend "
-                    "was built)");
+  TORCH_CHECK_VALUE(t.device() == device, name, " is on ", t.device(), " but means3D is on ",
+                    device);
+  TORCH_CHECK_VALUE(device.is_cpu() || kHasCuda, name, " is a CUDA tensor, but this build has "
+                    "no CUDA backend");
   TORCH_CHECK_VALUE(t.scalar_type() == at::kFloat, name, " must be float32");
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
@@ -26,11 +34,11 @@ RasterSettings make_settings(const at::Tensor& background, const at::Tensor& vie
                              const at::Tensor& projmatrix, const at::Tensor& campos,
                              float scale_modifier, float tan_fovx, float tan_fovy,
                              int image_height, int image_width, int sh_degree, bool prefiltered,
-                             bool antialiasing, bool debug) {
-  check_cpu_float(background, "bg");
-  check_cpu_float(viewmatrix, "viewmatrix");
-  check_cpu_float(projmatrix, "projmatrix");
-  check_cpu_float(campos, "campos");
+                             bool antialiasing, bool debug, const at::Device& device) {
+  check_float(background, "bg", device);
+  check_float(viewmatrix, "viewmatrix", device);
+  check_float(projmatrix, "projmatrix", device);
+  check_float(campos, "campos", device);
   TORCH_CHECK_VALUE(background.numel() == 3, "bg must have 3 elements");
   TORCH_CHECK_VALUE(viewmatrix.numel() == 16, "viewmatrix must be 4x4");
   TORCH_CHECK_VALUE(projmatrix.numel() == 16, "projmatrix must be 4x4");
@@ -47,13 +55,14 @@ GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opac
                                const at::Tensor& scales, const at::Tensor& rotations,
                                const at::Tensor& cov3D_precomp, int sh_degree) {
   const int64_t P = means3D.size(0);
-  check_cpu_float(means3D, "means3D");
-  check_cpu_float(opacities, "opacities");
-  check_cpu_float(sh, "shs");
-  check_cpu_float(colors, "colors_precomp");
-  check_cpu_float(scales, "scales");
-  check_cpu_float(rotations, "rotations");
-  check_cpu_float(cov3D_precomp, "cov3D_precomp");
+  const at::Device device = means3D.device();
+  check_float(means3D, "means3D", device);
+  check_float(opacities, "opacities", device);
+  check_float(sh, "shs", device);
+  check_float(colors, "colors_precomp", device);
+  check_float(scales, "scales", device);
+  check_float(rotations, "rotations", device);
+  check_float(cov3D_precomp, "cov3D_precomp", device);
   TORCH_CHECK_VALUE(means3D.dim() == 2 && means3D.size(1) == 3, "means3D must be [P, 3]");
   TORCH_CHECK_VALUE(opacities.numel() == P, "opacities must have P elements");
   TORCH_CHECK_VALUE(P == 0 || (sh.numel() > 0) != (colors.numel() > 0),
@@ -83,10 +92,16 @@ py::tuple rasterize_gaussians(const at::Tensor& background, const at::Tensor& me
                               bool prefiltered, bool antialiasing, bool debug) {
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
-                    tan_fovy, image_height, image_width, degree, prefiltered, antialiasing, debug);
+                    tan_fovy, image_height, image_width, degree, prefiltered, antialiasing, debug,
+                    means3D.device());
   const GaussianTensors g =
       make_gaussians(means3D, opacity, sh, colors, scales, rotations, cov3D_precomp, degree);
+#ifdef DGR_WITH_CUDA
+  dgr::ForwardResult r = means3D.is_cuda() ? dgr::rasterize_forward_cuda(s, g)
+                                           : dgr::rasterize_forward_cpu(s, g);
+#else
   dgr::ForwardResult r = dgr::rasterize_forward_cpu(s, g);
+#endif
   return py::make_tuple(r.num_rendered, r.color, r.radii, r.invdepth, r.state.to_list());
 }
 
@@ -100,28 +115,38 @@ py::tuple rasterize_gaussians_backward(
   const int image_height = grad_color.size(1), image_width = grad_color.size(2);
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
-                    tan_fovy, image_height, image_width, degree, false, antialiasing, debug);
+                    tan_fovy, image_height, image_width, degree, false, antialiasing, debug,
+                    means3D.device());
   const GaussianTensors g =
       make_gaussians(means3D, opacity, sh, colors, scales, rotations, cov3D_precomp, degree);
-  check_cpu_float(grad_color, "grad_out_color");
-  check_cpu_float(grad_invdepth, "grad_out_invdepth");
+  check_float(grad_color, "grad_out_color", means3D.device());
+  check_float(grad_invdepth, "grad_out_invdepth", means3D.device());
   TORCH_CHECK_VALUE(grad_color.dim() == 3 && grad_color.size(0) == 3, "grad_out_color must be [3, H, W]");
   TORCH_CHECK_VALUE(grad_invdepth.numel() == 0 || grad_invdepth.numel() == image_height * image_width,
                     "grad_out_invdepth must be [1, H, W]");
   const dgr::ForwardState st = dgr::ForwardState::from_list(state);
   TORCH_CHECK_VALUE(st.final_T.size(0) == image_height && st.final_T.size(1) == image_width,
                     "grad_out_color does not match the rendered image size");
+#ifdef DGR_WITH_CUDA
+  dgr::BackwardResult r = means3D.is_cuda()
+                              ? dgr::rasterize_backward_cuda(s, g, st, grad_color, grad_invdepth)
+                              : dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth);
+#else
   dgr::BackwardResult r = dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth);
+#endif
   return py::make_tuple(r.dL_dmeans2D, r.dL_dcolors, r.dL_dopacity, r.dL_dmeans3D, r.dL_dcov3D,
                         r.dL_dsh, r.dL_dscales, r.dL_drotations);
 }
 
 at::Tensor mark_visible(const at::Tensor& means3D, const at::Tensor& viewmatrix,
                         const at::Tensor& projmatrix) {
-  check_cpu_float(means3D, "positions");
-  check_cpu_float(viewmatrix, "viewmatrix");
+  check_float(means3D, "positions", means3D.device());
+  check_float(viewmatrix, "viewmatrix", means3D.device());
   TORCH_CHECK_VALUE(means3D.dim() == 2 && means3D.size(1) == 3, "positions must be [P, 3]");
   (void)projmatrix;  // the original's signature; only the near plane decides visibility
+#ifdef DGR_WITH_CUDA
+  if (means3D.is_cuda()) return dgr::mark_visible_cuda(means3D, viewmatrix);
+#endif
   return dgr::mark_visible_cpu(means3D, viewmatrix);
 }
 
@@ -152,7 +177,7 @@ py::dict constants() {
 
 // Exposed for tests of the exact exp used in blending.
 at::Tensor exp_nonpositive(const at::Tensor& x) {
-  check_cpu_float(x, "x");
+  check_float(x, "x", at::Device(at::kCPU));
   at::Tensor y = at::empty_like(x);
   const float* in = x.data_ptr<float>();
   float* out = y.data_ptr<float>();
@@ -168,5 +193,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mark_visible", &mark_visible);
   m.def("constants", &constants);
   m.def("exp_nonpositive", &exp_nonpositive);
-  m.attr("has_cuda") = false;
+  m.attr("has_cuda") = kHasCuda;
 }

@@ -46,6 +46,7 @@ struct ForwardState {
   at::Tensor tile_ranges;    // [tiles + 1] int64: tile t blends point_list[r[t], r[t+1])
   at::Tensor final_T;        // [H, W] float: transmittance left after blending
   at::Tensor n_contrib;      // [H, W] int32: 1-based list position of the last contributor
+  at::Tensor radii;          // [P] int32: 0 = culled (the forward's radii output)
 
   std::vector<at::Tensor> to_list() const;
   static ForwardState from_list(const std::vector<at::Tensor>& list);
@@ -75,5 +76,14 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
                                       const ForwardState& state, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth);
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix);
+
+#ifdef DGR_WITH_CUDA
+// cuda/rasterize_cuda.cpp: the same contract on CUDA tensors.
+ForwardResult rasterize_forward_cuda(const RasterSettings& s, const GaussianTensors& g);
+BackwardResult rasterize_backward_cuda(const RasterSettings& s, const GaussianTensors& g,
+                                       const ForwardState& state, const at::Tensor& grad_color,
+                                       const at::Tensor& grad_invdepth);
+at::Tensor mark_visible_cuda(const at::Tensor& means3D, const at::Tensor& viewmatrix);
+#endif
 
 }  // namespace dgr

@@ -85,39 +85,18 @@ RasterCamera make_camera(const RasterSettings& s) {
   return cam;
 }
 
-// Raw views of the per-Gaussian inputs.
-struct GaussianArrays {
-  const float* means3D;    // [P, 3]
-  const float* opacities;  // [P]
-  const float* sh;         // [P, M, 3] or null
-  const float* colors;     // [P, 3] or null
-  const float* scales;     // [P, 3] or null
-  const float* rotations;  // [P, 4] or null
-  const float* cov3D;      // [P, 6] or null
-  int64_t sh_stride;       // M * 3
-
-  explicit GaussianArrays(const GaussianTensors& g)
-      : means3D(g.means3D.data_ptr<float>()),
-        opacities(ptr_or_null<float>(g.opacities)),
-        sh(ptr_or_null<float>(g.sh)),
-        colors(ptr_or_null<float>(g.colors)),
-        scales(ptr_or_null<float>(g.scales)),
-        rotations(ptr_or_null<float>(g.rotations)),
-        cov3D(ptr_or_null<float>(g.cov3D_precomp)),
-        sh_stride(g.sh.numel() > 0 ? g.sh.size(1) * 3 : 0) {}
-
-  GaussianInputs at(int64_t i) const {
-    GaussianInputs in;
-    in.mean = means3D + 3 * i;
-    in.opacity = opacities[i];
-    in.sh = sh ? sh + sh_stride * i : nullptr;
-    in.color = colors ? colors + 3 * i : nullptr;
-    in.scale = scales ? scales + 3 * i : nullptr;
-    in.rot = rotations ? rotations + 4 * i : nullptr;
-    in.cov3d = cov3D ? cov3D + 6 * i : nullptr;
-    return in;
-  }
-};
+GaussianArrays gaussian_arrays(const GaussianTensors& g) {
+  GaussianArrays a;
+  a.means3D = g.means3D.data_ptr<float>();
+  a.opacities = ptr_or_null<float>(g.opacities);
+  a.sh = ptr_or_null<float>(g.sh);
+  a.colors = ptr_or_null<float>(g.colors);
+  a.scales = ptr_or_null<float>(g.scales);
+  a.rotations = ptr_or_null<float>(g.rotations);
+  a.cov3D = ptr_or_null<float>(g.cov3D_precomp);
+  a.sh_stride = g.sh.numel() > 0 ? g.sh.size(1) * 3 : 0;
+  return a;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Stage 1: preprocess. One task per Gaussian: cull, project, conic, colour, screen radius, tile
@@ -145,11 +124,7 @@ void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int
       out.depths[i] = pre.depth;
       out.rects[i] = pre.rect;
       for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
-      int count = 0;
-      for (int ty = pre.rect.y0; ty < pre.rect.y1; ty++)
-        for (int tx = pre.rect.x0; tx < pre.rect.x1; tx++)
-          count += splat_touches_tile(pre.splat, tx, ty, cam.width, cam.height);
-      out.tiles_touched[i] = count;
+      out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
     }
   });
 }
@@ -398,32 +373,31 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
 
   // Per-row state, one vector per tile row; pixels outside the image have contrib 0 and never
   // take part.
-  vfloat T[BLOCK_Y], T_final[BLOCK_Y];
-  vfloat acc_r[BLOCK_Y], acc_g[BLOCK_Y], acc_b[BLOCK_Y], acc_d[BLOCK_Y];  // colour behind
-  vfloat last_a[BLOCK_Y], last_r[BLOCK_Y], last_g[BLOCK_Y], last_b[BLOCK_Y], last_d[BLOCK_Y];
-  vfloat dp_r[BLOCK_Y], dp_g[BLOCK_Y], dp_b[BLOCK_Y], dp_d[BLOCK_Y], bg_dot[BLOCK_Y];
+  BackwardPixel<vfloat> px_state[BLOCK_Y];
   vint contrib[BLOCK_Y];
   int row_max[BLOCK_Y];
   int tile_max = 0;
+  const vfloat zero = splat(0.0f);
   for (int r = 0; r < BLOCK_Y; r++) {
-    T[r] = T_final[r] = dp_r[r] = dp_g[r] = dp_b[r] = dp_d[r] = splat(0.0f);
+    BackwardPixel<vfloat>& p = px_state[r];
+    p.T = p.T_final = p.dp_r = p.dp_g = p.dp_b = p.dp_d = zero;
+    p.acc_r = p.acc_g = p.acc_b = p.acc_d = zero;
+    p.last_a = p.last_r = p.last_g = p.last_b = p.last_d = zero;
     contrib[r] = splat_int(0);
-    acc_r[r] = acc_g[r] = acc_b[r] = acc_d[r] = splat(0.0f);
-    last_a[r] = last_r[r] = last_g[r] = last_b[r] = last_d[r] = splat(0.0f);
     row_max[r] = 0;
     if (r < o.h) {
       const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
       for (int i = 0; i < o.w; i++) {
-        T[r][i] = T_final[r][i] = final_T[row + i];
+        p.T[i] = p.T_final[i] = final_T[row + i];
         contrib[r][i] = n_contrib[row + i];
-        dp_r[r][i] = dL_dcolor[row + i];
-        dp_g[r][i] = dL_dcolor[HW + row + i];
-        dp_b[r][i] = dL_dcolor[2 * HW + row + i];
-        dp_d[r][i] = dL_dinvdepth ? dL_dinvdepth[row + i] : 0.0f;
+        p.dp_r[i] = dL_dcolor[row + i];
+        p.dp_g[i] = dL_dcolor[HW + row + i];
+        p.dp_b[i] = dL_dcolor[2 * HW + row + i];
+        p.dp_d[i] = dL_dinvdepth ? dL_dinvdepth[row + i] : 0.0f;
         row_max[r] = std::max(row_max[r], contrib[r][i]);
       }
     }
-    bg_dot[r] = bg[0] * dp_r[r] + bg[1] * dp_g[r] + bg[2] * dp_b[r];
+    p.bg_dot = bg[0] * p.dp_r + bg[1] * p.dp_g + bg[2] * p.dp_b;
     tile_max = std::max(tile_max, row_max[r]);
   }
 
@@ -431,13 +405,11 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   for (int64_t k = start + tile_max; k < end; k++) entry_grads[k] = SplatGrad{};
 
   const float half_w = 0.5f * cam.width, half_h = 0.5f * cam.height;
-  const vfloat zero = splat(0.0f);
   bool row_hit[BLOCK_Y];
   for (int64_t k = start + tile_max - 1; k >= start; k--) {
     const Splat s = splats[point_list[k]];
     const int32_t position = (int32_t)(k - start + 1);
-    vfloat g_mx = zero, g_my = zero, g_ca = zero, g_cb = zero, g_cc = zero, g_op = zero,
-           g_r = zero, g_g = zero, g_b = zero, g_d = zero;
+    SplatGradSums<vfloat> sums{zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
     splat_rows(s, o, row_hit);
     const vfloat dx = s.x - px;
     for (int r = 0; r < o.h; r++) {
@@ -448,51 +420,15 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
       const vfloat alpha = splat_alpha(s.opacity, Gv);
       const vint valid = (position <= contrib[r]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
       if (!any(valid)) continue;
-      const vfloat one_minus = 1.0f - alpha;
-      const vfloat t = T[r] / one_minus;  // transmittance in front of this splat
-      const vfloat w = alpha * t;
-      // Colour (and inverse depth) of everything behind this splat at this pixel.
-      const vfloat la = last_a[r];
-      const vfloat ar = la * last_r[r] + (1.0f - la) * acc_r[r];
-      const vfloat ag = la * last_g[r] + (1.0f - la) * acc_g[r];
-      const vfloat ab = la * last_b[r] + (1.0f - la) * acc_b[r];
-      const vfloat ad = la * last_d[r] + (1.0f - la) * acc_d[r];
-      vfloat dL_dalpha = ((s.r - ar) * dp_r[r] + (s.g - ag) * dp_g[r] + (s.b - ab) * dp_b[r] +
-                          (s.inv_depth - ad) * dp_d[r]) * t;
-      dL_dalpha -= T_final[r] / one_minus * bg_dot[r];
-      dL_dalpha = select(valid, dL_dalpha, zero);
-      const vfloat wv = select(valid, w, zero);
-      // No gradient through the 0.99 clamp (as the original): d alpha / dG = opacity.
-      const vfloat dL_dG = s.opacity * dL_dalpha;
-      const vfloat gdx = Gv * dx, gdy = Gv * dy;
-      g_r += wv * dp_r[r];
-      g_g += wv * dp_g[r];
-      g_b += wv * dp_b[r];
-      g_d += wv * dp_d[r];
-      g_mx += dL_dG * (-gdx * s.conic_a - gdy * s.conic_b);
-      g_my += dL_dG * (-gdy * s.conic_c - gdx * s.conic_b);
-      g_ca += -0.5f * gdx * dx * dL_dG;
-      g_cb += -gdx * dy * dL_dG;
-      g_cc += -0.5f * gdy * dy * dL_dG;
-      g_op += Gv * dL_dalpha;
-      acc_r[r] = select(valid, ar, acc_r[r]);
-      acc_g[r] = select(valid, ag, acc_g[r]);
-      acc_b[r] = select(valid, ab, acc_b[r]);
-      acc_d[r] = select(valid, ad, acc_d[r]);
-      last_a[r] = select(valid, alpha, la);
-      last_r[r] = select(valid, splat(s.r), last_r[r]);
-      last_g[r] = select(valid, splat(s.g), last_g[r]);
-      last_b[r] = select(valid, splat(s.b), last_b[r]);
-      last_d[r] = select(valid, splat(s.inv_depth), last_d[r]);
-      T[r] = select(valid, t, T[r]);
+      blend_backward_step(s, dx, dy, Gv, alpha, valid, px_state[r], sums);
     }
     SplatGrad& g = entry_grads[k];
-    g.mean2d_x = hsum(g_mx) * half_w;
-    g.mean2d_y = hsum(g_my) * half_h;
-    g.conic_a = hsum(g_ca), g.conic_b = hsum(g_cb), g.conic_c = hsum(g_cc);
-    g.opacity = hsum(g_op);
-    g.r = hsum(g_r), g.g = hsum(g_g), g.b = hsum(g_b);
-    g.inv_depth = hsum(g_d);
+    g.mean2d_x = hsum(sums.mx) * half_w;
+    g.mean2d_y = hsum(sums.my) * half_h;
+    g.conic_a = hsum(sums.ca), g.conic_b = hsum(sums.cb), g.conic_c = hsum(sums.cc);
+    g.opacity = hsum(sums.op);
+    g.r = hsum(sums.r), g.g = hsum(sums.g), g.b = hsum(sums.b);
+    g.inv_depth = hsum(sums.d);
   }
 }
 
@@ -502,25 +438,27 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
 // Orchestration
 
 std::vector<at::Tensor> ForwardState::to_list() const {
-  return {splats, clamped, entry_offsets, entry_slots, point_list, tile_ranges, final_T, n_contrib};
+  return {splats, clamped, entry_offsets, entry_slots, point_list,
+          tile_ranges, final_T, n_contrib, radii};
 }
 
 ForwardState ForwardState::from_list(const std::vector<at::Tensor>& l) {
-  TORCH_CHECK(l.size() == 8, "rasterizer: the saved forward state has ", l.size(),
-              " tensors, expected 8");
-  return {l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]};
+  TORCH_CHECK(l.size() == 9, "rasterizer: the saved forward state has ", l.size(),
+              " tensors, expected 9");
+  return {l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8]};
 }
 
 ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTensors& g) {
   const int64_t P = g.means3D.size(0);
   const int H = s.image_height, W = s.image_width;
   const RasterCamera cam = make_camera(s);
-  const GaussianArrays arrays(g);
+  const GaussianArrays arrays = gaussian_arrays(g);
 
   StageTimer timer("forward");
   ForwardResult res;
   ForwardState& st = res.state;
   res.radii = at::empty({P}, at::kInt);
+  st.radii = res.radii;
   st.splats = at::empty({P, SPLAT_FLOATS}, at::kFloat);
   st.clamped = at::empty({P, 3}, at::kByte);
   at::Tensor depths = at::empty({P}, at::kFloat);
@@ -565,7 +503,7 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
                                       const at::Tensor& grad_invdepth) {
   const int64_t P = g.means3D.size(0);
   const RasterCamera cam = make_camera(s);
-  const GaussianArrays arrays(g);
+  const GaussianArrays arrays = gaussian_arrays(g);
   const Splat* splats = reinterpret_cast<const Splat*>(st.splats.data_ptr<float>());
   const int32_t* point_list = st.point_list.data_ptr<int32_t>();
   const int64_t* ranges = st.tile_ranges.data_ptr<int64_t>();
@@ -603,14 +541,16 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   const int64_t* offsets = st.entry_offsets.data_ptr<int64_t>();
   const int32_t* slots = st.entry_slots.data_ptr<int32_t>();
   const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
-  float* dmeans2D = res.dL_dmeans2D.data_ptr<float>();
-  float* dmeans3D = res.dL_dmeans3D.data_ptr<float>();
-  float* dopacity = res.dL_dopacity.data_ptr<float>();
-  float* dcolors = mut_ptr_or_null<float>(res.dL_dcolors);
-  float* dsh = mut_ptr_or_null<float>(res.dL_dsh);
-  float* dscales = mut_ptr_or_null<float>(res.dL_dscales);
-  float* drot = mut_ptr_or_null<float>(res.dL_drotations);
-  float* dcov = mut_ptr_or_null<float>(res.dL_dcov3D);
+  GaussianGradArrays grads;
+  grads.means2D = res.dL_dmeans2D.data_ptr<float>();
+  grads.means3D = res.dL_dmeans3D.data_ptr<float>();
+  grads.opacities = res.dL_dopacity.data_ptr<float>();
+  grads.colors = mut_ptr_or_null<float>(res.dL_dcolors);
+  grads.sh = mut_ptr_or_null<float>(res.dL_dsh);
+  grads.scales = mut_ptr_or_null<float>(res.dL_dscales);
+  grads.rotations = mut_ptr_or_null<float>(res.dL_drotations);
+  grads.cov3D = mut_ptr_or_null<float>(res.dL_dcov3D);
+  grads.sh_stride = arrays.sh_stride;
   at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       if (offsets[i + 1] == offsets[i]) continue;
@@ -621,18 +561,7 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
       }
       SplatGrad grad;
       std::memcpy(&grad, sum, sizeof(grad));
-      dmeans2D[3 * i + 0] = grad.mean2d_x;
-      dmeans2D[3 * i + 1] = grad.mean2d_y;
-      const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
-      GaussianGrads out;
-      out.mean = dmeans3D + 3 * i;
-      out.opacity = dopacity + i;
-      out.sh = dsh ? dsh + arrays.sh_stride * i : nullptr;
-      out.color = dcolors ? dcolors + 3 * i : nullptr;
-      out.scale = dscales ? dscales + 3 * i : nullptr;
-      out.rot = drot ? drot + 4 * i : nullptr;
-      out.cov3d = dcov ? dcov + 6 * i : nullptr;
-      gaussian_backward(arrays.at(i), cl, cam, s.sh_degree, grad, out);
+      preprocess_backward_one(i, arrays, grads, clamped, cam, s.sh_degree, grad);
     }
   });
   timer.lap("preprocess backward");

@@ -73,6 +73,73 @@ DGR_HD F splat_power(const Splat& s, F dx, float dy) {
 template <class F>
 DGR_HD F splat_alpha(float opacity, F G) { return min_of(opacity * G, ALPHA_MAX); }
 
+// --- Backward blending of one pixel (or a vector of pixels: F = float or a GCC vector type, M =
+// bool or the matching integer mask) walking its splat list back to front.
+
+template <class F>
+struct BackwardPixel {
+  F T;                               // transmittance behind the current splat (starts at final T)
+  F T_final;                         // transmittance after the last splat
+  F acc_r, acc_g, acc_b, acc_d;      // colour / inverse depth of everything behind the last splat
+  F last_a, last_r, last_g, last_b, last_d;  // the splat processed last (one step behind)
+  F dp_r, dp_g, dp_b, dp_d;          // dL/d(pixel colour), dL/d(pixel inverse depth)
+  F bg_dot;                          // background . dL/d(pixel colour)
+};
+
+// Gradient sums of one splat over the pixels it touched (summed per lane for vectors).
+template <class F>
+struct SplatGradSums {
+  F mx, my;          // dL/d(mean) in pixels
+  F ca, cb, cc;      // dL/d(conic)
+  F op;              // dL/d(opacity)
+  F r, g, b, d;      // dL/d(colour), dL/d(inverse depth)
+};
+
+// One step: the splat `s` at offset (dx, dy) with G = e^power and alpha, where `valid` says the
+// pixel took this splat in the forward pass. Updates the pixel state and adds to the sums.
+template <class F, class M>
+DGR_HD void blend_backward_step(const Splat& s, F dx, float dy, F G, F alpha, M valid,
+                                BackwardPixel<F>& p, SplatGradSums<F>& g) {
+  const F zero = F{};
+  const F one_minus = 1.0f - alpha;
+  const F t = p.T / one_minus;  // transmittance in front of this splat
+  const F w = alpha * t;
+  // Colour (and inverse depth) of everything behind this splat at this pixel.
+  const F la = p.last_a;
+  const F ar = la * p.last_r + (1.0f - la) * p.acc_r;
+  const F ag = la * p.last_g + (1.0f - la) * p.acc_g;
+  const F ab = la * p.last_b + (1.0f - la) * p.acc_b;
+  const F ad = la * p.last_d + (1.0f - la) * p.acc_d;
+  F dL_dalpha = ((s.r - ar) * p.dp_r + (s.g - ag) * p.dp_g + (s.b - ab) * p.dp_b +
+                 (s.inv_depth - ad) * p.dp_d) * t;
+  dL_dalpha -= p.T_final / one_minus * p.bg_dot;
+  dL_dalpha = valid ? dL_dalpha : zero;
+  const F wv = valid ? w : zero;
+  // No gradient through the 0.99 clamp (as the original): d alpha / dG = opacity.
+  const F dL_dG = s.opacity * dL_dalpha;
+  const F gdx = G * dx, gdy = G * dy;
+  g.r += wv * p.dp_r;
+  g.g += wv * p.dp_g;
+  g.b += wv * p.dp_b;
+  g.d += wv * p.dp_d;
+  g.mx += dL_dG * (-gdx * s.conic_a - gdy * s.conic_b);
+  g.my += dL_dG * (-gdy * s.conic_c - gdx * s.conic_b);
+  g.ca += -0.5f * gdx * dx * dL_dG;
+  g.cb += -gdx * dy * dL_dG;
+  g.cc += -0.5f * gdy * dy * dL_dG;
+  g.op += G * dL_dalpha;
+  p.acc_r = valid ? ar : p.acc_r;
+  p.acc_g = valid ? ag : p.acc_g;
+  p.acc_b = valid ? ab : p.acc_b;
+  p.acc_d = valid ? ad : p.acc_d;
+  p.last_a = valid ? alpha : la;
+  p.last_r = valid ? zero + s.r : p.last_r;
+  p.last_g = valid ? zero + s.g : p.last_g;
+  p.last_b = valid ? zero + s.b : p.last_b;
+  p.last_d = valid ? zero + s.inv_depth : p.last_d;
+  p.T = valid ? t : p.T;
+}
+
 // Smallest value of the quadratic form q(d) = A dx^2 + 2 B dx dy + C dy^2 with dy fixed and dx in
 // [lo, hi] (A > 0): the unconstrained minimiser -B dy / A clamped to the interval.
 DGR_HD float min_form_on_segment(float A, float B, float C, float dy, float lo, float hi) {
@@ -108,6 +175,14 @@ DGR_HD bool splat_touches_tile(const Splat& s, int tx, int ty, int width, int he
   const float px1 = (float)(mini(width, (tx + 1) * BLOCK_X) - 1);
   const float py1 = (float)(mini(height, (ty + 1) * BLOCK_Y) - 1);
   return !splat_misses_box(s, px0, px1, py0, py1);
+}
+
+// How many tiles of its rectangle the splat may be visible in (its number of tile entries).
+DGR_HD int count_touched_tiles(const Splat& s, const TileRect& rect, int width, int height) {
+  int count = 0;
+  for (int ty = rect.y0; ty < rect.y1; ty++)
+    for (int tx = rect.x0; tx < rect.x1; tx++) count += splat_touches_tile(s, tx, ty, width, height);
+  return count;
 }
 
 }  // namespace dgr

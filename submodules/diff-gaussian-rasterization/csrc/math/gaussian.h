@@ -173,6 +173,30 @@ struct GaussianInputs {
   const float* cov3d;        // [6] precomputed or null
 };
 
+// Raw views of every Gaussian's inputs (null where not given), for any backend.
+struct GaussianArrays {
+  const float* means3D;    // [P, 3]
+  const float* opacities;  // [P]
+  const float* sh;         // [P, M, 3] or null
+  const float* colors;     // [P, 3] or null
+  const float* scales;     // [P, 3] or null
+  const float* rotations;  // [P, 4] or null
+  const float* cov3D;      // [P, 6] or null
+  int64_t sh_stride;       // M * 3
+
+  DGR_HD GaussianInputs at(int64_t i) const {
+    GaussianInputs in;
+    in.mean = means3D + 3 * i;
+    in.opacity = opacities[i];
+    in.sh = sh ? sh + sh_stride * i : nullptr;
+    in.color = colors ? colors + 3 * i : nullptr;
+    in.scale = scales ? scales + 3 * i : nullptr;
+    in.rot = rotations ? rotations + 4 * i : nullptr;
+    in.cov3d = cov3D ? cov3D + 6 * i : nullptr;
+    return in;
+  }
+};
+
 // The 3D covariance of a Gaussian: precomputed, or from its scale and rotation.
 DGR_HD void gaussian_cov3d(const GaussianInputs& in, float scale_modifier, float cov3d[6]) {
   if (in.cov3d) {
@@ -263,6 +287,31 @@ struct GaussianGrads {
   float* scale;    // [3]
   float* rot;      // [4]
   float* cov3d;    // [6]
+};
+
+// Where every Gaussian's gradients go (null where that input was not given).
+struct GaussianGradArrays {
+  float* means2D;    // [P, 3] (z stays 0)
+  float* means3D;    // [P, 3]
+  float* opacities;  // [P]
+  float* sh;         // [P, M, 3] or null
+  float* colors;     // [P, 3] or null
+  float* scales;     // [P, 3] or null
+  float* rotations;  // [P, 4] or null
+  float* cov3D;      // [P, 6] or null
+  int64_t sh_stride;
+
+  DGR_HD GaussianGrads at(int64_t i) const {
+    GaussianGrads out;
+    out.mean = means3D + 3 * i;
+    out.opacity = opacities + i;
+    out.sh = sh ? sh + sh_stride * i : nullptr;
+    out.color = colors ? colors + 3 * i : nullptr;
+    out.scale = scales ? scales + 3 * i : nullptr;
+    out.rot = rotations ? rotations + 4 * i : nullptr;
+    out.cov3d = cov3D ? cov3D + 6 * i : nullptr;
+    return out;
+  }
 };
 
 // dL/d(raw 2D covariance a, b, c) and dL/d(input opacity) from the conic and opacity gradients.
@@ -407,6 +456,16 @@ DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
   } else {
     cov3d_backward(load3(in.scale), cam.scale_modifier, load4(in.rot), dSigma, out.scale, out.rot);
   }
+}
+
+// Preprocess backward of Gaussian i of the arrays, given its summed blend-stage gradient.
+DGR_HD void preprocess_backward_one(int64_t i, const GaussianArrays& in,
+                                    const GaussianGradArrays& out, const uint8_t* clamped,
+                                    const RasterCamera& cam, int sh_degree, const SplatGrad& g) {
+  out.means2D[3 * i + 0] = g.mean2d_x;
+  out.means2D[3 * i + 1] = g.mean2d_y;
+  const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
+  gaussian_backward(in.at(i), cl, cam, sh_degree, g, out.at(i));
 }
 
 }  // namespace dgr
