@@ -194,10 +194,8 @@ def densify_and_step(iteration, gaussians, out, policy: DensificationPolicy, ext
     """Densification statistics → densify/prune/reset → optimizer step (none at the last
     iteration, as the original)."""
     if policy.collects_statistics(iteration):
-        vis = out.visibility_filter
-        gaussians.max_radii2D[vis] = torch.max(gaussians.max_radii2D[vis],
-                                               out.radii[vis].to(torch.float32))
-        gaussians.add_densification_stats(out.viewspace_points, vis)
+        gaussians.update_max_radii(out.radii)
+        gaussians.add_densification_stats(out.viewspace_points, out.visibility_filter)
         if policy.densifies_at(iteration):
             gaussians.densify_step(policy, iteration, extent)
         if policy.resets_opacity_at(iteration):
