@@ -18,6 +18,7 @@
 #include "../math/blend.h"
 #include "../math/gaussian.h"
 #include "../rasterize_api.h"
+#include "../tensor_views.h"
 #include "simd.h"
 
 namespace dgr {
@@ -56,46 +57,6 @@ void parallel_dynamic(int64_t n, const F& f) {
     for (int64_t w = begin; w < end; w++)
       for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i);
   });
-}
-
-template <class T>
-const T* ptr_or_null(const at::Tensor& t) {
-  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
-}
-template <class T>
-T* mut_ptr_or_null(const at::Tensor& t) {
-  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
-}
-
-RasterCamera make_camera(const RasterSettings& s) {
-  RasterCamera cam;
-  cam.width = s.image_width;
-  cam.height = s.image_height;
-  cam.tanfovx = s.tan_fovx;
-  cam.tanfovy = s.tan_fovy;
-  cam.focal_x = s.image_width / (2.0f * s.tan_fovx);
-  cam.focal_y = s.image_height / (2.0f * s.tan_fovy);
-  cam.view = s.viewmatrix.data_ptr<float>();
-  cam.proj = s.projmatrix.data_ptr<float>();
-  cam.campos = load3(s.campos.data_ptr<float>());
-  cam.scale_modifier = s.scale_modifier;
-  cam.antialiasing = s.antialiasing;
-  cam.grid_x = (s.image_width + BLOCK_X - 1) / BLOCK_X;
-  cam.grid_y = (s.image_height + BLOCK_Y - 1) / BLOCK_Y;
-  return cam;
-}
-
-GaussianArrays gaussian_arrays(const GaussianTensors& g) {
-  GaussianArrays a;
-  a.means3D = g.means3D.data_ptr<float>();
-  a.opacities = ptr_or_null<float>(g.opacities);
-  a.sh = ptr_or_null<float>(g.sh);
-  a.colors = ptr_or_null<float>(g.colors);
-  a.scales = ptr_or_null<float>(g.scales);
-  a.rotations = ptr_or_null<float>(g.rotations);
-  a.cov3D = ptr_or_null<float>(g.cov3D_precomp);
-  a.sh_stride = g.sh.numel() > 0 ? g.sh.size(1) * 3 : 0;
-  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,7 +412,7 @@ ForwardState ForwardState::from_list(const std::vector<at::Tensor>& l) {
 ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTensors& g) {
   const int64_t P = g.means3D.size(0);
   const int H = s.image_height, W = s.image_width;
-  const RasterCamera cam = make_camera(s);
+  const RasterCamera cam = make_camera(s, s.campos);
   const GaussianArrays arrays = gaussian_arrays(g);
 
   StageTimer timer("forward");
@@ -502,7 +463,7 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
                                       const ForwardState& st, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth) {
   const int64_t P = g.means3D.size(0);
-  const RasterCamera cam = make_camera(s);
+  const RasterCamera cam = make_camera(s, s.campos);
   const GaussianArrays arrays = gaussian_arrays(g);
   const Splat* splats = reinterpret_cast<const Splat*>(st.splats.data_ptr<float>());
   const int32_t* point_list = st.point_list.data_ptr<int32_t>();
@@ -523,34 +484,14 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   });
   timer.lap("blend backward");
 
-  BackwardResult res;
-  auto zeros_like_or_empty = [](const at::Tensor& t) {
-    return t.numel() > 0 ? at::zeros_like(t) : at::empty({0}, t.options());
-  };
-  res.dL_dmeans2D = at::zeros({P, 3}, at::kFloat);
-  res.dL_dmeans3D = at::zeros({P, 3}, at::kFloat);
-  res.dL_dopacity = at::zeros({P, 1}, at::kFloat);
-  res.dL_dcolors = zeros_like_or_empty(g.colors);
-  res.dL_dsh = zeros_like_or_empty(g.sh);
-  res.dL_dscales = zeros_like_or_empty(g.scales);
-  res.dL_drotations = zeros_like_or_empty(g.rotations);
-  res.dL_dcov3D = zeros_like_or_empty(g.cov3D_precomp);
+  BackwardResult res = zero_gradients(g);
   timer.lap("allocate grads");
 
   // Reduce each Gaussian's entries (in a fixed order) and run its preprocess backward.
   const int64_t* offsets = st.entry_offsets.data_ptr<int64_t>();
   const int32_t* slots = st.entry_slots.data_ptr<int32_t>();
   const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
-  GaussianGradArrays grads;
-  grads.means2D = res.dL_dmeans2D.data_ptr<float>();
-  grads.means3D = res.dL_dmeans3D.data_ptr<float>();
-  grads.opacities = res.dL_dopacity.data_ptr<float>();
-  grads.colors = mut_ptr_or_null<float>(res.dL_dcolors);
-  grads.sh = mut_ptr_or_null<float>(res.dL_dsh);
-  grads.scales = mut_ptr_or_null<float>(res.dL_dscales);
-  grads.rotations = mut_ptr_or_null<float>(res.dL_drotations);
-  grads.cov3D = mut_ptr_or_null<float>(res.dL_dcov3D);
-  grads.sh_stride = arrays.sh_stride;
+  const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
   at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       if (offsets[i + 1] == offsets[i]) continue;

@@ -6,52 +6,13 @@
 #include <ATen/ATen.h>
 
 #include "../rasterize_api.h"
+#include "../tensor_views.h"
 #include "rasterize_kernels.h"
 
 namespace dgr {
 namespace {
 
 const cudaStream_t kDefaultStream = nullptr;
-
-template <class T>
-const T* ptr_or_null(const at::Tensor& t) {
-  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
-}
-template <class T>
-T* mut_ptr_or_null(const at::Tensor& t) {
-  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
-}
-
-RasterCamera make_camera(const RasterSettings& s, const at::Tensor& campos_host) {
-  RasterCamera cam;
-  cam.width = s.image_width;
-  cam.height = s.image_height;
-  cam.tanfovx = s.tan_fovx;
-  cam.tanfovy = s.tan_fovy;
-  cam.focal_x = s.image_width / (2.0f * s.tan_fovx);
-  cam.focal_y = s.image_height / (2.0f * s.tan_fovy);
-  cam.view = s.viewmatrix.data_ptr<float>();  // device pointers, read by the kernels
-  cam.proj = s.projmatrix.data_ptr<float>();
-  cam.campos = load3(campos_host.data_ptr<float>());
-  cam.scale_modifier = s.scale_modifier;
-  cam.antialiasing = s.antialiasing;
-  cam.grid_x = (s.image_width + BLOCK_X - 1) / BLOCK_X;
-  cam.grid_y = (s.image_height + BLOCK_Y - 1) / BLOCK_Y;
-  return cam;
-}
-
-GaussianArrays gaussian_arrays(const GaussianTensors& g) {
-  GaussianArrays a;
-  a.means3D = g.means3D.data_ptr<float>();
-  a.opacities = ptr_or_null<float>(g.opacities);
-  a.sh = ptr_or_null<float>(g.sh);
-  a.colors = ptr_or_null<float>(g.colors);
-  a.scales = ptr_or_null<float>(g.scales);
-  a.rotations = ptr_or_null<float>(g.rotations);
-  a.cov3D = ptr_or_null<float>(g.cov3D_precomp);
-  a.sh_stride = g.sh.numel() > 0 ? g.sh.size(1) * 3 : 0;
-  return a;
-}
 
 at::Tensor bytes(size_t n, const at::TensorOptions& opts) {
   return at::empty({(int64_t)std::max<size_t>(n, 1)}, opts.dtype(at::kByte));
@@ -150,28 +111,8 @@ BackwardResult rasterize_backward_cuda(const RasterSettings& s, const GaussianTe
                        st.n_contrib.data_ptr<int32_t>(), grad_color_c.data_ptr<float>(),
                        ptr_or_null<float>(grad_invdepth_c), sg, stream);
 
-  BackwardResult res;
-  auto zeros_like_or_empty = [&](const at::Tensor& t) {
-    return t.numel() > 0 ? at::zeros_like(t) : at::empty({0}, opts);
-  };
-  res.dL_dmeans2D = at::zeros({P, 3}, opts);
-  res.dL_dmeans3D = at::zeros({P, 3}, opts);
-  res.dL_dopacity = at::zeros({P, 1}, opts);
-  res.dL_dcolors = zeros_like_or_empty(g.colors);
-  res.dL_dsh = zeros_like_or_empty(g.sh);
-  res.dL_dscales = zeros_like_or_empty(g.scales);
-  res.dL_drotations = zeros_like_or_empty(g.rotations);
-  res.dL_dcov3D = zeros_like_or_empty(g.cov3D_precomp);
-  GaussianGradArrays grads;
-  grads.means2D = res.dL_dmeans2D.data_ptr<float>();
-  grads.means3D = res.dL_dmeans3D.data_ptr<float>();
-  grads.opacities = res.dL_dopacity.data_ptr<float>();
-  grads.colors = mut_ptr_or_null<float>(res.dL_dcolors);
-  grads.sh = mut_ptr_or_null<float>(res.dL_dsh);
-  grads.scales = mut_ptr_or_null<float>(res.dL_dscales);
-  grads.rotations = mut_ptr_or_null<float>(res.dL_drotations);
-  grads.cov3D = mut_ptr_or_null<float>(res.dL_dcov3D);
-  grads.sh_stride = arrays.sh_stride;
+  BackwardResult res = zero_gradients(g);
+  const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
   cuda::preprocess_backward(P, arrays, grads, st.clamped.data_ptr<uint8_t>(),
                             st.radii.data_ptr<int32_t>(), cam, s.sh_degree, sg, stream);
   return res;
