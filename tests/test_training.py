@@ -81,3 +81,27 @@ def test_an_original_two_tuple_checkpoint_resumes(tmp_path):
     run(tmp_path / "b", "--iterations", "8", "--test_iterations", "-1",
         "--start_checkpoint", str(tmp_path / "original.pth"))
     assert (tmp_path / "b" / "point_cloud" / "iteration_8" / "point_cloud.ply").exists()
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-s", str(SAMPLE), "-m", str(tmp_path), "-r",
+         "4", "--iterations", "100000", "--test_iterations", "-1", "--quiet"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "input.ply").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # some iterations
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    checkpoints = list(tmp_path.glob("chkpnt*.pth"))
+    assert len(checkpoints) == 1 and "resume with --start_checkpoint" in out
+    capture, iteration, _ = torch.load(checkpoints[0], weights_only=True)
+    assert iteration > 0 and checkpoints[0].name == f"chkpnt{iteration}.pth"
+    assert not list(tmp_path.glob("*.tmp"))
