@@ -194,8 +194,9 @@ def densify_and_step(iteration, gaussians, out, policy: DensificationPolicy, ext
     """Densification statistics → densify/prune/reset → optimizer step (none at the last
     iteration, as the original)."""
     if policy.collects_statistics(iteration):
-        gaussians.update_max_radii(out.radii)
-        gaussians.add_densification_stats(out.viewspace_points, out.visibility_filter)
+        with torch.profiler.record_function("densification statistics"):  # benchmarks/train.py
+            gaussians.update_max_radii(out.radii)
+            gaussians.add_densification_stats(out.viewspace_points, out.visibility_filter)
         if policy.densifies_at(iteration):
             gaussians.densify_step(policy, iteration, extent)
         if policy.resets_opacity_at(iteration):

@@ -7,7 +7,8 @@ Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one train
 The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points and
 profiles --breakdown_steps training steps (train.training_step + train.densify_and_step, the
 loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
-the loss forward/backward, the optimizer, and the rest (activations, autograd, Python).
+the loss forward/backward, the optimizer, the densification statistics, and the rest
+(activations, autograd, Python).
 """
 import argparse
 import json
@@ -41,6 +42,7 @@ STAGES = {
     "_RasterizeGaussiansBackward": "rasterizer backward",
     "_SSIMAndL1": "loss forward (fused SSIM + L1)",
     "_SSIMAndL1Backward": "loss backward",
+    "densification statistics": "densification statistics",
 }
 
 
@@ -129,7 +131,7 @@ def step_breakdown(model_path, iteration, steps, optimizer_type):
             optimizer += event.cpu_time_total / 1e3 / steps
     per_stage["optimizer step"] = optimizer
     median_ms = statistics.median(wall) * 1e3
-    per_stage["rest (activations, autograd, statistics, Python)"] = max(
+    per_stage["rest (activations, autograd, Python)"] = max(
         0.0, median_ms - sum(per_stage.values()))
     return {"iteration": iteration, "gaussians": gaussians.num_points, "median_step_ms": median_ms,
             "stages_ms": per_stage}
