@@ -226,10 +226,15 @@ TileOrigin tile_origin(int64_t tile, const RasterCamera& cam) {
   return o;
 }
 
-// row_hit[r]: may the splat be visible in row r of the tile? (the exact test of blend.h)
-void splat_rows(const Splat& s, const TileOrigin& o, bool* row_hit) {
+// Lane r true (-1): the splat may be visible in row r of the tile (the exact test of blend.h,
+// evaluated for all 16 rows at once); rows below the image are false.
+cpu::vint splat_rows(const Splat& s, const TileOrigin& o) {
+  using namespace cpu;
+  vfloat row_y;
+  vint row;
+  for (int i = 0; i < LANES; i++) row_y[i] = (float)(o.y0 + i), row[i] = i;
   const float px0 = (float)o.x0, px1 = (float)(o.x0 + o.w - 1);
-  for (int r = 0; r < o.h; r++) row_hit[r] = !splat_misses_row(s, px0, px1, (float)(o.y0 + r));
+  return ~splat_misses_row(s, px0, px1, row_y) & (row < o.h);
 }
 
 struct BlendOutputs {
@@ -270,11 +275,10 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
   }
 
   const int64_t start = ranges[tile], end = ranges[tile + 1];
-  bool row_hit[BLOCK_Y];
   for (int64_t k = start; k < end && tile_live > 0; k++) {
     const Splat s = splats[point_list[k]];
     const vint position = splat_int((int32_t)(k - start + 1));
-    splat_rows(s, o, row_hit);
+    const vint row_hit = splat_rows(s, o);
     const vfloat dx = s.x - px;
     for (int r = 0; r < o.h; r++) {
       if (!row_hit[r] || row_live[r] == 0) continue;
@@ -366,12 +370,11 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   for (int64_t k = start + tile_max; k < end; k++) entry_grads[k] = SplatGrad{};
 
   const float half_w = 0.5f * cam.width, half_h = 0.5f * cam.height;
-  bool row_hit[BLOCK_Y];
   for (int64_t k = start + tile_max - 1; k >= start; k--) {
     const Splat s = splats[point_list[k]];
     const int32_t position = (int32_t)(k - start + 1);
     SplatGradSums<vfloat> sums{zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
-    splat_rows(s, o, row_hit);
+    const vint row_hit = splat_rows(s, o);
     const vfloat dx = s.x - px;
     for (int r = 0; r < o.h; r++) {
       if (!row_hit[r] || row_max[r] < position) continue;

@@ -141,9 +141,11 @@ DGR_HD void blend_backward_step(const Splat& s, F dx, float dy, F G, F alpha, M 
 }
 
 // Smallest value of the quadratic form q(d) = A dx^2 + 2 B dx dy + C dy^2 with dy fixed and dx in
-// [lo, hi] (A > 0): the unconstrained minimiser -B dy / A clamped to the interval.
-DGR_HD float min_form_on_segment(float A, float B, float C, float dy, float lo, float hi) {
-  const float dx = clampf(-B * dy / A, lo, hi);
+// [lo, hi] (A > 0): the unconstrained minimiser -B dy / A clamped to the interval. F = float, or
+// a vector of dy values (one per tile row) on the CPU.
+template <class F>
+DGR_HD F min_form_on_segment(float A, float B, float C, F dy, float lo, float hi) {
+  const F dx = min_of(max_of(-B * dy / A, lo), hi);
   return A * dx * dx + 2.0f * B * dx * dy + C * dy * dy;
 }
 
@@ -163,9 +165,11 @@ DGR_HD bool splat_misses_box(const Splat& s, float px0, float px1, float py0, fl
   return 0.5f * q > s.power_cut + SKIP_POWER_MARGIN;
 }
 
-// The same test for one pixel row (a segment of pixels at height py).
-DGR_HD bool splat_misses_row(const Splat& s, float px0, float px1, float py) {
-  const float q = min_form_on_segment(s.conic_a, s.conic_b, s.conic_c, s.y - py, s.x - px1, s.x - px0);
+// The same test for one pixel row (a segment of pixels at height py); with F a vector of
+// heights it tests several rows at once (true lanes: the splat misses that row).
+template <class F>
+DGR_HD auto splat_misses_row(const Splat& s, float px0, float px1, F py) {
+  const F q = min_form_on_segment(s.conic_a, s.conic_b, s.conic_c, s.y - py, s.x - px1, s.x - px0);
   return 0.5f * q > s.power_cut + SKIP_POWER_MARGIN;
 }
 
