@@ -8,7 +8,6 @@ truth | render | error for the first views) and, with --video, <model>/video_our
 smooth path through the training cameras.
 """
 import os
-import sys
 from argparse import ArgumentParser
 
 import numpy as np
@@ -22,7 +21,7 @@ from scene.cameras import Camera
 from scene.colmap_loader import qvec2rotmat, rotmat2qvec
 from scene.errors import DatasetError
 from utils.cli import run_main
-from utils.image_io import comparison_grid, save_png
+from utils.image_io import comparison_grid, save_png, to_uint8
 from utils.system_utils import atomic_path
 
 COMPARISON_VIEWS = 4  # rows in comparison.png
@@ -88,8 +87,7 @@ def render_video(path, cameras, gaussians, pipe, background, quiet=False):
         try:
             for cam in tqdm(cameras, desc="Rendering video", disable=quiet):
                 image = torch.clamp(render(cam, gaussians, pipe, background).render, 0.0, 1.0)
-                frame = (image * 255 + 0.5).clamp(0, 255).to(torch.uint8)
-                writer.send(np.ascontiguousarray(frame.permute(1, 2, 0).cpu().numpy()))
+                writer.send(np.ascontiguousarray(to_uint8(image)))
         finally:
             writer.close()
 

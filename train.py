@@ -24,6 +24,7 @@ from arguments import (ModelParams, OptimizationParams, PipelineParams, add_grou
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.densification import DensificationPolicy
+from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from scene.errors import DatasetError
 from utils.cli import UsageError, run_main
 from utils.general_utils import rng_state, seed_everything, set_rng_state
@@ -82,7 +83,7 @@ def checkpoint_path(model_path: str, iteration: int) -> str:
 
 
 def check_finite(gaussians: GaussianModel, iteration: int) -> None:
-    for name in ("_xyz", "_features_dc", "_features_rest", "_scaling", "_rotation", "_opacity"):
+    for name in PARAMETER_ATTRIBUTES.values():
         if not torch.isfinite(getattr(gaussians, name)).all():
             raise TrainingDiverged(f"training diverged at iteration {iteration}: "
                                    f"{name} holds NaN/Inf")

@@ -5,7 +5,6 @@ import os
 import random
 import shutil
 
-import torch
 
 from utils.camera_utils import cameraList_from_camInfos, camera_to_JSON
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic

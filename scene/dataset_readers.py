@@ -9,9 +9,8 @@ distorted camera models stop with an explanation instead of an assertion; a pose
 an image listed but missing, a frameless transforms file or an empty point cloud is reported.
 """
 import json
-import math
 import os
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple
 
 import numpy as np
 from PIL import Image as PILImage, UnidentifiedImageError

@@ -18,8 +18,9 @@ import torch
 from plyfile import PlyData, PlyElement
 from torch import nn
 
+from diff_gaussian_rasterization.reference import covariance_3d
 from simple_knn._C import distCUDA2
-from utils.general_utils import build_rotation, get_expon_lr_func, inverse_sigmoid
+from utils.general_utils import get_expon_lr_func, inverse_sigmoid
 from utils.sh_utils import RGB2SH
 from utils.system_utils import atomic_path
 from .densification import (OPACITY_RESET_CEILING, PRUNE_MIN_OPACITY, SPLIT_SAMPLES,
@@ -93,8 +94,7 @@ class GaussianModel:
 
     def get_covariance(self, scaling_modifier: float = 1.0):
         """[N, 6] upper triangle (xx, xy, xz, yy, yz, zz) of R·S·Sᵀ·Rᵀ."""
-        L = build_rotation(self._rotation) * (scaling_modifier * self.get_scaling).unsqueeze(1)
-        cov = L @ L.transpose(1, 2)
+        cov = covariance_3d(self.get_scaling, self.get_rotation, scaling_modifier)
         return cov[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
 
     @property
@@ -106,6 +106,15 @@ class GaussianModel:
             self.active_sh_degree += 1
 
     # --- initialisation and optimizer --------------------------------------------------------
+    def _set_parameters(self, **values):
+        """Group name (xyz, f_dc, ...) → values (tensor or array): the new raw nn.Parameters,
+        float32 and contiguous on the model's device."""
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach()
+            data = torch.as_tensor(value, dtype=torch.float32, device=self.device).contiguous()
+            setattr(self, PARAMETER_ATTRIBUTES[name], nn.Parameter(data.requires_grad_(True)))
+
     def create_from_pcd(self, pcd, cam_infos=None, spatial_lr_scale: float = 1.0):
         self.spatial_lr_scale = spatial_lr_scale
         points = torch.tensor(np.asarray(pcd.points), dtype=torch.float32, device=self.device)
@@ -119,14 +128,9 @@ class GaussianModel:
         rots = torch.zeros((n, 4), device=self.device)
         rots[:, 0] = 1
         opacities = inverse_sigmoid(torch.full((n, 1), INIT_OPACITY, device=self.device))
-        self._xyz = nn.Parameter(points.requires_grad_(True))
-        self._features_dc = nn.Parameter(
-            features[:, :, 0:1].transpose(1, 2).contiguous().requires_grad_(True))
-        self._features_rest = nn.Parameter(
-            features[:, :, 1:].transpose(1, 2).contiguous().requires_grad_(True))
-        self._scaling = nn.Parameter(scales.requires_grad_(True))
-        self._rotation = nn.Parameter(rots.requires_grad_(True))
-        self._opacity = nn.Parameter(opacities.requires_grad_(True))
+        self._set_parameters(xyz=points, f_dc=features[:, :, 0:1].transpose(1, 2),
+                             f_rest=features[:, :, 1:].transpose(1, 2), opacity=opacities,
+                             scaling=scales, rotation=rots)
         self.max_radii2D = torch.zeros(n, device=self.device)
 
     def training_setup(self, training_args):
@@ -325,15 +329,8 @@ class GaussianModel:
                                      f"{self.max_sh_degree} needs {expected} (check --sh_degree)")
         rest = (np.stack([column(n) for n in rest_names], 1).reshape(len(xyz), 3, -1)
                 if rest_names else np.zeros((len(xyz), 3, 0), np.float32))
-        as_param = lambda a: nn.Parameter(  # noqa: E731
-            torch.tensor(a, dtype=torch.float32, device=self.device).contiguous()
-            .requires_grad_(True))
-        self._xyz = as_param(xyz)
-        self._features_dc = as_param(dc[:, None, :])
-        self._features_rest = as_param(rest.transpose(0, 2, 1))
-        self._opacity = as_param(opacity)
-        self._scaling = as_param(scales)
-        self._rotation = as_param(rots)
+        self._set_parameters(xyz=xyz, f_dc=dc[:, None, :], f_rest=rest.transpose(0, 2, 1),
+                             opacity=opacity, scaling=scales, rotation=rots)
         self.max_radii2D = torch.zeros(len(xyz), device=self.device)
         self.active_sh_degree = self.max_sh_degree
 
@@ -348,11 +345,8 @@ class GaussianModel:
     def restore(self, model_args, training_args):
         (self.active_sh_degree, xyz, features_dc, features_rest, scaling, rotation, opacity,
          max_radii2D, xyz_gradient_accum, denom, opt_dict, self.spatial_lr_scale) = model_args
-        as_param = lambda t: nn.Parameter(  # noqa: E731
-            t.detach().to(self.device).contiguous().requires_grad_(True))
-        self._xyz, self._features_dc = as_param(xyz), as_param(features_dc)
-        self._features_rest, self._scaling = as_param(features_rest), as_param(scaling)
-        self._rotation, self._opacity = as_param(rotation), as_param(opacity)
+        self._set_parameters(xyz=xyz, f_dc=features_dc, f_rest=features_rest, opacity=opacity,
+                             scaling=scaling, rotation=rotation)
         self.max_radii2D = max_radii2D.to(self.device)
         self.training_setup(training_args)
         self.xyz_gradient_accum = xyz_gradient_accum.to(self.device)

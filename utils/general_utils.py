@@ -4,6 +4,7 @@ import random
 
 import numpy as np
 import torch
+from diff_gaussian_rasterization.reference import quat_to_rotmat
 
 
 def inverse_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -28,14 +29,9 @@ def get_expon_lr_func(lr_init: float, lr_final: float, lr_delay_steps: int = 0,
 
 
 def build_rotation(quats: torch.Tensor) -> torch.Tensor:
-    """[N, 4] quaternions (w, x, y, z), any norm → [N, 3, 3] rotation matrices."""
-    q = quats / quats.norm(dim=1, keepdim=True)
-    w, x, y, z = q.unbind(1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], 1).reshape(-1, 3, 3)
+    """[N, 4] quaternions (w, x, y, z), any norm → [N, 3, 3] rotation matrices (the rasterizer
+    reference's formula, after normalising)."""
+    return quat_to_rotmat(quats / quats.norm(dim=1, keepdim=True))
 
 
 def seed_everything(seed: int) -> None:
