@@ -29,7 +29,6 @@ class Scene:
 
         scene_info = read_scene_info(args.source_path, args.images, args.white_background,
                                      args.eval)
-        self.scene_info = scene_info
         if not self.loaded_iter:
             os.makedirs(self.model_path, exist_ok=True)
             with atomic_path(os.path.join(self.model_path, "input.ply")) as tmp:

@@ -133,7 +133,7 @@ def test_rendered_splat_lands_on_the_projected_pixel(tmp_path):
     ((333, 250), 100, (100, 75)),  # int(250 / 3.33) = 75: truncation, as the original
 ])
 def test_resolution_rules(size, resolution, expected):
-    assert target_size(*size, resolution)[:2] == expected
+    assert target_size(*size, resolution) == expected
 
 
 def test_large_images_shrink_with_one_notice(tmp_path, capsys):

@@ -15,20 +15,19 @@ LARGE_IMAGE_NOTICE = ("[ INFO ] Encountered quite large input images (>1.6K pixe
 
 
 def target_size(width: int, height: int, resolution: int, resolution_scale: float = 1.0):
-    """(width, height, shrunk_automatically) per the original's loadCam rules."""
+    """(width, height) per the original's loadCam rules."""
     if resolution in DIVISOR_RESOLUTIONS:
         div = resolution_scale * resolution
-        return round(width / div), round(height / div), False
+        return round(width / div), round(height / div)
     if resolution == -1:
-        auto = width > AUTO_MAX_WIDTH
-        global_down = width / AUTO_MAX_WIDTH if auto else 1.0
+        global_down = width / AUTO_MAX_WIDTH if width > AUTO_MAX_WIDTH else 1.0
     elif resolution > 0:
-        auto, global_down = False, width / resolution
+        global_down = width / resolution
     else:
         raise ValueError(f"--resolution must be 1, 2, 4, 8, a width in pixels or -1, "
                          f"not {resolution}")
     scale = global_down * resolution_scale
-    return int(width / scale), int(height / scale), auto
+    return int(width / scale), int(height / scale)
 
 
 def load_image(path, resolution: int, resolution_scale: float, background) -> torch.Tensor:
@@ -38,7 +37,7 @@ def load_image(path, resolution: int, resolution_scale: float, background) -> to
     try:
         with Image.open(path) as image:
             image.load()
-            size = target_size(*image.size, resolution, resolution_scale)[:2]
+            size = target_size(*image.size, resolution, resolution_scale)
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
             image = image.convert("RGBA" if has_alpha else "RGB")
             if image.size != size:
