@@ -59,6 +59,36 @@ void parallel_dynamic(int64_t n, const F& f) {
   });
 }
 
+// Splat records of a tile's list, gathered a batch at a time. Lists name Gaussians in depth order,
+// so the records are scattered over memory; one tight gather loop keeps many of those loads in
+// flight at once, where reading each record as the blend loop reaches it waits on every one
+// (the blend loops ran about 25 % faster this way).
+class SplatBatch {
+ public:
+  static constexpr int64_t SIZE = 64;
+  SplatBatch(const Splat* splats, const int32_t* point_list, int64_t start, int64_t end)
+      : splats_(splats), list_(point_list), start_(start), end_(end) {}
+  // The record of list entry k; walking forward or backward, whole batches are gathered.
+  const Splat& forward(int64_t k) {
+    if (k < lo_ || k >= hi_) fill(k, std::min(end_, k + SIZE));
+    return buf_[k - lo_];
+  }
+  const Splat& backward(int64_t k) {
+    if (k < lo_ || k >= hi_) fill(std::max(start_, k - SIZE + 1), k + 1);
+    return buf_[k - lo_];
+  }
+
+ private:
+  void fill(int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; j++) buf_[j - lo] = splats_[list_[j]];
+    lo_ = lo, hi_ = hi;
+  }
+  const Splat* splats_;
+  const int32_t* list_;
+  int64_t start_, end_, lo_ = 0, hi_ = 0;
+  Splat buf_[SIZE];
+};
+
 // ---------------------------------------------------------------------------------------------
 // Stage 1: preprocess. One task per Gaussian: cull, project, conic, colour, screen radius, tile
 // rectangle, and the number of its tiles where the splat can reach the alpha threshold.
@@ -260,8 +290,6 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
   // Per-row state: one vector per tile row.
   vfloat T[BLOCK_Y], R[BLOCK_Y], G[BLOCK_Y], B[BLOCK_Y], D[BLOCK_Y];
   vint live[BLOCK_Y], last[BLOCK_Y];  // live: -1 while the pixel still blends
-  int row_live[BLOCK_Y];
-  int tile_live = 0;
   vint lane;
   for (int i = 0; i < LANES; i++) lane[i] = i;
   const vint inside_x = lane < o.w;
@@ -270,18 +298,17 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
     R[r] = G[r] = B[r] = D[r] = splat(0.0f);
     live[r] = r < o.h ? inside_x : splat_int(0);
     last[r] = splat_int(0);
-    row_live[r] = r < o.h ? o.w : 0;
-    tile_live += row_live[r];
   }
 
+  uint32_t live_rows = (1u << o.h) - 1;  // bit r: row r still has a pixel that blends
   const int64_t start = ranges[tile], end = ranges[tile + 1];
-  for (int64_t k = start; k < end && tile_live > 0; k++) {
-    const Splat s = splats[point_list[k]];
+  SplatBatch batch(splats, point_list, start, end);
+  for (int64_t k = start; k < end && live_rows != 0; k++) {
+    const Splat& s = batch.forward(k);
     const vint position = splat_int((int32_t)(k - start + 1));
-    const vint row_hit = splat_rows(s, o);
     const vfloat dx = s.x - px;
-    for (int r = 0; r < o.h; r++) {
-      if (!row_hit[r] || row_live[r] == 0) continue;
+    for (uint32_t rows = lane_bits(splat_rows(s, o)) & live_rows; rows != 0; rows &= rows - 1) {
+      const int r = __builtin_ctz(rows);
       const vfloat power = splat_power(s, dx, s.y - (float)(o.y0 + r));
       const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
       const vfloat test_T = T[r] * (1.0f - alpha);
@@ -297,9 +324,7 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
       last[r] = select(add, position, last[r]);
       if (any(finish)) {
         live[r] &= ~finish;
-        const int n = count_true(finish);
-        row_live[r] -= n;
-        tile_live -= n;
+        if (!any(live[r])) live_rows &= ~(1u << r);
       }
     }
   }
@@ -370,21 +395,31 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   for (int64_t k = start + tile_max; k < end; k++) entry_grads[k] = SplatGrad{};
 
   const float half_w = 0.5f * cam.width, half_h = 0.5f * cam.height;
+  vint row_max_v;
+  for (int r = 0; r < BLOCK_Y; r++) row_max_v[r] = row_max[r];
+  SplatBatch batch(splats, point_list, start, end);
   for (int64_t k = start + tile_max - 1; k >= start; k--) {
-    const Splat s = splats[point_list[k]];
+    const Splat& s = batch.backward(k);
     const int32_t position = (int32_t)(k - start + 1);
     SplatGradSums<vfloat> sums{zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
-    const vint row_hit = splat_rows(s, o);
     const vfloat dx = s.x - px;
-    for (int r = 0; r < o.h; r++) {
-      if (!row_hit[r] || row_max[r] < position) continue;
+    // Rows the splat may touch that have a pixel whose list reaches this entry.
+    uint32_t rows = lane_bits(splat_rows(s, o) & (row_max_v >= position));
+    bool touched = false;
+    for (; rows != 0; rows &= rows - 1) {
+      const int r = __builtin_ctz(rows);
       const float dy = s.y - (float)(o.y0 + r);
       const vfloat power = splat_power(s, dx, dy);
       const vfloat Gv = exp_nonpositive(power);
       const vfloat alpha = splat_alpha(s.opacity, Gv);
       const vint valid = (position <= contrib[r]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
       if (!any(valid)) continue;
+      touched = true;
       blend_backward_step(s, dx, dy, Gv, alpha, valid, px_state[r], sums);
+    }
+    if (!touched) {
+      entry_grads[k] = SplatGrad{};
+      continue;
     }
     SplatGrad& g = entry_grads[k];
     g.mean2d_x = hsum(sums.mx) * half_w;

@@ -101,8 +101,8 @@ template <class F, class M>
 DGR_HD void blend_backward_step(const Splat& s, F dx, float dy, F G, F alpha, M valid,
                                 BackwardPixel<F>& p, SplatGradSums<F>& g) {
   const F zero = F{};
-  const F one_minus = 1.0f - alpha;
-  const F t = p.T / one_minus;  // transmittance in front of this splat
+  const F inv_one_minus = 1.0f / (1.0f - alpha);  // one division serves both uses below
+  const F t = p.T * inv_one_minus;  // transmittance in front of this splat
   const F w = alpha * t;
   // Colour (and inverse depth) of everything behind this splat at this pixel.
   const F la = p.last_a;
@@ -112,7 +112,7 @@ DGR_HD void blend_backward_step(const Splat& s, F dx, float dy, F G, F alpha, M 
   const F ad = la * p.last_d + (1.0f - la) * p.acc_d;
   F dL_dalpha = ((s.r - ar) * p.dp_r + (s.g - ag) * p.dp_g + (s.b - ab) * p.dp_b +
                  (s.inv_depth - ad) * p.dp_d) * t;
-  dL_dalpha -= p.T_final / one_minus * p.bg_dot;
+  dL_dalpha -= p.T_final * inv_one_minus * p.bg_dot;
   dL_dalpha = valid ? dL_dalpha : zero;
   const F wv = valid ? w : zero;
   // No gradient through the 0.99 clamp (as the original): d alpha / dG = opacity.
