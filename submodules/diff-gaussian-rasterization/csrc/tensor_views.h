@@ -52,23 +52,25 @@ inline GaussianArrays gaussian_arrays(const GaussianTensors& g) {
   return a;
 }
 
-// Zeroed gradients for every input that was given (empty tensors for the others), on the
-// device of the inputs.
-inline BackwardResult zero_gradients(const GaussianTensors& g) {
+// Gradients for every input that was given (empty tensors for the others), on the device of
+// the inputs; zeroed, or left for the backend to write every element (GaussianGradArrays::zero_row).
+inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed) {
   const int64_t P = g.means3D.size(0);
   const auto opts = g.means3D.options();
-  auto zeros_like_or_empty = [&](const at::Tensor& t) {
-    return t.numel() > 0 ? at::zeros_like(t) : at::empty({0}, opts);
+  auto like_or_empty = [&](const at::Tensor& t) {
+    if (t.numel() == 0) return at::empty({0}, opts);
+    return zeroed ? at::zeros_like(t) : at::empty_like(t);
   };
+  auto make = [&](at::IntArrayRef shape) { return zeroed ? at::zeros(shape, opts) : at::empty(shape, opts); };
   BackwardResult res;
-  res.dL_dmeans2D = at::zeros({P, 3}, opts);
-  res.dL_dmeans3D = at::zeros({P, 3}, opts);
-  res.dL_dopacity = at::zeros({P, 1}, opts);
-  res.dL_dcolors = zeros_like_or_empty(g.colors);
-  res.dL_dsh = zeros_like_or_empty(g.sh);
-  res.dL_dscales = zeros_like_or_empty(g.scales);
-  res.dL_drotations = zeros_like_or_empty(g.rotations);
-  res.dL_dcov3D = zeros_like_or_empty(g.cov3D_precomp);
+  res.dL_dmeans2D = make({P, 3});
+  res.dL_dmeans3D = make({P, 3});
+  res.dL_dopacity = make({P, 1});
+  res.dL_dcolors = like_or_empty(g.colors);
+  res.dL_dsh = like_or_empty(g.sh);
+  res.dL_dscales = like_or_empty(g.scales);
+  res.dL_drotations = like_or_empty(g.rotations);
+  res.dL_dcov3D = like_or_empty(g.cov3D_precomp);
   return res;
 }
 

@@ -111,7 +111,7 @@ BackwardResult rasterize_backward_cuda(const RasterSettings& s, const GaussianTe
                        st.n_contrib.data_ptr<int32_t>(), grad_color_c.data_ptr<float>(),
                        ptr_or_null<float>(grad_invdepth_c), sg, stream);
 
-  BackwardResult res = zero_gradients(g);
+  BackwardResult res = allocate_gradients(g, /*zeroed=*/true);  // kernels write visible rows only
   const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
   cuda::preprocess_backward(P, arrays, grads, st.clamped.data_ptr<uint8_t>(),
                             st.radii.data_ptr<int32_t>(), cam, s.sh_degree, sg, stream);

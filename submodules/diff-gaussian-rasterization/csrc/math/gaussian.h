@@ -301,6 +301,21 @@ struct GaussianGradArrays {
   float* cov3D;      // [P, 6] or null
   int64_t sh_stride;
 
+  // Clears every gradient of Gaussian i (the backward pass then overwrites what it computes).
+  DGR_HD void zero_row(int64_t i) const {
+    auto clear = [](float* p, int64_t n) {
+      for (int64_t k = 0; k < n; k++) p[k] = 0.0f;
+    };
+    clear(means2D + 3 * i, 3);
+    clear(means3D + 3 * i, 3);
+    opacities[i] = 0.0f;
+    if (sh) clear(sh + sh_stride * i, sh_stride);
+    if (colors) clear(colors + 3 * i, 3);
+    if (scales) clear(scales + 3 * i, 3);
+    if (rotations) clear(rotations + 4 * i, 4);
+    if (cov3D) clear(cov3D + 6 * i, 6);
+  }
+
   DGR_HD GaussianGrads at(int64_t i) const {
     GaussianGrads out;
     out.mean = means3D + 3 * i;
