@@ -47,7 +47,7 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=
     else:
         scales, rotations = pc.get_scaling, pc.get_rotation
 
-    shs = colors_precomp = None
+    shs = colors_precomp = dc = None
     if override_color is not None:
         colors_precomp = override_color
     elif pipe.convert_SHs_python:
@@ -56,11 +56,13 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=
         sh2rgb = eval_sh(pc.active_sh_degree, pc.get_features, dirs)  # features [N, M, 3]
         colors_precomp = torch.clamp_min(sh2rgb + 0.5, 0.0)
     else:
-        shs = pc.get_features
+        # The DC terms apart, as the 2024 original's separate_sh: no [N, 16, 3] concatenation
+        # forward, and no split and copy of its gradient backward, each step.
+        dc, shs = pc.get_features_dc, pc.get_features_rest
 
     image, radii, depth = rasterizer(
         means3D=pc.get_xyz, means2D=screenspace_points, shs=shs, colors_precomp=colors_precomp,
         opacities=pc.get_opacity, scales=scales, rotations=rotations,
-        cov3D_precomp=cov3D_precomp)
+        cov3D_precomp=cov3D_precomp, dc=dc)
     return RenderResult(render=image, viewspace_points=screenspace_points,
                         visibility_filter=radii > 0, radii=radii, depth=depth)

@@ -226,3 +226,35 @@ def test_invdepth_unused_needs_no_gradient():
     r_color.sum().backward()
     torch.testing.assert_close(means3D.grad, ref_means.grad, rtol=1e-3,
                                atol=1e-5 * float(ref_means.grad.abs().max()))
+
+
+@pytest.mark.parametrize("sh_degree,coeffs", [(0, 1), (1, 4), (3, 16), (2, 16)])
+def test_dc_apart_equals_one_sh_tensor(sh_degree, coeffs):
+    """`dc=` [P, 1, 3] with `shs=` the other coefficients (the 2024 separate_sh call, which
+    training uses) renders the same bits and gives the same gradients as one [P, M, 3] tensor;
+    at degree 0 the other coefficients may be an empty [P, 0, 3]."""
+    settings = look_at_settings(40, 32, sh_degree=sh_degree)
+    cloud = random_cloud(80, seed=7, log_scale_mean=-2.5)
+    g = torch.Generator().manual_seed(1)
+    grad_color = torch.randn(3, 32, 40, generator=g)
+
+    def run(split):
+        sh = cloud.shs[:, :coeffs].clone().requires_grad_()
+        leaves = [cloud.means3D.clone().requires_grad_(), cloud.opacities.clone().requires_grad_(),
+                  cloud.scales.clone().requires_grad_(), cloud.rotations.clone().requires_grad_()]
+        kwargs = dict(means3D=leaves[0], means2D=torch.zeros(80, 3), opacities=leaves[1],
+                      scales=leaves[2], rotations=leaves[3])
+        if split:
+            kwargs.update(dc=sh[:, :1], shs=sh[:, 1:])
+        else:
+            kwargs.update(shs=sh)
+        color, _, _ = GaussianRasterizer(settings)(**kwargs)
+        (color * grad_color).sum().backward()
+        return color.detach(), [sh.grad] + [leaf.grad for leaf in leaves]
+
+    color_split, grads_split = run(True)
+    color_one, grads_one = run(False)
+    assert torch.equal(color_split, color_one)
+    for a, b in zip(grads_split, grads_one):
+        assert torch.equal(a, b)
+    assert grads_one[0][:, 0].abs().sum() > 0

@@ -87,3 +87,14 @@ def test_debug_rejects_non_finite_inputs(call):
     # Without debug, the non-finite Gaussian is culled instead of corrupting the binning.
     color, radii, _ = call(means3D=means)
     assert radii[3] == 0 and torch.isfinite(color).all()
+
+
+def test_dc_arguments(call):
+    with pytest.raises(ValueError, match="dc must have shape"):
+        call(dc=torch.zeros(P, 2, 3), shs=torch.zeros(P, 15, 3))
+    with pytest.raises(ValueError, match="dc is given without shs"):
+        call(dc=torch.zeros(P, 1, 3), shs=None, colors_precomp=torch.zeros(P, 3))
+    with pytest.raises(ValueError, match="shs has 15 coefficients per Gaussian with dc"):
+        call({"sh_degree": 3}, dc=torch.zeros(P, 1, 3), shs=torch.zeros(P, 14, 3))
+    color, _, _ = call({"sh_degree": 0}, dc=torch.zeros(P, 1, 3), shs=torch.zeros(P, 0, 3))
+    assert color.shape == (3, 16, 16)

@@ -51,7 +51,8 @@ RasterSettings make_settings(const at::Tensor& background, const at::Tensor& vie
 }
 
 GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opacities,
-                               const at::Tensor& sh, const at::Tensor& colors,
+                               const at::Tensor& sh, const at::Tensor& sh_dc,
+                               const at::Tensor& colors,
                                const at::Tensor& scales, const at::Tensor& rotations,
                                const at::Tensor& cov3D_precomp, int sh_degree) {
   const int64_t P = means3D.size(0);
@@ -59,18 +60,28 @@ GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opac
   check_float(means3D, "means3D", device);
   check_float(opacities, "opacities", device);
   check_float(sh, "shs", device);
+  check_float(sh_dc, "dc", device);
   check_float(colors, "colors_precomp", device);
   check_float(scales, "scales", device);
   check_float(rotations, "rotations", device);
   check_float(cov3D_precomp, "cov3D_precomp", device);
   TORCH_CHECK_VALUE(means3D.dim() == 2 && means3D.size(1) == 3, "means3D must be [P, 3]");
   TORCH_CHECK_VALUE(opacities.numel() == P, "opacities must have P elements");
-  TORCH_CHECK_VALUE(P == 0 || (sh.numel() > 0) != (colors.numel() > 0),
+  const bool has_sh = sh.numel() > 0 || sh_dc.numel() > 0;
+  TORCH_CHECK_VALUE(P == 0 || has_sh != (colors.numel() > 0),
                     "give exactly one of shs and colors_precomp");
-  if (sh.numel() > 0) {
-    TORCH_CHECK_VALUE(sh.dim() == 3 && sh.size(0) == P && sh.size(2) == 3 &&
-                          sh.size(1) >= (sh_degree + 1) * (sh_degree + 1),
-                      "shs must be [P, M, 3] with M >= (sh_degree + 1)^2");
+  // With the DC terms apart, sh holds the other coefficients (possibly none at degree 0).
+  const int64_t dc_coeffs = sh_dc.numel() > 0 ? 1 : 0;
+  if (dc_coeffs) {
+    TORCH_CHECK_VALUE(sh_dc.dim() == 3 && sh_dc.size(0) == P && sh_dc.size(1) == 1 &&
+                          sh_dc.size(2) == 3, "dc must be [P, 1, 3]");
+  }
+  if (has_sh) {
+    const int64_t coeffs = dc_coeffs + (sh.numel() > 0 ? sh.size(1) : 0);
+    TORCH_CHECK_VALUE(sh.numel() == 0 || (sh.dim() == 3 && sh.size(0) == P && sh.size(2) == 3),
+                      "shs must be [P, M, 3]");
+    TORCH_CHECK_VALUE(coeffs >= (sh_degree + 1) * (sh_degree + 1),
+                      "shs (with dc) must hold M >= (sh_degree + 1)^2 coefficients");
   }
   if (colors.numel() > 0) TORCH_CHECK_VALUE(colors.numel() == 3 * P, "colors_precomp must be [P, 3]");
   if (cov3D_precomp.numel() > 0) {
@@ -79,7 +90,7 @@ GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opac
     TORCH_CHECK_VALUE(scales.numel() == 3 * P && rotations.numel() == 4 * P,
                       "scales must be [P, 3] and rotations [P, 4]");
   }
-  return {means3D, opacities, sh, colors, scales, rotations, cov3D_precomp};
+  return {means3D, opacities, sh, sh_dc, colors, scales, rotations, cov3D_precomp};
 }
 
 py::tuple rasterize_gaussians(const at::Tensor& background, const at::Tensor& means3D,
@@ -88,14 +99,15 @@ py::tuple rasterize_gaussians(const at::Tensor& background, const at::Tensor& me
                               float scale_modifier, const at::Tensor& cov3D_precomp,
                               const at::Tensor& viewmatrix, const at::Tensor& projmatrix,
                               float tan_fovx, float tan_fovy, int image_height, int image_width,
-                              const at::Tensor& sh, int degree, const at::Tensor& campos,
-                              bool prefiltered, bool antialiasing, bool debug) {
+                              const at::Tensor& sh, const at::Tensor& sh_dc, int degree,
+                              const at::Tensor& campos, bool prefiltered, bool antialiasing,
+                              bool debug) {
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
                     tan_fovy, image_height, image_width, degree, prefiltered, antialiasing, debug,
                     means3D.device());
   const GaussianTensors g =
-      make_gaussians(means3D, opacity, sh, colors, scales, rotations, cov3D_precomp, degree);
+      make_gaussians(means3D, opacity, sh, sh_dc, colors, scales, rotations, cov3D_precomp, degree);
 #ifdef DGR_WITH_CUDA
   dgr::ForwardResult r = means3D.is_cuda() ? dgr::rasterize_forward_cuda(s, g)
                                            : dgr::rasterize_forward_cpu(s, g);
@@ -110,7 +122,8 @@ py::tuple rasterize_gaussians_backward(
     const at::Tensor& opacity, const at::Tensor& scales, const at::Tensor& rotations,
     float scale_modifier, const at::Tensor& cov3D_precomp, const at::Tensor& viewmatrix,
     const at::Tensor& projmatrix, float tan_fovx, float tan_fovy, const at::Tensor& grad_color,
-    const at::Tensor& grad_invdepth, const at::Tensor& sh, int degree, const at::Tensor& campos,
+    const at::Tensor& grad_invdepth, const at::Tensor& sh, const at::Tensor& sh_dc, int degree,
+    const at::Tensor& campos,
     const std::vector<at::Tensor>& state, bool antialiasing, bool debug) {
   const int image_height = grad_color.size(1), image_width = grad_color.size(2);
   const RasterSettings s =
@@ -118,7 +131,7 @@ py::tuple rasterize_gaussians_backward(
                     tan_fovy, image_height, image_width, degree, false, antialiasing, debug,
                     means3D.device());
   const GaussianTensors g =
-      make_gaussians(means3D, opacity, sh, colors, scales, rotations, cov3D_precomp, degree);
+      make_gaussians(means3D, opacity, sh, sh_dc, colors, scales, rotations, cov3D_precomp, degree);
   check_float(grad_color, "grad_out_color", means3D.device());
   check_float(grad_invdepth, "grad_out_invdepth", means3D.device());
   TORCH_CHECK_VALUE(grad_color.dim() == 3 && grad_color.size(0) == 3, "grad_out_color must be [3, H, W]");
@@ -135,7 +148,7 @@ py::tuple rasterize_gaussians_backward(
   dgr::BackwardResult r = dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth);
 #endif
   return py::make_tuple(r.dL_dmeans2D, r.dL_dcolors, r.dL_dopacity, r.dL_dmeans3D, r.dL_dcov3D,
-                        r.dL_dsh, r.dL_dscales, r.dL_drotations);
+                        r.dL_dsh, r.dL_dscales, r.dL_drotations, r.dL_dsh_dc);
 }
 
 at::Tensor mark_visible(const at::Tensor& means3D, const at::Tensor& viewmatrix,

@@ -28,7 +28,8 @@ struct RasterSettings {
 struct GaussianTensors {
   at::Tensor means3D;        // [P, 3]
   at::Tensor opacities;      // [P, 1]
-  at::Tensor sh;             // [P, M, 3] or empty
+  at::Tensor sh;             // [P, M, 3]; [P, M - 1, 3] when sh_dc is given; or empty
+  at::Tensor sh_dc;          // [P, 1, 3] DC terms apart from sh (the 2024 `dc` argument) or empty
   at::Tensor colors;         // [P, 3] or empty
   at::Tensor scales;         // [P, 3] or empty
   at::Tensor rotations;      // [P, 4] or empty
@@ -66,7 +67,8 @@ struct BackwardResult {
   at::Tensor dL_dopacity;    // [P, 1]
   at::Tensor dL_dmeans3D;    // [P, 3]
   at::Tensor dL_dcov3D;      // [P, 6] or empty
-  at::Tensor dL_dsh;         // [P, M, 3] or empty
+  at::Tensor dL_dsh;         // shaped as sh, or empty
+  at::Tensor dL_dsh_dc;      // shaped as sh_dc, or empty
   at::Tensor dL_dscales;     // [P, 3] or empty
   at::Tensor dL_drotations;  // [P, 4] or empty
 };

@@ -44,6 +44,7 @@ inline GaussianArrays gaussian_arrays(const GaussianTensors& g) {
   a.means3D = g.means3D.data_ptr<float>();
   a.opacities = ptr_or_null<float>(g.opacities);
   a.sh = ptr_or_null<float>(g.sh);
+  a.sh_dc = ptr_or_null<float>(g.sh_dc);
   a.colors = ptr_or_null<float>(g.colors);
   a.scales = ptr_or_null<float>(g.scales);
   a.rotations = ptr_or_null<float>(g.rotations);
@@ -68,6 +69,7 @@ inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed) 
   res.dL_dopacity = make({P, 1});
   res.dL_dcolors = like_or_empty(g.colors);
   res.dL_dsh = like_or_empty(g.sh);
+  res.dL_dsh_dc = like_or_empty(g.sh_dc);
   res.dL_dscales = like_or_empty(g.scales);
   res.dL_drotations = like_or_empty(g.rotations);
   res.dL_dcov3D = like_or_empty(g.cov3D_precomp);
@@ -81,6 +83,7 @@ inline GaussianGradArrays gradient_arrays(const BackwardResult& res, int64_t sh_
   grads.opacities = res.dL_dopacity.data_ptr<float>();
   grads.colors = mut_ptr_or_null<float>(res.dL_dcolors);
   grads.sh = mut_ptr_or_null<float>(res.dL_dsh);
+  grads.sh_dc = mut_ptr_or_null<float>(res.dL_dsh_dc);
   grads.scales = mut_ptr_or_null<float>(res.dL_dscales);
   grads.rotations = mut_ptr_or_null<float>(res.dL_drotations);
   grads.cov3D = mut_ptr_or_null<float>(res.dL_dcov3D);

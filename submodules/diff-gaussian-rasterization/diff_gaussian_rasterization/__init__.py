@@ -7,6 +7,9 @@
                                                           scales=..., rotations=...)
 
 color is [3, H, W], radii int32 [P] (0 = not rendered), invdepth [1, H, W] (sum of alpha*T/z).
+As in the 2024 "3dgs_accel" rasterizer, the DC SH terms may come apart: `dc=` [P, 1, 3] with
+`shs=` holding the other coefficients [P, M - 1, 3], which saves concatenating (and, in the
+backward pass, splitting) every Gaussian's coefficients each step.
 Gradients flow to every differentiable input; the gradient that lands on means2D is
 dL/d(projected mean in NDC), which densification reads.
 """
@@ -42,25 +45,27 @@ def _empty_like(reference: torch.Tensor) -> torch.Tensor:
 
 
 def rasterize_gaussians(means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
-                        cov3Ds_precomp, raster_settings):
+                        cov3Ds_precomp, raster_settings, dc=None):
     """Functional form of GaussianRasterizer.forward; missing inputs are empty tensors."""
+    if dc is None:
+        dc = _empty_like(means3D)
     return _RasterizeGaussians.apply(means3D, means2D, sh, colors_precomp, opacities, scales,
-                                     rotations, cov3Ds_precomp, raster_settings)
+                                     rotations, cov3Ds_precomp, raster_settings, dc)
 
 
 class _RasterizeGaussians(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
-                cov3Ds_precomp, raster_settings):
+                cov3Ds_precomp, raster_settings, dc):
         s = raster_settings
         num_rendered, color, radii, invdepth, state = _C.rasterize_gaussians(
             s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
             cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, s.image_height,
-            s.image_width, sh, s.sh_degree, s.campos, s.prefiltered, s.antialiasing, s.debug)
+            s.image_width, sh, dc, s.sh_degree, s.campos, s.prefiltered, s.antialiasing, s.debug)
         ctx.raster_settings = s
         ctx.num_rendered = num_rendered
         ctx.means2D_shape = means2D.shape
-        ctx.save_for_backward(means3D, sh, colors_precomp, opacities, scales, rotations,
+        ctx.save_for_backward(means3D, sh, dc, colors_precomp, opacities, scales, rotations,
                               cov3Ds_precomp, *state)
         ctx.mark_non_differentiable(radii)
         # Unused outputs (often invdepth) then arrive in backward as None instead of zeros.
@@ -70,18 +75,18 @@ class _RasterizeGaussians(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out_color, _grad_radii, grad_out_invdepth):
         s = ctx.raster_settings
-        means3D, sh, colors_precomp, opacities, scales, rotations, cov3Ds_precomp, *state = (
+        means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp, *state = (
             ctx.saved_tensors)
         H, W = s.image_height, s.image_width
         if grad_out_color is None:
             grad_out_color = torch.zeros(3, H, W, dtype=means3D.dtype, device=means3D.device)
         if grad_out_invdepth is None:
             grad_out_invdepth = _empty_like(means3D)
-        (d_means2D, d_colors, d_opacities, d_means3D, d_cov3D, d_sh, d_scales,
-         d_rotations) = _C.rasterize_gaussians_backward(
+        (d_means2D, d_colors, d_opacities, d_means3D, d_cov3D, d_sh, d_scales, d_rotations,
+         d_dc) = _C.rasterize_gaussians_backward(
             s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
             cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy,
-            grad_out_color.contiguous(), grad_out_invdepth.contiguous(), sh, s.sh_degree,
+            grad_out_color.contiguous(), grad_out_invdepth.contiguous(), sh, dc, s.sh_degree,
             s.campos, state, s.antialiasing, s.debug)
 
         def shaped(grad, given):
@@ -92,7 +97,8 @@ class _RasterizeGaussians(torch.autograd.Function):
         d_means2D = d_means2D[:, : means2D_shape[-1]].reshape(means2D_shape)
         return (d_means3D, d_means2D, shaped(d_sh, sh), shaped(d_colors, colors_precomp),
                 d_opacities.view(opacities.shape), shaped(d_scales, scales),
-                shaped(d_rotations, rotations), shaped(d_cov3D, cov3Ds_precomp), None)
+                shaped(d_rotations, rotations), shaped(d_cov3D, cov3Ds_precomp), None,
+                shaped(d_dc, dc))
 
 
 class GaussianRasterizer(nn.Module):
@@ -111,10 +117,10 @@ class GaussianRasterizer(nn.Module):
     def forward(self, means3D: torch.Tensor, means2D: torch.Tensor, opacities: torch.Tensor,
                 shs: Optional[torch.Tensor] = None, colors_precomp: Optional[torch.Tensor] = None,
                 scales: Optional[torch.Tensor] = None, rotations: Optional[torch.Tensor] = None,
-                cov3D_precomp: Optional[torch.Tensor] = None):
+                cov3D_precomp: Optional[torch.Tensor] = None, dc: Optional[torch.Tensor] = None):
         s = check_settings(self.raster_settings, means3D)
         check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
-                     cov3D_precomp)
+                     cov3D_precomp, dc)
         empty = _empty_like(means3D)
 
         def given(t):
@@ -122,4 +128,4 @@ class GaussianRasterizer(nn.Module):
 
         return rasterize_gaussians(means3D.contiguous(), means2D, given(shs),
                                    given(colors_precomp), opacities.contiguous(), given(scales),
-                                   given(rotations), given(cov3D_precomp), s)
+                                   given(rotations), given(cov3D_precomp), s, given(dc))

@@ -61,7 +61,7 @@ def check_settings(s, means3D):
 
 
 def check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
-                 cov3D_precomp):
+                 cov3D_precomp, dc=None):
     device = means3D.device
     _check_tensor("means3D", means3D, device, [(None, 3)])
     P = means3D.shape[0]
@@ -70,11 +70,15 @@ def check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, ro
     if (shs is None) == (colors_precomp is None):
         _fail("shs/colors_precomp", "— give exactly one of shs and colors_precomp, got "
               + ("both" if shs is not None else "neither"))
+    if dc is not None and shs is None:
+        _fail("dc", "is given without shs (which then holds the other SH coefficients)")
     n_coeffs = (s.sh_degree + 1) ** 2
     _check_tensor("shs", shs, device, [(P, None, 3)], allow_none=True)
-    if shs is not None and shs.shape[1] < n_coeffs:
-        _fail("shs", f"has {shs.shape[1]} coefficients per Gaussian, but sh_degree "
-              f"{s.sh_degree} needs {n_coeffs}")
+    _check_tensor("dc", dc, device, [(P, 1, 3)], allow_none=True)
+    given = 0 if shs is None else shs.shape[1] + (dc is not None)
+    if shs is not None and given < n_coeffs:
+        _fail("shs", f"has {given} coefficients per Gaussian" + (" with dc" if dc is not None else "")
+              + f", but sh_degree {s.sh_degree} needs {n_coeffs}")
     _check_tensor("colors_precomp", colors_precomp, device, [(P, 3)], allow_none=True)
     has_scale_rot = scales is not None or rotations is not None
     if has_scale_rot == (cov3D_precomp is not None):
@@ -85,7 +89,8 @@ def check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, ro
         _check_tensor("rotations", rotations, device, [(P, 4)])
     _check_tensor("cov3D_precomp", cov3D_precomp, device, [(P, 6)], allow_none=True)
     if s.debug:
-        named = dict(means3D=means3D, opacities=opacities, shs=shs, colors_precomp=colors_precomp,
+        named = dict(means3D=means3D, opacities=opacities, shs=shs, dc=dc,
+                     colors_precomp=colors_precomp,
                      scales=scales, rotations=rotations, cov3D_precomp=cov3D_precomp)
         for name, t in named.items():
             if t is not None and not bool(torch.isfinite(t).all()):

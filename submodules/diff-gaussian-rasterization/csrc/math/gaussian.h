@@ -166,7 +166,7 @@ DGR_HD TileRect tile_rect(Vec2 p, float r, int grid_x, int grid_y) {
 struct GaussianInputs {
   const float* mean;         // [3]
   float opacity;
-  const float* sh;           // [M][3] or null
+  ShCoeffs sh;               // sh.dc null when colours are given
   const float* color;        // [3] precomputed colour or null
   const float* scale;        // [3] or null
   const float* rot;          // [4] or null
@@ -177,18 +177,20 @@ struct GaussianInputs {
 struct GaussianArrays {
   const float* means3D;    // [P, 3]
   const float* opacities;  // [P]
-  const float* sh;         // [P, M, 3] or null
+  const float* sh;         // [P, M, 3]; or, with sh_dc, the other coefficients [P, M - 1, 3]
+  const float* sh_dc;      // [P, 1, 3] DC terms given apart, or null
   const float* colors;     // [P, 3] or null
   const float* scales;     // [P, 3] or null
   const float* rotations;  // [P, 4] or null
   const float* cov3D;      // [P, 6] or null
-  int64_t sh_stride;       // M * 3
+  int64_t sh_stride;       // floats per Gaussian in sh
 
   DGR_HD GaussianInputs at(int64_t i) const {
     GaussianInputs in;
     in.mean = means3D + 3 * i;
     in.opacity = opacities[i];
-    in.sh = sh ? sh + sh_stride * i : nullptr;
+    const float* row = sh ? sh + sh_stride * i : nullptr;
+    in.sh = sh_dc ? ShCoeffs{sh_dc + 3 * i, row} : ShCoeffs{row, row ? row + 3 : nullptr};
     in.color = colors ? colors + 3 * i : nullptr;
     in.scale = scales ? scales + 3 * i : nullptr;
     in.rot = rotations ? rotations + 4 * i : nullptr;
@@ -282,7 +284,7 @@ static_assert(SPLAT_GRAD_FLOATS == 10, "SplatGrad is 10 floats");
 struct GaussianGrads {
   float* mean;     // [3]
   float* opacity;  // [1]
-  float* sh;       // [M][3]
+  ShGrads sh;
   float* color;    // [3]
   float* scale;    // [3]
   float* rot;      // [4]
@@ -294,7 +296,8 @@ struct GaussianGradArrays {
   float* means2D;    // [P, 3] (z stays 0)
   float* means3D;    // [P, 3]
   float* opacities;  // [P]
-  float* sh;         // [P, M, 3] or null
+  float* sh;         // laid out as GaussianArrays::sh, or null
+  float* sh_dc;      // [P, 1, 3] or null
   float* colors;     // [P, 3] or null
   float* scales;     // [P, 3] or null
   float* rotations;  // [P, 4] or null
@@ -310,6 +313,7 @@ struct GaussianGradArrays {
     clear(means3D + 3 * i, 3);
     opacities[i] = 0.0f;
     if (sh) clear(sh + sh_stride * i, sh_stride);
+    if (sh_dc) clear(sh_dc + 3 * i, 3);
     if (colors) clear(colors + 3 * i, 3);
     if (scales) clear(scales + 3 * i, 3);
     if (rotations) clear(rotations + 4 * i, 4);
@@ -320,7 +324,8 @@ struct GaussianGradArrays {
     GaussianGrads out;
     out.mean = means3D + 3 * i;
     out.opacity = opacities + i;
-    out.sh = sh ? sh + sh_stride * i : nullptr;
+    float* row = sh ? sh + sh_stride * i : nullptr;
+    out.sh = sh_dc ? ShGrads{sh_dc + 3 * i, row} : ShGrads{row, row ? row + 3 : nullptr};
     out.color = colors ? colors + 3 * i : nullptr;
     out.scale = scales ? scales + 3 * i : nullptr;
     out.rot = rotations ? rotations + 4 * i : nullptr;

@@ -75,17 +75,32 @@ DGR_HD void sh_basis(int degree, Vec3 d, float* b, float* bx, float* by, float* 
   }
 }
 
-// Colour of one Gaussian seen from campos. sh: [M][3] coefficients of this Gaussian (only the
-// first (degree+1)^2 are read). Returns max(SH + 0.5, 0) and flags the channels that clamped.
-DGR_HD Vec3 sh_to_color(int degree, const float* sh, Vec3 mean, Vec3 campos, bool clamped[3]) {
+// The SH coefficients of one Gaussian: the DC term and the others, which may live in separate
+// arrays (the 2024 rasterizer's `dc` argument) or one after the other ([M][3] in one row).
+struct ShCoeffs {
+  const float* dc;    // [3]
+  const float* rest;  // [M - 1][3]
+  DGR_HD const float* coeff(int k) const { return k == 0 ? dc : rest + 3 * (k - 1); }
+};
+struct ShGrads {
+  float* dc;
+  float* rest;
+  DGR_HD float* coeff(int k) const { return k == 0 ? dc : rest + 3 * (k - 1); }
+};
+
+// Colour of one Gaussian seen from campos (only the first (degree+1)^2 coefficients are read).
+// Returns max(SH + 0.5, 0) and flags the channels that clamped.
+DGR_HD Vec3 sh_to_color(int degree, ShCoeffs sh, Vec3 mean, Vec3 campos, bool clamped[3]) {
   Vec3 dir = mean - campos;
   dir = (1.0f / sqrtf(dot(dir, dir))) * dir;
   float b[MAX_SH_COEFFS];
   sh_basis<false>(degree, dir, b, nullptr, nullptr, nullptr);
   const int n = (degree + 1) * (degree + 1);
   float rgb[3] = {SH_COLOR_OFFSET, SH_COLOR_OFFSET, SH_COLOR_OFFSET};
-  for (int k = 0; k < n; k++)
-    for (int ch = 0; ch < 3; ch++) rgb[ch] += b[k] * sh[3 * k + ch];
+  for (int k = 0; k < n; k++) {
+    const float* c = sh.coeff(k);
+    for (int ch = 0; ch < 3; ch++) rgb[ch] += b[k] * c[ch];
+  }
   for (int ch = 0; ch < 3; ch++) {
     clamped[ch] = rgb[ch] < 0.0f;
     rgb[ch] = fmaxf(rgb[ch], 0.0f);
@@ -93,10 +108,10 @@ DGR_HD Vec3 sh_to_color(int degree, const float* sh, Vec3 mean, Vec3 campos, boo
   return {rgb[0], rgb[1], rgb[2]};
 }
 
-// Backward of sh_to_color: writes dL/dsh ([M][3], the first (degree+1)^2 rows; the rest are left
-// untouched) and returns dL/dmean through the viewing direction. Clamped channels pass nothing.
-DGR_HD Vec3 sh_to_color_backward(int degree, const float* sh, Vec3 mean, Vec3 campos,
-                                 const bool clamped[3], Vec3 dL_dcolor, float* dL_dsh) {
+// Backward of sh_to_color: writes dL/dsh (the first (degree+1)^2 coefficients; the others are
+// left untouched) and returns dL/dmean through the viewing direction. Clamped channels pass nothing.
+DGR_HD Vec3 sh_to_color_backward(int degree, ShCoeffs sh, Vec3 mean, Vec3 campos,
+                                 const bool clamped[3], Vec3 dL_dcolor, ShGrads dL_dsh) {
   const Vec3 v = mean - campos;
   const float inv_norm = 1.0f / sqrtf(dot(v, v));
   const Vec3 dir = inv_norm * v;
@@ -108,9 +123,11 @@ DGR_HD Vec3 sh_to_color_backward(int degree, const float* sh, Vec3 mean, Vec3 ca
   Vec3 dL_ddir = {0.0f, 0.0f, 0.0f};
   for (int k = 0; k < n; k++) {
     float sh_dot_g = 0.0f;
+    const float* c = sh.coeff(k);
+    float* dc = dL_dsh.coeff(k);
     for (int ch = 0; ch < 3; ch++) {
-      dL_dsh[3 * k + ch] = b[k] * g[ch];
-      sh_dot_g += sh[3 * k + ch] * g[ch];
+      dc[ch] = b[k] * g[ch];
+      sh_dot_g += c[ch] * g[ch];
     }
     dL_ddir = dL_ddir + sh_dot_g * Vec3{bx[k], by[k], bz[k]};
   }
