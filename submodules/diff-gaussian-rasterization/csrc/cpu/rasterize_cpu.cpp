@@ -309,10 +309,10 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
   for (int64_t k = start; k < end && live_rows != 0; k++) {
     const Splat& s = batch.forward(k);
     const vint position = splat_int((int32_t)(k - start + 1));
-    const vfloat dx = s.x - px;
+    const RowPowerTerms<vfloat> terms = row_power_terms(s, s.x - px);
     for (uint32_t rows = lane_bits(splat_rows(s, o)) & live_rows; rows != 0; rows &= rows - 1) {
       const int r = __builtin_ctz(rows);
-      const vfloat power = splat_power(s, dx, s.y - (float)(o.y0 + r));
+      const vfloat power = row_power(s, terms, s.y - (float)(o.y0 + r));
       const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
       const vfloat test_T = T[r] * (1.0f - alpha);
       const vint valid = live[r] & (power <= 0.0f) & (alpha >= ALPHA_MIN);
@@ -370,27 +370,23 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   vint contrib[BLOCK_Y];
   int row_max[BLOCK_Y];
   int tile_max = 0;
-  const vfloat zero = splat(0.0f);
   for (int r = 0; r < BLOCK_Y; r++) {
-    BackwardPixel<vfloat>& p = px_state[r];
-    p.T = p.T_final = p.dp_r = p.dp_g = p.dp_b = p.dp_d = zero;
-    p.acc_r = p.acc_g = p.acc_b = p.acc_d = zero;
-    p.last_a = p.last_r = p.last_g = p.last_b = p.last_d = zero;
+    vfloat T_final{}, dp_r{}, dp_g{}, dp_b{}, dp_d{};
     contrib[r] = splat_int(0);
     row_max[r] = 0;
     if (r < o.h) {
       const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
       for (int i = 0; i < o.w; i++) {
-        p.T[i] = p.T_final[i] = final_T[row + i];
+        T_final[i] = final_T[row + i];
         contrib[r][i] = n_contrib[row + i];
-        p.dp_r[i] = dL_dcolor[row + i];
-        p.dp_g[i] = dL_dcolor[HW + row + i];
-        p.dp_b[i] = dL_dcolor[2 * HW + row + i];
-        p.dp_d[i] = dL_dinvdepth ? dL_dinvdepth[row + i] : 0.0f;
+        dp_r[i] = dL_dcolor[row + i];
+        dp_g[i] = dL_dcolor[HW + row + i];
+        dp_b[i] = dL_dcolor[2 * HW + row + i];
+        dp_d[i] = dL_dinvdepth ? dL_dinvdepth[row + i] : 0.0f;
         row_max[r] = std::max(row_max[r], contrib[r][i]);
       }
     }
-    p.bg_dot = bg[0] * p.dp_r + bg[1] * p.dp_g + bg[2] * p.dp_b;
+    px_state[r] = backward_pixel(T_final, dp_r, dp_g, dp_b, dp_d, bg);
     tile_max = std::max(tile_max, row_max[r]);
   }
 
@@ -404,15 +400,16 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   for (int64_t k = start + tile_max - 1; k >= start; k--) {
     const Splat& s = batch.backward(k);
     const int32_t position = (int32_t)(k - start + 1);
-    SplatGradSums<vfloat> sums{zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
+    SplatGradSums<vfloat> sums{};
     const vfloat dx = s.x - px;
+    const RowPowerTerms<vfloat> terms = row_power_terms(s, dx);
     // Rows the splat may touch that have a pixel whose list reaches this entry.
     uint32_t rows = lane_bits(splat_rows(s, o) & (row_max_v >= position));
     bool touched = false;
     for (; rows != 0; rows &= rows - 1) {
       const int r = __builtin_ctz(rows);
       const float dy = s.y - (float)(o.y0 + r);
-      const vfloat power = splat_power(s, dx, dy);
+      const vfloat power = row_power(s, terms, dy);
       const vfloat Gv = exp_nonpositive(power);
       const vfloat alpha = splat_alpha(s.opacity, Gv);
       const vint valid = (position <= contrib[r]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
@@ -424,13 +421,9 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
       entry_grads[k] = SplatGrad{};
       continue;
     }
-    SplatGrad& g = entry_grads[k];
-    g.mean2d_x = hsum(sums.mx) * half_w;
-    g.mean2d_y = hsum(sums.my) * half_h;
-    g.conic_a = hsum(sums.ca), g.conic_b = hsum(sums.cb), g.conic_c = hsum(sums.cc);
-    g.opacity = hsum(sums.op);
-    g.r = hsum(sums.r), g.g = hsum(sums.g), g.b = hsum(sums.b);
-    g.inv_depth = hsum(sums.d);
+    entry_grads[k] = splat_grad(s, hsum(sums.x), hsum(sums.y), hsum(sums.xx), hsum(sums.xy),
+                                hsum(sums.yy), hsum(sums.op), hsum(sums.r), hsum(sums.g),
+                                hsum(sums.b), hsum(sums.d), half_w, half_h);
   }
 }
 

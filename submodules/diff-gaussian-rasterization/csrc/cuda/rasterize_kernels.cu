@@ -128,13 +128,9 @@ __global__ void __launch_bounds__(kBlockPixels)
   BackwardPixel<float> p{};
   int32_t contrib = 0;
   if (inside) {
-    p.T = p.T_final = final_T[pix];
     contrib = n_contrib[pix];
-    p.dp_r = dL_dcolor[pix];
-    p.dp_g = dL_dcolor[HW + pix];
-    p.dp_b = dL_dcolor[2 * HW + pix];
-    p.dp_d = dL_dinvdepth ? dL_dinvdepth[pix] : 0.0f;
-    p.bg_dot = bg[0] * p.dp_r + bg[1] * p.dp_g + bg[2] * p.dp_b;
+    p = backward_pixel(final_T[pix], dL_dcolor[pix], dL_dcolor[HW + pix], dL_dcolor[2 * HW + pix],
+                       dL_dinvdepth ? dL_dinvdepth[pix] : 0.0f, bg);
   }
   const float half_w = 0.5f * cam.width, half_h = 0.5f * cam.height;
   // Back to front, in batches loaded from the end of the tile's list.
@@ -157,19 +153,13 @@ __global__ void __launch_bounds__(kBlockPixels)
       const float G = exp_nonpositive(power);
       const float alpha = splat_alpha(s.opacity, G);
       if (alpha < ALPHA_MIN) continue;
-      SplatGradSums<float> g{};
-      blend_backward_step(s, dx, dy, G, alpha, true, p, g);
-      SplatGrad* out = splat_grads + batch_ids[j];
-      atomicAdd(&out->mean2d_x, g.mx * half_w);
-      atomicAdd(&out->mean2d_y, g.my * half_h);
-      atomicAdd(&out->conic_a, g.ca);
-      atomicAdd(&out->conic_b, g.cb);
-      atomicAdd(&out->conic_c, g.cc);
-      atomicAdd(&out->opacity, g.op);
-      atomicAdd(&out->r, g.r);
-      atomicAdd(&out->g, g.g);
-      atomicAdd(&out->b, g.b);
-      atomicAdd(&out->inv_depth, g.d);
+      SplatGradSums<float> m{};
+      blend_backward_step(s, dx, dy, G, alpha, true, p, m);
+      const SplatGrad g = splat_grad(s, m.x, m.y, m.xx, m.xy, m.yy, m.op, m.r, m.g, m.b, m.d,
+                                     half_w, half_h);
+      float* out = reinterpret_cast<float*>(splat_grads + batch_ids[j]);
+      const float* add = reinterpret_cast<const float*>(&g);
+      for (int f = 0; f < SPLAT_GRAD_FLOATS; f++) atomicAdd(out + f, add[f]);
     }
   }
 }

@@ -73,26 +73,52 @@ DGR_HD F splat_power(const Splat& s, F dx, float dy) {
 template <class F>
 DGR_HD F splat_alpha(float opacity, F G) { return min_of(opacity * G, ALPHA_MAX); }
 
+// The exponent for a row of pixels at one height: splat_power regrouped as
+// xx + x dy + (-C/2) dy^2, where xx = -A dx^2 / 2 and x = -B dx depend only on the pixel
+// columns, so a backend that walks a splat down several rows computes them once.
+template <class F>
+struct RowPowerTerms {
+  F xx, x;
+};
+template <class F>
+DGR_HD RowPowerTerms<F> row_power_terms(const Splat& s, F dx) {
+  return {(-0.5f * s.conic_a) * dx * dx, (-s.conic_b) * dx};
+}
+template <class F>
+DGR_HD F row_power(const Splat& s, const RowPowerTerms<F>& t, float dy) {
+  return t.xx + t.x * dy + (-0.5f * s.conic_c * dy * dy);
+}
+
 // --- Backward blending of one pixel (or a vector of pixels: F = float or a GCC vector type, M =
 // bool or the matching integer mask) walking its splat list back to front.
+//
+// The pixel colour is C = sum_i c_i a_i T_i + T_final bg, with T_i = prod_{j<i} (1 - a_j), so
+//   dC/da_i = c_i T_i - (sum_{j>i} c_j a_j T_j + T_final bg) / (1 - a_i).
+// With the output gradient dp folded in, the bracket is one number per pixel, `behind`, which
+// starts at T_final (dp . bg) and gains w_i (dp . c_i) after each splat: no per-channel running
+// colours are needed.
 
 template <class F>
 struct BackwardPixel {
-  F T;                               // transmittance behind the current splat (starts at final T)
-  F T_final;                         // transmittance after the last splat
-  F acc_r, acc_g, acc_b, acc_d;      // colour / inverse depth of everything behind the last splat
-  F last_a, last_r, last_g, last_b, last_d;  // the splat processed last (one step behind)
-  F dp_r, dp_g, dp_b, dp_d;          // dL/d(pixel colour), dL/d(pixel inverse depth)
-  F bg_dot;                          // background . dL/d(pixel colour)
+  F T;                      // transmittance in front of the splats processed so far (starts at final T)
+  F behind;                 // sum over splats behind of w_j (dp . c_j), plus T_final (dp . bg)
+  F dp_r, dp_g, dp_b, dp_d; // dL/d(pixel colour), dL/d(pixel inverse depth)
 };
 
-// Gradient sums of one splat over the pixels it touched (summed per lane for vectors).
+template <class F>
+DGR_HD BackwardPixel<F> backward_pixel(F T_final, F dp_r, F dp_g, F dp_b, F dp_d, const float* bg) {
+  return {T_final, T_final * (bg[0] * dp_r + bg[1] * dp_g + bg[2] * dp_b), dp_r, dp_g, dp_b, dp_d};
+}
+
+// Sums of one splat over the pixels it touched (per lane for vectors), as moments of
+// v = G dL/dalpha in the pixel offset; splat_grad() turns them into the gradient record, since
+// every remaining factor is a constant of the splat.
 template <class F>
 struct SplatGradSums {
-  F mx, my;          // dL/d(mean) in pixels
-  F ca, cb, cc;      // dL/d(conic)
-  F op;              // dL/d(opacity)
-  F r, g, b, d;      // dL/d(colour), dL/d(inverse depth)
+  F x, y;          // sum v dx, sum v dy
+  F xx, xy, yy;    // sum v dx^2, v dx dy, v dy^2
+  F op;            // sum v = dL/d(opacity)
+  F r, g, b, d;    // dL/d(colour), dL/d(inverse depth): sum w dp
 };
 
 // One step: the splat `s` at offset (dx, dy) with G = e^power and alpha, where `valid` says the
@@ -101,43 +127,47 @@ template <class F, class M>
 DGR_HD void blend_backward_step(const Splat& s, F dx, float dy, F G, F alpha, M valid,
                                 BackwardPixel<F>& p, SplatGradSums<F>& g) {
   const F zero = F{};
-  const F inv_one_minus = 1.0f / (1.0f - alpha);  // one division serves both uses below
+  const F inv_one_minus = 1.0f / (1.0f - alpha);
   const F t = p.T * inv_one_minus;  // transmittance in front of this splat
-  const F w = alpha * t;
-  // Colour (and inverse depth) of everything behind this splat at this pixel.
-  const F la = p.last_a;
-  const F ar = la * p.last_r + (1.0f - la) * p.acc_r;
-  const F ag = la * p.last_g + (1.0f - la) * p.acc_g;
-  const F ab = la * p.last_b + (1.0f - la) * p.acc_b;
-  const F ad = la * p.last_d + (1.0f - la) * p.acc_d;
-  F dL_dalpha = ((s.r - ar) * p.dp_r + (s.g - ag) * p.dp_g + (s.b - ab) * p.dp_b +
-                 (s.inv_depth - ad) * p.dp_d) * t;
-  dL_dalpha -= p.T_final * inv_one_minus * p.bg_dot;
+  const F dot_c = p.dp_r * s.r + p.dp_g * s.g + p.dp_b * s.b + p.dp_d * s.inv_depth;
+  F dL_dalpha = dot_c * t - p.behind * inv_one_minus;
   dL_dalpha = valid ? dL_dalpha : zero;
-  const F wv = valid ? w : zero;
-  // No gradient through the 0.99 clamp (as the original): d alpha / dG = opacity.
-  const F dL_dG = s.opacity * dL_dalpha;
-  const F gdx = G * dx, gdy = G * dy;
-  g.r += wv * p.dp_r;
-  g.g += wv * p.dp_g;
-  g.b += wv * p.dp_b;
-  g.d += wv * p.dp_d;
-  g.mx += dL_dG * (-gdx * s.conic_a - gdy * s.conic_b);
-  g.my += dL_dG * (-gdy * s.conic_c - gdx * s.conic_b);
-  g.ca += -0.5f * gdx * dx * dL_dG;
-  g.cb += -gdx * dy * dL_dG;
-  g.cc += -0.5f * gdy * dy * dL_dG;
-  g.op += G * dL_dalpha;
-  p.acc_r = valid ? ar : p.acc_r;
-  p.acc_g = valid ? ag : p.acc_g;
-  p.acc_b = valid ? ab : p.acc_b;
-  p.acc_d = valid ? ad : p.acc_d;
-  p.last_a = valid ? alpha : la;
-  p.last_r = valid ? zero + s.r : p.last_r;
-  p.last_g = valid ? zero + s.g : p.last_g;
-  p.last_b = valid ? zero + s.b : p.last_b;
-  p.last_d = valid ? zero + s.inv_depth : p.last_d;
+  const F w = valid ? alpha * t : zero;
+  p.behind += w * dot_c;
   p.T = valid ? t : p.T;
+  g.r += w * p.dp_r;
+  g.g += w * p.dp_g;
+  g.b += w * p.dp_b;
+  g.d += w * p.dp_d;
+  // No gradient through the 0.99 clamp (as the original): d alpha / dG = opacity, applied in
+  // splat_grad().
+  const F v = G * dL_dalpha;
+  const F vx = v * dx;
+  g.op += v;
+  g.x += vx;
+  g.xx += vx * dx;
+  g.xy += vx * dy;
+  g.y += v * dy;
+  g.yy += v * (dy * dy);
+}
+
+// The gradient record from the (lane-summed) moments. With u = opacity v, power =
+// -(A dx^2 + C dy^2)/2 - B dx dy and dx = mean - pixel: dL/dmean = sum u dpower/ddx, dL/dA =
+// -sum u dx^2 / 2, and so on; the mean gradient is scaled from pixels to NDC by (W/2, H/2).
+DGR_HD SplatGrad splat_grad(const Splat& s, float x, float y, float xx, float xy, float yy,
+                            float op, float r, float g, float b, float d, float half_w,
+                            float half_h) {
+  const float o = s.opacity;
+  SplatGrad out;
+  out.mean2d_x = -o * (s.conic_a * x + s.conic_b * y) * half_w;
+  out.mean2d_y = -o * (s.conic_c * y + s.conic_b * x) * half_h;
+  out.conic_a = -0.5f * o * xx;
+  out.conic_b = -o * xy;
+  out.conic_c = -0.5f * o * yy;
+  out.opacity = op;
+  out.r = r, out.g = g, out.b = b;
+  out.inv_depth = d;
+  return out;
 }
 
 // Smallest value of the quadratic form q(d) = A dx^2 + 2 B dx dy + C dy^2 with dy fixed and dx in
