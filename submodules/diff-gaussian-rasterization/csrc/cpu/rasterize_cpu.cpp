@@ -101,7 +101,22 @@ struct PreprocessBuffers {
   float* depths;           // [P]
   TileRect* rects;         // [P]
   int32_t* tiles_touched;  // [P]
+  uint64_t* tile_masks;    // [P] see touched_tiles()
 };
+
+// Rectangles of up to 64 tiles keep the result of the exact tile test as a bit mask (bit
+// (ty - y0) * width + (tx - x0)), so that binning does not evaluate it a second time.
+constexpr int MASKED_RECT_TILES = 64;
+inline int rect_tiles(const TileRect& r) { return (r.x1 - r.x0) * (r.y1 - r.y0); }
+
+uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
+  uint64_t mask = 0;
+  int bit = 0;
+  for (int ty = r.y0; ty < r.y1; ty++)
+    for (int tx = r.x0; tx < r.x1; tx++, bit++)
+      if (splat_touches_tile(s, tx, ty, width, height)) mask |= uint64_t{1} << bit;
+  return mask;
+}
 
 void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int sh_degree,
                 const PreprocessBuffers& out) {
@@ -116,7 +131,12 @@ void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int
       out.depths[i] = pre.depth;
       out.rects[i] = pre.rect;
       for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
-      out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
+      if (rect_tiles(pre.rect) <= MASKED_RECT_TILES) {
+        out.tile_masks[i] = touched_tile_mask(pre.splat, pre.rect, cam.width, cam.height);
+        out.tiles_touched[i] = __builtin_popcountll(out.tile_masks[i]);
+      } else {
+        out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
+      }
     }
   });
 }
@@ -180,6 +200,14 @@ Binning bin_and_sort(const PreprocessBuffers& pre, int64_t P, const RasterCamera
       if (pre.tiles_touched[i] == 0) continue;
       const TileRect& r = pre.rects[i];
       int32_t* out = entry_tile.data() + offsets[i];
+      if (rect_tiles(r) <= MASKED_RECT_TILES) {
+        const int w = r.x1 - r.x0;
+        for (uint64_t bits = pre.tile_masks[i]; bits != 0; bits &= bits - 1) {
+          const int bit = __builtin_ctzll(bits);
+          *out++ = (r.y0 + bit / w) * cam.grid_x + r.x0 + bit % w;
+        }
+        continue;
+      }
       for (int ty = r.y0; ty < r.y1; ty++)
         for (int tx = r.x0; tx < r.x1; tx++)
           if (splat_touches_tile(pre.splats[i], tx, ty, cam.width, cam.height))
@@ -459,13 +487,15 @@ ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTenso
   at::Tensor depths = at::empty({P}, at::kFloat);
   at::Tensor rects = at::empty({P, 4}, at::kInt);
   at::Tensor tiles_touched = at::empty({P}, at::kInt);
+  at::Tensor tile_masks = at::empty({P}, at::kLong);
   static_assert(sizeof(TileRect) == 4 * sizeof(int32_t), "TileRect is 4 ints");
   const PreprocessBuffers pre = {reinterpret_cast<Splat*>(st.splats.data_ptr<float>()),
                                  st.clamped.data_ptr<uint8_t>(),
                                  res.radii.data_ptr<int32_t>(),
                                  depths.data_ptr<float>(),
                                  reinterpret_cast<TileRect*>(rects.data_ptr<int32_t>()),
-                                 tiles_touched.data_ptr<int32_t>()};
+                                 tiles_touched.data_ptr<int32_t>(),
+                                 reinterpret_cast<uint64_t*>(tile_masks.data_ptr<int64_t>())};
   preprocess(arrays, P, cam, s.sh_degree, pre);
   timer.lap("preprocess");
 
