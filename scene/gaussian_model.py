@@ -20,7 +20,7 @@ from torch import nn
 
 from diff_gaussian_rasterization.reference import covariance_3d
 from simple_knn._C import distCUDA2
-from utils.general_utils import get_expon_lr_func, inverse_sigmoid
+from utils.general_utils import get_expon_lr_func, inverse_sigmoid, normalize_rows
 from utils.sh_utils import RGB2SH
 from utils.system_utils import atomic_path
 from .densification import (OPACITY_RESET_CEILING, PRUNE_MIN_OPACITY, SPLIT_SAMPLES,
@@ -70,7 +70,7 @@ class GaussianModel:
 
     @property
     def get_rotation(self):
-        return torch.nn.functional.normalize(self._rotation)
+        return normalize_rows(self._rotation)
 
     @property
     def get_xyz(self):

@@ -265,3 +265,21 @@ def test_sparse_adam_equals_adam_when_all_visible_and_skips_invisible_rows():
             torch.testing.assert_close(after[name][k][~visible], before[name][k][~visible],
                                        rtol=0, atol=0)
             assert not torch.equal(after[name][k][visible], before[name][k][visible])
+
+
+def test_normalize_rows_matches_torch_normalize():
+    """get_rotation's normalisation: values and gradients as torch.nn.functional.normalize,
+    and float64 finite differences."""
+    from utils.general_utils import normalize_rows
+    g = torch.Generator().manual_seed(3)
+    q = (torch.randn(500, 4, generator=g) * torch.rand(500, 1, generator=g) * 5).requires_grad_()
+    upstream = torch.randn(500, 4, generator=g)
+    ours = normalize_rows(q)
+    (ours * upstream).sum().backward()
+    ours_grad, q.grad = q.grad.clone(), None
+    ref = torch.nn.functional.normalize(q)
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(ours_grad, q.grad, rtol=1e-5, atol=1e-6)
+    q64 = torch.randn(6, 4, dtype=torch.float64, generator=g).requires_grad_()
+    assert torch.autograd.gradcheck(normalize_rows, (q64,))
