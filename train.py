@@ -182,7 +182,8 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
         pipe.debug = True
     bg = torch.rand(3, device=device) if opt.random_background else background
     out = render(camera, gaussians, pipe, bg)
-    loss, _ = photometric_loss(out.render, camera.original_image.to(device), opt.lambda_dssim)
+    loss, _ = photometric_loss(out.render, camera.original_image.to(device), opt.lambda_dssim,
+                               fused=not opt.reference_kernels)
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"training diverged at iteration {iteration}: loss is "
                                f"{loss.item()}")

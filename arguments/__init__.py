@@ -62,6 +62,9 @@ class OptimizationParams:
     # test). Off by default to keep the original's results; on, it prunes Gaussians whose screen
     # radius exceeded 20 px since the previous densification (see README).
     screen_size_prune: bool = False
+    # Ours: the plain PyTorch SSIM + L1 and torch's per-tensor Adam (the original's loss and
+    # optimizer code paths) instead of the fused SSIM and fused Adam; for comparisons.
+    reference_kernels: bool = False
 
 
 PARAM_GROUPS = (ModelParams, PipelineParams, OptimizationParams)

@@ -283,3 +283,10 @@ def test_normalize_rows_matches_torch_normalize():
     torch.testing.assert_close(ours_grad, q.grad, rtol=1e-5, atol=1e-6)
     q64 = torch.randn(6, 4, dtype=torch.float64, generator=g).requires_grad_()
     assert torch.autograd.gradcheck(normalize_rows, (q64,))
+
+
+def test_reference_kernels_select_the_per_tensor_adam():
+    fused_model, _ = make_model()
+    reference_model, _ = make_model(reference_kernels=True)
+    assert fused_model.optimizer.defaults["fused"] is True
+    assert not reference_model.optimizer.defaults["fused"]
