@@ -90,9 +90,10 @@ class SplatBatch {
   Splat buf_[SIZE];
 };
 
-// The preprocess backward loop reads rows of SH coefficients (up to 180 bytes each), writes their
-// gradients, and gathers scattered entry records: fetching those a few Gaussians ahead keeps it
-// from waiting on memory (8.3 -> 5.9 ms at 93k Gaussians).
+// The per-Gaussian loops read rows of SH coefficients (up to 180 bytes each); the backward one
+// also writes their gradients and gathers scattered entry records. Fetching those a few
+// Gaussians ahead keeps the loops from waiting on memory (preprocess backward 8.3 -> 6.1 ms,
+// forward 6.2 -> 5.95 ms at 93k Gaussians).
 constexpr int64_t ROW_PREFETCH_AHEAD = 8;
 
 // ---------------------------------------------------------------------------------------------
@@ -127,6 +128,10 @@ void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int
                 const PreprocessBuffers& out) {
   at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
+      if (i + ROW_PREFETCH_AHEAD < end && g.sh) {
+        const char* sh_row = reinterpret_cast<const char*>(g.sh + g.sh_stride * (i + ROW_PREFETCH_AHEAD));
+        for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(sh_row + b);
+      }
       const Preprocessed pre = preprocess_gaussian(g.at(i), cam, sh_degree);
       out.radii[i] = pre.radius;
       out.tiles_touched[i] = 0;
