@@ -459,9 +459,11 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
       entry_grads[k] = SplatGrad{};
       continue;
     }
-    entry_grads[k] = splat_grad(s, hsum(sums.x), hsum(sums.y), hsum(sums.xx), hsum(sums.xy),
-                                hsum(sums.yy), hsum(sums.op), hsum(sums.r), hsum(sums.g),
-                                hsum(sums.b), hsum(sums.d), half_w, half_h);
+    static_assert(sizeof(sums) == 10 * sizeof(vfloat), "SplatGradSums is 10 vectors");
+    float m[10];
+    hsum_each(reinterpret_cast<const vfloat*>(&sums), 10, m);
+    entry_grads[k] = splat_grad(s, m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9],
+                                half_w, half_h);
   }
 }
 

@@ -62,6 +62,37 @@ inline float hsum(vfloat v) {
   return s;
 }
 #endif
+// sums[i] = the lane sum of v[i], for n <= 16 vectors. AVX-512: a transpose-and-add tree, about
+// 3 instructions per vector instead of a separate 8-instruction reduction for each.
+#if defined(__AVX512F__)
+inline void hsum_each(const vfloat* v, int n, float* sums) {
+  __m512 a[16];
+  for (int i = 0; i < 16; i++) a[i] = i < n ? to_native(v[i]) : _mm512_setzero_ps();
+  __m512 t[8], u[4], w[2];
+  // t[i], per 128-bit block: partial sums of v[2i], v[2i+1], v[2i], v[2i+1]
+  for (int i = 0; i < 8; i++)
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                         _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  // u[i], per 128-bit block: the block's sums of v[4i .. 4i+3]
+  for (int i = 0; i < 4; i++)
+    u[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // w[i]: blocks summed in pairs; then all four blocks, in the order of v
+  for (int i = 0; i < 2; i++)
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 all = _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  float out[16];
+  _mm512_storeu_ps(out, all);
+  for (int i = 0; i < n; i++) sums[i] = out[i];
+}
+#else
+inline void hsum_each(const vfloat* v, int n, float* sums) {
+  for (int i = 0; i < n; i++) sums[i] = hsum(v[i]);
+}
+#endif
+
 inline int count_true(vint mask) { return __builtin_popcount(lane_bits(mask)); }
 inline bool any(vint mask) { return lane_bits(mask) != 0; }
 
@@ -89,4 +120,16 @@ inline vfloat exp_nonpositive(vfloat x) {
 }
 
 }  // namespace cpu
+
+#if defined(__AVX512F__)
+// 1/x as the 14-bit hardware estimate refined by one Newton step, r (2 - x r): within about an
+// ulp, at a fraction of a vector division's cost (used by the backward blend, once per row).
+template <>
+inline cpu::vfloat reciprocal<cpu::vfloat>(cpu::vfloat x) {
+  const __m512 xv = cpu::to_native(x);
+  const __m512 r = _mm512_rcp14_ps(xv);
+  return (cpu::vfloat)_mm512_mul_ps(r, _mm512_fnmadd_ps(xv, r, _mm512_set1_ps(2.0f)));
+}
+#endif
+
 }  // namespace dgr

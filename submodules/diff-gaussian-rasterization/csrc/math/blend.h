@@ -24,6 +24,11 @@ DGR_HD F max_of(F a, float b) {
   return a > bv ? a : bv;
 }
 
+// 1 / x. A backend may specialise it for its vector type with a faster form good to about an ulp
+// (the CPU one does, for AVX-512).
+template <class F>
+DGR_HD F reciprocal(F x) { return 1.0f / x; }
+
 // Bit pattern 2^n for integral-valued float n in [-126, 127], as float (scalar version).
 DGR_HD float pow2_of_integral(float n) {
   const int32_t bits = ((int32_t)n + 127) << 23;
@@ -127,7 +132,7 @@ template <class F, class M>
 DGR_HD void blend_backward_step(const Splat& s, F dx, float dy, F G, F alpha, M valid,
                                 BackwardPixel<F>& p, SplatGradSums<F>& g) {
   const F zero = F{};
-  const F inv_one_minus = 1.0f / (1.0f - alpha);
+  const F inv_one_minus = reciprocal(1.0f - alpha);
   const F t = p.T * inv_one_minus;  // transmittance in front of this splat
   const F dot_c = p.dp_r * s.r + p.dp_g * s.g + p.dp_b * s.b + p.dp_d * s.inv_depth;
   F dL_dalpha = dot_c * t - p.behind * inv_one_minus;
