@@ -116,11 +116,12 @@ constexpr int MASKED_RECT_TILES = 64;
 inline int rect_tiles(const TileRect& r) { return (r.x1 - r.x0) * (r.y1 - r.y0); }
 
 uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
+  const TileTestSplat t(s);
   uint64_t mask = 0;
   int bit = 0;
   for (int ty = r.y0; ty < r.y1; ty++)
     for (int tx = r.x0; tx < r.x1; tx++, bit++)
-      if (splat_touches_tile(s, tx, ty, width, height)) mask |= uint64_t{1} << bit;
+      if (splat_touches_tile(t, tx, ty, width, height)) mask |= uint64_t{1} << bit;
   return mask;
 }
 
@@ -218,9 +219,10 @@ Binning bin_and_sort(const PreprocessBuffers& pre, int64_t P, const RasterCamera
         }
         continue;
       }
+      const TileTestSplat t(pre.splats[i]);
       for (int ty = r.y0; ty < r.y1; ty++)
         for (int tx = r.x0; tx < r.x1; tx++)
-          if (splat_touches_tile(pre.splats[i], tx, ty, cam.width, cam.height))
+          if (splat_touches_tile(t, tx, ty, cam.width, cam.height))
             *out++ = ty * cam.grid_x + tx;
     }
   });

@@ -38,9 +38,11 @@ __global__ void duplicate_kernel(int64_t P, const Splat* splats, const TileRect*
   int64_t out = offsets[i] - tiles_touched[i];  // offsets is an inclusive scan
   const TileRect r = rects[i];
   const uint32_t depth_bits = __float_as_uint(depths[i]);  // positive floats order like bits
+  const Splat s = splats[i];
+  const TileTestSplat t(s);
   for (int ty = r.y0; ty < r.y1; ty++)
     for (int tx = r.x0; tx < r.x1; tx++)
-      if (splat_touches_tile(splats[i], tx, ty, cam.width, cam.height)) {
+      if (splat_touches_tile(t, tx, ty, cam.width, cam.height)) {
         keys[out] = ((uint64_t)(ty * cam.grid_x + tx) << 32) | depth_bits;
         values[out] = (int32_t)i;
         out++;

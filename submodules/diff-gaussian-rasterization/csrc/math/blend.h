@@ -176,27 +176,37 @@ DGR_HD SplatGrad splat_grad(const Splat& s, float x, float y, float xx, float xy
 }
 
 // Smallest value of the quadratic form q(d) = A dx^2 + 2 B dx dy + C dy^2 with dy fixed and dx in
-// [lo, hi] (A > 0): the unconstrained minimiser -B dy / A clamped to the interval. F = float, or
-// a vector of dy values (one per tile row) on the CPU.
+// [lo, hi] (A > 0, inv_A = 1 / A): the unconstrained minimiser -B dy / A clamped to the
+// interval. F = float, or a vector of dy values (one per tile row) on the CPU.
 template <class F>
-DGR_HD F min_form_on_segment(float A, float B, float C, F dy, float lo, float hi) {
-  const F dx = min_of(max_of(-B * dy / A, lo), hi);
+DGR_HD F min_form_on_segment(float A, float B, float C, float inv_A, F dy, float lo, float hi) {
+  const F dx = min_of(max_of(-B * inv_A * dy, lo), hi);
   return A * dx * dx + 2.0f * B * dx * dy + C * dy * dy;
 }
 
+// A splat prepared for tile tests: the reciprocals of the conic's diagonal, once per splat
+// rather than in every test (the tests are a third of preprocessing on the CPU).
+struct TileTestSplat {
+  const Splat& s;
+  float inv_a, inv_c;
+  DGR_HD explicit TileTestSplat(const Splat& splat)
+      : s(splat), inv_a(1.0f / splat.conic_a), inv_c(1.0f / splat.conic_c) {}
+};
+
 // True when the splat's alpha is below ALPHA_MIN (with a margin) at every point of the pixel box
 // [px0, px1] x [py0, py1]: then it contributes nothing there, and skipping it is exact.
-DGR_HD bool splat_misses_box(const Splat& s, float px0, float px1, float py0, float py1) {
+DGR_HD bool splat_misses_box(const TileTestSplat& t, float px0, float px1, float py0, float py1) {
+  const Splat& s = t.s;
   if (!(s.power_cut >= 0.0f)) return true;
   // d = mean - pixel ranges over [dx0, dx1] x [dy0, dy1].
   const float dx0 = s.x - px1, dx1 = s.x - px0, dy0 = s.y - py1, dy1 = s.y - py0;
   if (dx0 <= 0.0f && dx1 >= 0.0f && dy0 <= 0.0f && dy1 >= 0.0f) return false;
   // The form is convex, so away from its centre its minimum over the box lies on an edge.
   const float A = s.conic_a, B = s.conic_b, C = s.conic_c;
-  float q = minf(min_form_on_segment(A, B, C, dy0, dx0, dx1),
-                 min_form_on_segment(A, B, C, dy1, dx0, dx1));
-  q = minf(q, minf(min_form_on_segment(C, B, A, dx0, dy0, dy1),
-                   min_form_on_segment(C, B, A, dx1, dy0, dy1)));
+  float q = minf(min_form_on_segment(A, B, C, t.inv_a, dy0, dx0, dx1),
+                 min_form_on_segment(A, B, C, t.inv_a, dy1, dx0, dx1));
+  q = minf(q, minf(min_form_on_segment(C, B, A, t.inv_c, dx0, dy0, dy1),
+                   min_form_on_segment(C, B, A, t.inv_c, dx1, dy0, dy1)));
   return 0.5f * q > s.power_cut + SKIP_POWER_MARGIN;
 }
 
@@ -204,23 +214,25 @@ DGR_HD bool splat_misses_box(const Splat& s, float px0, float px1, float py0, fl
 // heights it tests several rows at once (true lanes: the splat misses that row).
 template <class F>
 DGR_HD auto splat_misses_row(const Splat& s, float px0, float px1, F py) {
-  const F q = min_form_on_segment(s.conic_a, s.conic_b, s.conic_c, s.y - py, s.x - px1, s.x - px0);
+  const F q = min_form_on_segment(s.conic_a, s.conic_b, s.conic_c, 1.0f / s.conic_a, s.y - py,
+                                  s.x - px1, s.x - px0);
   return 0.5f * q > s.power_cut + SKIP_POWER_MARGIN;
 }
 
 // Does tile (tx, ty) of an image of the given size hold a pixel where the splat may be visible?
-DGR_HD bool splat_touches_tile(const Splat& s, int tx, int ty, int width, int height) {
+DGR_HD bool splat_touches_tile(const TileTestSplat& t, int tx, int ty, int width, int height) {
   const float px0 = (float)(tx * BLOCK_X), py0 = (float)(ty * BLOCK_Y);
   const float px1 = (float)(mini(width, (tx + 1) * BLOCK_X) - 1);
   const float py1 = (float)(mini(height, (ty + 1) * BLOCK_Y) - 1);
-  return !splat_misses_box(s, px0, px1, py0, py1);
+  return !splat_misses_box(t, px0, px1, py0, py1);
 }
 
 // How many tiles of its rectangle the splat may be visible in (its number of tile entries).
 DGR_HD int count_touched_tiles(const Splat& s, const TileRect& rect, int width, int height) {
+  const TileTestSplat t(s);
   int count = 0;
   for (int ty = rect.y0; ty < rect.y1; ty++)
-    for (int tx = rect.x0; tx < rect.x1; tx++) count += splat_touches_tile(s, tx, ty, width, height);
+    for (int tx = rect.x0; tx < rect.x1; tx++) count += splat_touches_tile(t, tx, ty, width, height);
   return count;
 }
 
