@@ -3,6 +3,8 @@ Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one train
 100k Gaussians. Prints a table, writes JSON and a plot.
 
     python benchmarks/train.py --iterations 3000 --json benchmarks/results/train.json
+    python benchmarks/train.py --densify_grad_threshold 0.0005 --json ...   # the demo's settings
+    python benchmarks/train.py --reference_kernels ...   # PyTorch SSIM + per-tensor Adam
 
 The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points and
 profiles --breakdown_steps training steps (train.training_step + train.densify_and_step, the
@@ -50,6 +52,9 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--optimizer_type", default="default")
+    p.add_argument("--densify_grad_threshold", type=float, default=None,
+                   help="passed to train.py (default: train.py's)")
+    p.add_argument("--reference_kernels", action="store_true", help="passed to train.py")
     p.add_argument("--breakdown_points", type=int, default=100_000)
     p.add_argument("--breakdown_steps", type=int, default=30)
     p.add_argument("--model_path", default=None, help="keep the trained model here")
@@ -58,11 +63,11 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def train_run(model_path, iterations, optimizer_type):
+def train_run(model_path, iterations, optimizer_type, extra_argv=()):
     saves = sorted(set(range(250, iterations + 1, 250)) | {iterations})
     argv = ["-s", SAMPLE, "-m", model_path, "--eval", "--quiet", "--iterations", str(iterations),
             "--test_iterations", "-1", "--save_iterations", *map(str, saves),
-            "--optimizer_type", optimizer_type]
+            "--optimizer_type", optimizer_type, *extra_argv]
     start = time.perf_counter()
     assert train.main(argv) == 0
     wall = time.perf_counter() - start
@@ -70,10 +75,10 @@ def train_run(model_path, iterations, optimizer_type):
         return json.load(f), wall, saves
 
 
-def load_scene(model_path, iteration, optimizer_type="default"):
+def load_scene(model_path, iteration, optimizer_type="default", extra_argv=()):
     parser = train.build_parser()
     args = parser.parse_args(["-s", SAMPLE, "-m", model_path, "--eval",
-                              "--optimizer_type", optimizer_type])
+                              "--optimizer_type", optimizer_type, *extra_argv])
     dataset, opt = extract(ModelParams, args), extract(OptimizationParams, args)
     pipe = extract(PipelineParams, args)
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type)
@@ -94,11 +99,12 @@ def test_scores(scene, gaussians, pipe):
     return {k: statistics.mean(v) for k, v in values.items()}
 
 
-def step_breakdown(model_path, iteration, steps, optimizer_type):
+def step_breakdown(model_path, iteration, steps, optimizer_type, extra_argv=()):
     """Profile training steps from a saved model: no densification (statistics only, as between
-    densification iterations), the SH degree at its maximum."""
+    densification iterations), the SH degree at its maximum. With --reference_kernels the
+    PyTorch loss has no event of its own and counts under "rest"."""
     from torch.profiler import ProfilerActivity, profile
-    scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type)
+    scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv)
     gaussians.training_setup(opt)
     policy = DensificationPolicy.from_params(opt)
     loop, background = train.LoopState(), torch.zeros(3)
@@ -141,7 +147,12 @@ def main(argv=None):
     args = parse(argv)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model_path or os.path.join(tmp, "model")
-        log, wall, saves = train_run(model_path, args.iterations, args.optimizer_type)
+        extra = []
+        if args.densify_grad_threshold is not None:
+            extra += ["--densify_grad_threshold", str(args.densify_grad_threshold)]
+        if args.reference_kernels:
+            extra.append("--reference_kernels")
+        log, wall, saves = train_run(model_path, args.iterations, args.optimizer_type, extra)
         spi = dict(zip(log["iteration"], log["seconds_per_iteration"]))
         counts = dict(zip(log["iteration"], log["num_points"]))
         early = [s for i, s in spi.items() if EARLY[0] <= i <= EARLY[1]]
@@ -150,9 +161,12 @@ def main(argv=None):
         scene, gaussians, _, pipe = load_scene(model_path, args.iterations)
         scores = test_scores(scene, gaussians, pipe)
         nearest = min(saves, key=lambda i: abs(counts.get(i, 0) - args.breakdown_points))
-        breakdown = step_breakdown(model_path, nearest, args.breakdown_steps, args.optimizer_type)
+        breakdown = step_breakdown(model_path, nearest, args.breakdown_steps, args.optimizer_type,
+                                   ["--reference_kernels"] if args.reference_kernels else [])
     result = {
         "iterations": args.iterations, "optimizer_type": args.optimizer_type,
+        "densify_grad_threshold": args.densify_grad_threshold,
+        "reference_kernels": args.reference_kernels,
         "threads": torch.get_num_threads(), "wall_seconds": wall,
         "median_seconds_per_iteration_early": statistics.median(early) if early else None,
         "median_seconds_per_iteration_late": statistics.median(late) if late else None,
@@ -161,11 +175,16 @@ def main(argv=None):
         "test": scores, "breakdown": breakdown, "log": log,
     }
     print(f"\ntraining {args.iterations} iterations on garden_dev (320x240, --eval), "
-          f"{result['threads']} threads, optimizer {args.optimizer_type}")
+          f"{result['threads']} threads, optimizer {args.optimizer_type}, densify_grad_threshold "
+          f"{args.densify_grad_threshold or 'default'}"
+          + (", reference kernels" if args.reference_kernels else ""))
     print(f"  wall time                       {wall:9.1f} s")
-    print(f"  s/iteration, iterations {EARLY[0]}-{EARLY[1]} {result['median_seconds_per_iteration_early']:9.4f}"
-          f"  (median)")
-    print(f"  s/iteration, last 10%            {result['median_seconds_per_iteration_late']:9.4f}")
+    def seconds(value):
+        return "        -" if value is None else f"{value:9.4f}"
+    print(f"  s/iteration, iterations {EARLY[0]}-{EARLY[1]} "
+          f"{seconds(result['median_seconds_per_iteration_early'])}  (median)")
+    print(f"  s/iteration, last 10%            "
+          f"{seconds(result['median_seconds_per_iteration_late'])}")
     print(f"  final Gaussians                 {result['final_gaussians']:9d}")
     print(f"  peak RSS                        {result['peak_rss_mb']:9.0f} MB")
     print(f"  test PSNR / SSIM / LPIPS-VGG     {scores['PSNR']:.2f} / {scores['SSIM']:.3f} / "
