@@ -59,6 +59,23 @@ def test_distCUDA2_on_cuda_equals_cpu():
     torch.testing.assert_close(distCUDA2(points.cuda()).cpu(), distCUDA2(points))
 
 
+def test_fused_ssim_on_cuda_equals_cpu():
+    import fused_ssim
+    assert fused_ssim.has_cuda, "the fused SSIM was built without its CUDA kernels"
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 61, 97, generator=g)
+    reference = torch.rand(3, 61, 97, generator=g)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = image.to(device).requires_grad_(True)
+        ssim, l1 = fused_ssim.ssim_l1(x, reference.to(device))
+        (0.2 * (1 - ssim) + 0.8 * l1).backward()
+        results.append((ssim.item(), l1.item(), x.grad.cpu()))
+    (ssim_cpu, l1_cpu, grad_cpu), (ssim_gpu, l1_gpu, grad_gpu) = results
+    assert abs(ssim_cpu - ssim_gpu) < 1e-6 and abs(l1_cpu - l1_gpu) < 1e-6
+    torch.testing.assert_close(grad_gpu, grad_cpu, rtol=1e-4, atol=1e-9)
+
+
 def test_training_runs_on_cuda(tmp_path):
     from pathlib import Path
     import train

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Compiles the CUDA backend without a GPU or a CUDA build of torch (CI runs this):
+# Compiles the CUDA backends (rasterizer, fused SSIM) without a GPU or a CUDA build of torch (CI
+# runs this):
 #  1. every kernel file with nvcc, for each architecture in CUDA_ARCHS that this nvcc supports
 #     (an architecture it dropped is reported and skipped: CUDA 13 has no sm_70);
-#  2. the torch adapter and the bindings with DGR_WITH_CUDA, against the installed torch headers;
-#  3. that every launcher the adapter calls is defined by the kernel object.
+#  2. the torch adapters and the bindings with their CUDA macro, against the installed torch
+#     headers;
+#  3. that every launcher an adapter calls is defined by its kernel object.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 NVCC=${NVCC:-nvcc}
 CUDA_ARCHS=${CUDA_ARCHS:-"70 80 90"}
 DGR=submodules/diff-gaussian-rasterization
+SSIM=submodules/fused-ssim
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -27,7 +30,7 @@ for arch in $CUDA_ARCHS; do
     echo "cuda-check: sm_$arch skipped: $("$NVCC" --version | tail -1) does not support it"
     continue
   fi
-  for cu in "$DGR"/csrc/cuda/*.cu; do
+  for cu in "$DGR"/csrc/cuda/*.cu "$SSIM"/csrc/*.cu; do
     start=$(date +%s)
     "$NVCC" -std=c++17 -O3 -arch="sm_$arch" -Werror all-warnings -c "$cu" -o "$OUT/$(basename "$cu" .cu)_sm$arch.o"
     echo "cuda-check: sm_$arch $(basename "$cu") ok ($(( $(date +%s) - start )) s)"
@@ -38,17 +41,27 @@ done
 
 TORCH_INC=$("$PY" -c "import torch.utils.cpp_extension as c; print(' '.join('-I' + p for p in c.include_paths()))")
 PY_INC=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-for src in "$DGR/csrc/cuda/rasterize_cuda.cpp" "$DGR/csrc/ext.cpp"; do
-  g++ -std=c++17 -O1 -fPIC -DDGR_WITH_CUDA -DTORCH_EXTENSION_NAME=_C $TORCH_INC -I"$PY_INC" \
-      -I"$CUDA_HOME/include" -I"$DGR/csrc" -Wno-c++20-extensions -c "$src" \
-      -o "$OUT/$(basename "$src" .cpp).o"
-  echo "cuda-check: $(basename "$src") with DGR_WITH_CUDA ok"
-done
-kernel_obj=$(ls "$OUT"/rasterize_kernels_sm*.o | head -1)
-defined=$(nm "$kernel_obj" | awk '$2 == "T" {print $3}')
+# adapter source, its CUDA macro, the object name, the kernel object, the launchers' namespace
+adapters=(
+  "$DGR/csrc/cuda/rasterize_cuda.cpp DGR_WITH_CUDA dgr_adapter rasterize_kernels dgr4cuda"
+  "$DGR/csrc/ext.cpp DGR_WITH_CUDA dgr_ext - -"
+  "$SSIM/csrc/ext.cpp FSSIM_WITH_CUDA ssim_ext ssim_kernels fused_ssim4cuda"
+)
 missing=0
-while read -r sym; do
-  if ! grep -qxF "$sym" <<<"$defined"; then echo "cuda-check: undefined launcher $sym"; missing=1; fi
-done < <(nm "$OUT/rasterize_cuda.o" | awk '$1 == "U" && $2 ~ /dgr4cuda/ {print $2}')
+for entry in "${adapters[@]}"; do
+  read -r src macro obj kernels namespace <<<"$entry"
+  g++ -std=c++17 -O1 -fPIC -D"$macro" -DTORCH_EXTENSION_NAME=_C $TORCH_INC -I"$PY_INC" \
+      -I"$CUDA_HOME/include" -I"$(dirname "$src")" -I"$DGR/csrc" -Wno-c++20-extensions \
+      -c "$src" -o "$OUT/$obj.o"
+  echo "cuda-check: $src with $macro ok"
+  [ "$kernels" = "-" ] && continue
+  defined=$(nm "$(ls "$OUT"/"$kernels"_sm*.o | head -1)" | awk '$2 == "T" {print $3}')
+  called=$(nm "$OUT/$obj.o" | awk -v ns="$namespace" '$1 == "U" && index($2, ns) {print $2}')
+  [ -n "$called" ] || { echo "cuda-check: $src calls no launcher (check the namespace)"; exit 1; }
+  while read -r sym; do
+    if ! grep -qxF "$sym" <<<"$defined"; then echo "cuda-check: undefined launcher $sym"; missing=1; fi
+  done <<<"$called"
+  echo "cuda-check: the $(wc -l <<<"$called") launchers $src calls are defined"
+done
 [ "$missing" -eq 0 ] || exit 1
-echo "cuda-check: every launcher the adapter calls is defined"
+echo "cuda-check: every launcher the adapters call is defined"

@@ -6,6 +6,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+import fused_ssim
 from fused_ssim import ssim_l1
 
 SSIM_WINDOW = 11
@@ -59,9 +60,11 @@ def photometric_loss(image: torch.Tensor, gt: torch.Tensor, lambda_dssim: float,
                      fused: bool = True):
     """(1 − λ)·L1 + λ·(1 − SSIM); returns (loss, l1).
 
-    fused: SSIM and L1 (values and gradient) in one C++ pass (submodules/fused-ssim), for CPU
-    float32 images; otherwise the PyTorch functions above, which are its reference."""
-    if fused and image.device.type == "cpu" and image.dtype == torch.float32:
+    fused: SSIM and L1 (values and gradient) in one C++ pass (submodules/fused-ssim), for
+    float32 images on the CPU (or CUDA, in CUDA builds); otherwise the PyTorch functions above,
+    which are its reference."""
+    on_supported_device = image.device.type == "cpu" or (image.is_cuda and fused_ssim.has_cuda)
+    if fused and on_supported_device and image.dtype == torch.float32:
         s, l1 = ssim_l1(image, gt)
     else:
         s, l1 = ssim(image, gt), l1_loss(image, gt)

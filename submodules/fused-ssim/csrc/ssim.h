@@ -1,5 +1,6 @@
 // Fused SSIM + L1 for training: forward statistics and backward in a few passes over the image.
-// Torch-free so a CUDA backend can reuse it; the caller supplies the loop over rows (`for_rows`).
+// Torch-free: the per-pixel formulas (ssim_pixel, grad_pixel, the window) are shared with the
+// CUDA kernels (ssim_kernels.cu); the CPU passes below take the loop over rows (`for_rows`).
 //
 // SSIM of the original (11x11 Gaussian window, sigma 1.5, zero padding, C1 = 0.01^2,
 // C2 = 0.03^2), computed with the separable window: each blurred statistic is a horizontal
@@ -8,6 +9,12 @@
 #include <cmath>
 #include <cstdint>
 #include <vector>
+
+#if defined(__CUDACC__)
+#define FSSIM_HD __host__ __device__ __forceinline__
+#else
+#define FSSIM_HD inline
+#endif
 
 namespace fused_ssim {
 
@@ -18,18 +25,50 @@ constexpr float kC1 = 0.01f * 0.01f;        // (K1 L)^2, L = 1
 constexpr float kC2 = 0.03f * 0.03f;        // (K2 L)^2
 constexpr int kStats = 5;                   // mu_x, mu_y, E[x^2], E[y^2], E[xy]
 
+// The normalised 1D Gaussian window (a plain struct, so kernels take it by value).
 struct Window {
   float w[kTaps];
-  Window() {
-    double sum = 0, g[kTaps];
-    for (int i = 0; i < kTaps; ++i) {
-      const double x = i - kRadius;
-      g[i] = std::exp(-x * x / (2 * kSigma * kSigma));
-      sum += g[i];
-    }
-    for (int i = 0; i < kTaps; ++i) w[i] = static_cast<float>(g[i] / sum);
-  }
 };
+inline Window make_window() {
+  Window win;
+  double sum = 0, g[kTaps];
+  for (int i = 0; i < kTaps; ++i) {
+    const double x = i - kRadius;
+    g[i] = std::exp(-x * x / (2 * kSigma * kSigma));
+    sum += g[i];
+  }
+  for (int i = 0; i < kTaps; ++i) win.w[i] = static_cast<float>(g[i] / sum);
+  return win;
+}
+
+// SSIM at one pixel from its blurred statistics, and the three derivatives backward needs:
+// dS/dmu_x, dS/dE[x^2], dS/dE[xy] (through var_x = E[x^2] - mu_x^2, cov = E[xy] - mu_x mu_y).
+struct SsimPixel {
+  float s, d_mu, d_exx, d_exy;
+};
+FSSIM_HD SsimPixel ssim_pixel(float mu_x, float mu_y, float exx, float eyy, float exy) {
+  const float var_x = exx - mu_x * mu_x, var_y = eyy - mu_y * mu_y;
+  const float cov = exy - mu_x * mu_y;
+  const float a1 = 2.f * mu_x * mu_y + kC1, a2 = 2.f * cov + kC2;
+  const float b1 = mu_x * mu_x + mu_y * mu_y + kC1, b2 = var_x + var_y + kC2;
+  const float inv_b = 1.f / (b1 * b2);
+  SsimPixel p;
+  p.s = a1 * a2 * inv_b;
+  // mu_x enters four factors.
+  p.d_mu = (2.f * mu_y * a2 - 2.f * mu_y * a1) * inv_b - p.s * (2.f * mu_x / b1 - 2.f * mu_x / b2);
+  p.d_exx = -p.s / b2;
+  p.d_exy = 2.f * a1 * inv_b;
+  return p;
+}
+
+// d(g_l1 mean|x - y| + g_ssim mean SSIM)/dx at one pixel, from the blurred derivative maps
+// (the window is symmetric, so the adjoint of the zero-padded blur is the blur itself).
+FSSIM_HD float grad_pixel(float x, float y, float b_mu, float b_xx, float b_xy, float g_l1,
+                          float g_ssim) {
+  const float diff = x - y;
+  const float sign = (diff > 0.f) - (diff < 0.f);
+  return g_l1 * sign + g_ssim * (b_mu + 2.f * x * b_xx + y * b_xy);
+}
 
 // out[x] = sum_k w[k] * value(x + k - R) along one row of width W, zero outside [0, W).
 // The values go into a zero-padded copy of the row first, so that each tap is one vectorised
@@ -70,7 +109,7 @@ inline void blur_column_row(const Window& win, int H, int W, const float* in, in
 template <class ForRows>
 void forward(const float* x, const float* y, int64_t N, int H, int W, float* tmp, float* stats,
              float* dmap, double* row_ssim, double* row_l1, ForRows for_rows) {
-  static const Window win;
+  static const Window win = make_window();
   const int64_t plane = static_cast<int64_t>(H) * W, total = N * plane;
   // 1. Horizontal pass of the five statistics, one (plane, row) per task.
   for_rows(N * H, [&](int64_t r0, int64_t r1) {
@@ -103,18 +142,11 @@ void forward(const float* x, const float* y, int64_t N, int H, int W, float* tmp
       const float* yr = y + r * W;
       double ssim_sum = 0, l1_sum = 0;
       for (int i = 0; i < W; ++i) {
-        const float mu_x = mx[i], mu_y = my[i];
-        const float var_x = exx[i] - mu_x * mu_x, var_y = eyy[i] - mu_y * mu_y;
-        const float cov = exy[i] - mu_x * mu_y;
-        const float a1 = 2.f * mu_x * mu_y + kC1, a2 = 2.f * cov + kC2;
-        const float b1 = mu_x * mu_x + mu_y * mu_y + kC1, b2 = var_x + var_y + kC2;
-        const float inv_b = 1.f / (b1 * b2);
-        const float s = a1 * a2 * inv_b;
-        // var_x = E[x^2] - mu_x^2 and cov = E[xy] - mu_x mu_y, so mu_x enters four factors.
-        d_mu[i] = (2.f * mu_y * a2 - 2.f * mu_y * a1) * inv_b - s * (2.f * mu_x / b1 - 2.f * mu_x / b2);
-        d_exx[i] = -s / b2;
-        d_exy[i] = 2.f * a1 * inv_b;
-        ssim_sum += s;
+        const SsimPixel p = ssim_pixel(mx[i], my[i], exx[i], eyy[i], exy[i]);
+        d_mu[i] = p.d_mu;
+        d_exx[i] = p.d_exx;
+        d_exy[i] = p.d_exy;
+        ssim_sum += p.s;
         l1_sum += std::fabs(xr[i] - yr[i]);
       }
       row_ssim[r] = ssim_sum;
@@ -124,14 +156,13 @@ void forward(const float* x, const float* y, int64_t N, int H, int W, float* tmp
 }
 
 // Backward: grad_x = g_l1 * sign(x - y) + g_ssim * (blur(dS/dmu) + 2x blur(dS/dE[x^2])
-//                                                  + y blur(dS/dE[xy])),
-// the window being symmetric so that the adjoint of the zero-padded blur is the blur itself.
+//                                                  + y blur(dS/dE[xy])) (grad_pixel).
 // g_l1 and g_ssim already include the 1/numel of the means. `tmp`, `blurred`: 3 * N * H * W.
 template <class ForRows>
 void backward(const float* x, const float* y, const float* dmap, int64_t N, int H, int W,
               float g_l1, float g_ssim, float* tmp, float* blurred, float* grad_x,
               ForRows for_rows) {
-  static const Window win;
+  static const Window win = make_window();
   const int64_t plane = static_cast<int64_t>(H) * W, total = N * plane;
   for_rows(N * H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
@@ -152,11 +183,8 @@ void backward(const float* x, const float* y, const float* dmap, int64_t N, int 
       const float* xr = x + r * W;
       const float* yr = y + r * W;
       float* gr = grad_x + r * W;
-      for (int i = 0; i < W; ++i) {
-        const float diff = xr[i] - yr[i];
-        const float sign = (diff > 0.f) - (diff < 0.f);
-        gr[i] = g_l1 * sign + g_ssim * (b_mu[i] + 2.f * xr[i] * b_xx[i] + yr[i] * b_xy[i]);
-      }
+      for (int i = 0; i < W; ++i)
+        gr[i] = grad_pixel(xr[i], yr[i], b_mu[i], b_xx[i], b_xy[i], g_l1, g_ssim);
     }
   });
 }

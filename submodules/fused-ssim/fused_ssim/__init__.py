@@ -1,4 +1,5 @@
-"""Fused SSIM + L1 (forward and backward in C++), for the training loss.
+"""Fused SSIM + L1 (forward and backward in C++, and in CUDA kernels in CUDA builds), for the
+training loss.
 
     ssim, l1 = ssim_l1(image, gt)          # means over all pixels and channels
     value = fused_ssim(img1, img2)         # the 2024 original's fused_ssim call
@@ -9,6 +10,8 @@ C2 = 0.03². Gradients flow to the first image only (the second is the ground tr
 import torch
 
 from . import _C
+
+has_cuda = bool(_C.has_cuda)  # whether CUDA tensors are supported by this build
 
 
 class _SSIMAndL1(torch.autograd.Function):
@@ -27,7 +30,8 @@ class _SSIMAndL1(torch.autograd.Function):
 
 
 def ssim_l1(image: torch.Tensor, reference: torch.Tensor):
-    """(mean SSIM, mean |image − reference|) of [..., H, W] float32 CPU images."""
+    """(mean SSIM, mean |image − reference|) of [..., H, W] float32 images (CPU, or CUDA when
+    `has_cuda`)."""
     return _SSIMAndL1.apply(image, reference.detach())
 
 
