@@ -82,7 +82,8 @@ def time_scene(width, height, count, repeats):
         s = settings
         num_rendered = _C.rasterize_gaussians(
             s.bg, leaves[0], torch.empty(0), leaves[1], leaves[3], leaves[4], 1.0, torch.empty(0),
-            s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, height, width, leaves[2], 3,
+            s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, height, width, leaves[2],
+            torch.empty(0), 3,
             s.campos, False, False, False)[0]
     visible = int((radii > 0).sum())
     return dict(width=width, height=height, gaussians=count, visible=visible,
