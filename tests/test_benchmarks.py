@@ -1,0 +1,39 @@
+"""The benchmark scripts run (on their smallest settings) and write their JSON: they call the
+extensions directly in places, so an API change must not leave them broken until the next
+`make bench`."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(script, *args, tmp_path):
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args,
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_rasterizer_benchmark(tmp_path):
+    result = run_script("rasterizer.py", "--repeats", "2", "--scenes", "256x256_20k",
+                        tmp_path=tmp_path)
+    (scene,) = result["results"]
+    assert scene["tile_entries"] > 0 and scene["forward_ms"] > 0
+
+
+def test_knn_benchmark(tmp_path):
+    result = run_script("knn.py", "--sizes", "2000", "--repeats", "1", tmp_path=tmp_path)
+    assert {row["cloud"] for row in result["results"]} == {"uniform", "clustered"}
+
+
+@pytest.mark.parametrize("extra", [[], ["--reference_kernels"]])
+def test_training_benchmark(tmp_path, extra):
+    result = run_script("train.py", "--iterations", "30", "--breakdown_steps", "2", *extra,
+                        tmp_path=tmp_path)
+    assert result["final_gaussians"] > 0 and result["breakdown"]["median_step_ms"] > 0
+    assert result["reference_kernels"] == bool(extra)
