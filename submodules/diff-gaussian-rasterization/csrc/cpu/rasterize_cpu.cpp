@@ -299,15 +299,19 @@ TileOrigin tile_origin(int64_t tile, const RasterCamera& cam) {
   return o;
 }
 
-// Lane r true (-1): the splat may be visible in row r of the tile (the exact test of blend.h,
-// evaluated for all 16 rows at once); rows below the image are false.
-cpu::vint splat_rows(const Splat& s, const TileOrigin& o) {
+// Bit r set: the splat may be visible in row r of the tile (the exact test of blend.h,
+// evaluated for LANES rows per vector); rows below the image are left out.
+uint32_t splat_rows(const Splat& s, const TileOrigin& o) {
   using namespace cpu;
-  vfloat row_y;
-  vint row;
-  for (int i = 0; i < LANES; i++) row_y[i] = (float)(o.y0 + i), row[i] = i;
   const float px0 = (float)o.x0, px1 = (float)(o.x0 + o.w - 1);
-  return ~splat_misses_row(s, px0, px1, row_y) & (row < o.h);
+  uint32_t bits = 0;
+  for (int first = 0; first < BLOCK_Y; first += LANES) {
+    vfloat row_y;
+    vint row;
+    for (int i = 0; i < LANES; i++) row_y[i] = (float)(o.y0 + first + i), row[i] = first + i;
+    bits |= lane_bits(~splat_misses_row(s, px0, px1, row_y) & (row < o.h)) << first;
+  }
+  return bits;
 }
 
 struct BlendOutputs {
@@ -317,10 +321,14 @@ struct BlendOutputs {
   int32_t* n_contrib;  // [H, W]
 };
 
-// Pixel x coordinates of a tile row, as a vector.
-cpu::vfloat row_pixel_x(const TileOrigin& o) {
+// A tile row is SEGMENTS vectors of LANES pixels (one vector with AVX-512). Segment `seg` of a
+// row covers the pixel columns x0 + seg * LANES + [0, LANES).
+inline int segment_column(int seg, int lane) { return seg * cpu::LANES + lane; }
+
+// Pixel x coordinates of one segment of a tile row, as a vector.
+cpu::vfloat segment_pixel_x(const TileOrigin& o, int seg) {
   cpu::vfloat px;
-  for (int i = 0; i < cpu::LANES; i++) px[i] = (float)(o.x0 + i);
+  for (int i = 0; i < cpu::LANES; i++) px[i] = (float)(o.x0 + segment_column(seg, i));
   return px;
 }
 
@@ -329,19 +337,23 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
                 const BlendOutputs& out) {
   using namespace cpu;
   const TileOrigin o = tile_origin(tile, cam);
-  const vfloat px = row_pixel_x(o);
-  // Per-row state: one vector per tile row.
-  vfloat T[BLOCK_Y], R[BLOCK_Y], G[BLOCK_Y], B[BLOCK_Y], D[BLOCK_Y];
-  vint live[BLOCK_Y], last[BLOCK_Y];  // live: -1 while the pixel still blends
-  vint lane;
-  for (int i = 0; i < LANES; i++) lane[i] = i;
-  const vint inside_x = lane < o.w;
-  for (int r = 0; r < BLOCK_Y; r++) {
-    T[r] = splat(1.0f);
-    R[r] = G[r] = B[r] = D[r] = splat(0.0f);
-    live[r] = r < o.h ? inside_x : splat_int(0);
-    last[r] = splat_int(0);
+  vfloat px[SEGMENTS];
+  vint inside_x[SEGMENTS];
+  for (int seg = 0; seg < SEGMENTS; seg++) {
+    px[seg] = segment_pixel_x(o, seg);
+    for (int i = 0; i < LANES; i++) inside_x[seg][i] = segment_column(seg, i) < o.w ? -1 : 0;
   }
+  // Per-row state: one vector per row segment.
+  vfloat T[BLOCK_Y][SEGMENTS], R[BLOCK_Y][SEGMENTS], G[BLOCK_Y][SEGMENTS], B[BLOCK_Y][SEGMENTS],
+      D[BLOCK_Y][SEGMENTS];
+  vint live[BLOCK_Y][SEGMENTS], last[BLOCK_Y][SEGMENTS];  // live: -1 while the pixel blends
+  for (int r = 0; r < BLOCK_Y; r++)
+    for (int seg = 0; seg < SEGMENTS; seg++) {
+      T[r][seg] = splat(1.0f);
+      R[r][seg] = G[r][seg] = B[r][seg] = D[r][seg] = splat(0.0f);
+      live[r][seg] = r < o.h ? inside_x[seg] : splat_int(0);
+      last[r][seg] = splat_int(0);
+    }
 
   uint32_t live_rows = (1u << o.h) - 1;  // bit r: row r still has a pixel that blends
   const int64_t start = ranges[tile], end = ranges[tile + 1];
@@ -349,25 +361,36 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
   for (int64_t k = start; k < end && live_rows != 0; k++) {
     const Splat& s = batch.forward(k);
     const vint position = splat_int((int32_t)(k - start + 1));
-    const RowPowerTerms<vfloat> terms = row_power_terms(s, s.x - px);
-    for (uint32_t rows = lane_bits(splat_rows(s, o)) & live_rows; rows != 0; rows &= rows - 1) {
+    RowPowerTerms<vfloat> terms[SEGMENTS];
+    for (int seg = 0; seg < SEGMENTS; seg++) terms[seg] = row_power_terms(s, s.x - px[seg]);
+    for (uint32_t rows = splat_rows(s, o) & live_rows; rows != 0; rows &= rows - 1) {
       const int r = __builtin_ctz(rows);
-      const vfloat power = row_power(s, terms, s.y - (float)(o.y0 + r));
-      const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
-      const vfloat test_T = T[r] * (1.0f - alpha);
-      const vint valid = live[r] & (power <= 0.0f) & (alpha >= ALPHA_MIN);
-      const vint finish = valid & (test_T < TRANSMITTANCE_MIN);
-      const vint add = valid & ~finish;
-      const vfloat w = select(add, alpha * T[r], splat(0.0f));
-      R[r] += w * s.r;
-      G[r] += w * s.g;
-      B[r] += w * s.b;
-      D[r] += w * s.inv_depth;
-      T[r] = select(add, test_T, T[r]);
-      last[r] = select(add, position, last[r]);
-      if (any(finish)) {
-        live[r] &= ~finish;
-        if (!any(live[r])) live_rows &= ~(1u << r);
+      const float dy = s.y - (float)(o.y0 + r);
+      bool finished = false;
+      for (int seg = 0; seg < SEGMENTS; seg++) {
+        if (SEGMENTS > 1 && !any(live[r][seg])) continue;
+        const vfloat power = row_power(s, terms[seg], dy);
+        const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
+        const vfloat test_T = T[r][seg] * (1.0f - alpha);
+        const vint valid = live[r][seg] & (power <= 0.0f) & (alpha >= ALPHA_MIN);
+        const vint finish = valid & (test_T < TRANSMITTANCE_MIN);
+        const vint add = valid & ~finish;
+        const vfloat w = select(add, alpha * T[r][seg], splat(0.0f));
+        R[r][seg] += w * s.r;
+        G[r][seg] += w * s.g;
+        B[r][seg] += w * s.b;
+        D[r][seg] += w * s.inv_depth;
+        T[r][seg] = select(add, test_T, T[r][seg]);
+        last[r][seg] = select(add, position, last[r][seg]);
+        if (any(finish)) {
+          live[r][seg] &= ~finish;
+          finished = true;
+        }
+      }
+      if (finished) {
+        bool row_live = false;
+        for (int seg = 0; seg < SEGMENTS; seg++) row_live |= any(live[r][seg]);
+        if (!row_live) live_rows &= ~(1u << r);
       }
     }
   }
@@ -375,16 +398,17 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
   const int64_t HW = (int64_t)cam.width * cam.height;
   for (int r = 0; r < o.h; r++) {
     const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
-    for (int i = 0; i < o.w; i++) {
-      const int64_t pix = row + i;
-      const float t = T[r][i];
-      out.color[pix] = R[r][i] + t * bg[0];
-      out.color[HW + pix] = G[r][i] + t * bg[1];
-      out.color[2 * HW + pix] = B[r][i] + t * bg[2];
-      out.invdepth[pix] = D[r][i];
-      out.final_T[pix] = t;
-      out.n_contrib[pix] = last[r][i];
-    }
+    for (int seg = 0; seg < SEGMENTS; seg++)
+      for (int i = 0; i < LANES && segment_column(seg, i) < o.w; i++) {
+        const int64_t pix = row + segment_column(seg, i);
+        const float t = T[r][seg][i];
+        out.color[pix] = R[r][seg][i] + t * bg[0];
+        out.color[HW + pix] = G[r][seg][i] + t * bg[1];
+        out.color[2 * HW + pix] = B[r][seg][i] + t * bg[2];
+        out.invdepth[pix] = D[r][seg][i];
+        out.final_T[pix] = t;
+        out.n_contrib[pix] = last[r][seg][i];
+      }
   }
 }
 
@@ -402,31 +426,35 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   const int64_t start = ranges[tile], end = ranges[tile + 1];
   if (start == end) return;
   const int64_t HW = (int64_t)cam.width * cam.height;
-  const vfloat px = row_pixel_x(o);
+  vfloat px[SEGMENTS];
+  for (int seg = 0; seg < SEGMENTS; seg++) px[seg] = segment_pixel_x(o, seg);
 
-  // Per-row state, one vector per tile row; pixels outside the image have contrib 0 and never
-  // take part.
-  BackwardPixel<vfloat> px_state[BLOCK_Y];
-  vint contrib[BLOCK_Y];
-  int row_max[BLOCK_Y];
+  // Per-row state, one vector per row segment; pixels outside the image have contrib 0 and
+  // never take part.
+  BackwardPixel<vfloat> px_state[BLOCK_Y][SEGMENTS];
+  vint contrib[BLOCK_Y][SEGMENTS];
+  int32_t row_max[BLOCK_Y];
   int tile_max = 0;
   for (int r = 0; r < BLOCK_Y; r++) {
-    vfloat T_final{}, dp_r{}, dp_g{}, dp_b{}, dp_d{};
-    contrib[r] = splat_int(0);
     row_max[r] = 0;
-    if (r < o.h) {
-      const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
-      for (int i = 0; i < o.w; i++) {
-        T_final[i] = final_T[row + i];
-        contrib[r][i] = n_contrib[row + i];
-        dp_r[i] = dL_dcolor[row + i];
-        dp_g[i] = dL_dcolor[HW + row + i];
-        dp_b[i] = dL_dcolor[2 * HW + row + i];
-        dp_d[i] = dL_dinvdepth ? dL_dinvdepth[row + i] : 0.0f;
-        row_max[r] = std::max(row_max[r], contrib[r][i]);
+    for (int seg = 0; seg < SEGMENTS; seg++) {
+      vfloat T_final{}, dp_r{}, dp_g{}, dp_b{}, dp_d{};
+      contrib[r][seg] = splat_int(0);
+      if (r < o.h) {
+        const int64_t row = (int64_t)(o.y0 + r) * cam.width + o.x0;
+        for (int i = 0; i < LANES && segment_column(seg, i) < o.w; i++) {
+          const int64_t pix = row + segment_column(seg, i);
+          T_final[i] = final_T[pix];
+          contrib[r][seg][i] = n_contrib[pix];
+          dp_r[i] = dL_dcolor[pix];
+          dp_g[i] = dL_dcolor[HW + pix];
+          dp_b[i] = dL_dcolor[2 * HW + pix];
+          dp_d[i] = dL_dinvdepth ? dL_dinvdepth[pix] : 0.0f;
+          row_max[r] = std::max(row_max[r], contrib[r][seg][i]);
+        }
       }
+      px_state[r][seg] = backward_pixel(T_final, dp_r, dp_g, dp_b, dp_d, bg);
     }
-    px_state[r] = backward_pixel(T_final, dp_r, dp_g, dp_b, dp_d, bg);
     tile_max = std::max(tile_max, row_max[r]);
   }
 
@@ -434,28 +462,37 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
   for (int64_t k = start + tile_max; k < end; k++) entry_grads[k] = SplatGrad{};
 
   const float half_w = 0.5f * cam.width, half_h = 0.5f * cam.height;
-  vint row_max_v;
-  for (int r = 0; r < BLOCK_Y; r++) row_max_v[r] = row_max[r];
+  vint row_max_v[BLOCK_Y / LANES];  // row_max, LANES rows per vector
+  for (int r = 0; r < BLOCK_Y; r++) row_max_v[r / LANES][r % LANES] = row_max[r];
   SplatBatch batch(splats, point_list, start, end);
   for (int64_t k = start + tile_max - 1; k >= start; k--) {
     const Splat& s = batch.backward(k);
     const int32_t position = (int32_t)(k - start + 1);
     SplatGradSums<vfloat> sums{};
-    const vfloat dx = s.x - px;
-    const RowPowerTerms<vfloat> terms = row_power_terms(s, dx);
+    vfloat dx[SEGMENTS];
+    RowPowerTerms<vfloat> terms[SEGMENTS];
+    for (int seg = 0; seg < SEGMENTS; seg++) {
+      dx[seg] = s.x - px[seg];
+      terms[seg] = row_power_terms(s, dx[seg]);
+    }
     // Rows the splat may touch that have a pixel whose list reaches this entry.
-    uint32_t rows = lane_bits(splat_rows(s, o) & (row_max_v >= position));
+    uint32_t reach = 0;
+    for (int v = 0; v < BLOCK_Y / LANES; v++)
+      reach |= lane_bits(row_max_v[v] >= position) << (v * LANES);
     bool touched = false;
-    for (; rows != 0; rows &= rows - 1) {
+    for (uint32_t rows = splat_rows(s, o) & reach; rows != 0; rows &= rows - 1) {
       const int r = __builtin_ctz(rows);
       const float dy = s.y - (float)(o.y0 + r);
-      const vfloat power = row_power(s, terms, dy);
-      const vfloat Gv = exp_nonpositive(power);
-      const vfloat alpha = splat_alpha(s.opacity, Gv);
-      const vint valid = (position <= contrib[r]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
-      if (!any(valid)) continue;
-      touched = true;
-      blend_backward_step(s, dx, dy, Gv, alpha, valid, px_state[r], sums);
+      for (int seg = 0; seg < SEGMENTS; seg++) {
+        const vfloat power = row_power(s, terms[seg], dy);
+        const vfloat Gv = exp_nonpositive(power);
+        const vfloat alpha = splat_alpha(s.opacity, Gv);
+        const vint valid =
+            (position <= contrib[r][seg]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
+        if (!any(valid)) continue;
+        touched = true;
+        blend_backward_step(s, dx[seg], dy, Gv, alpha, valid, px_state[r][seg], sums);
+      }
     }
     if (!touched) {
       entry_grads[k] = SplatGrad{};

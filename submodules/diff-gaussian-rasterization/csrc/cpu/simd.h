@@ -1,6 +1,8 @@
-// One tile row of pixels as one vector (GCC/Clang vector extensions): 16 float lanes, a single
-// AVX-512 register where the machine has it, two AVX2 registers otherwise. Writing the blend loops
-// on these types makes their vectorisation explicit instead of a compiler heuristic.
+// Pixels of a tile row as vectors (GCC/Clang vector extensions). With AVX-512 a 16-pixel row is
+// one 16-lane vector (one register); elsewhere it is two 8-lane vectors ("segments", one AVX2
+// register each: 16-lane vectors there take two registers apiece and the blend loops spill).
+// Writing the blend loops on these types makes their vectorisation explicit instead of a
+// compiler heuristic.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +17,16 @@
 namespace dgr {
 namespace cpu {
 
-constexpr int LANES = BLOCK_X;
+#if defined(__AVX512F__)
+constexpr int LANES = 16;
+#else
+constexpr int LANES = 8;
+#endif
+constexpr int SEGMENTS = BLOCK_X / LANES;  // vectors per tile row
+static_assert(BLOCK_X % LANES == 0 && BLOCK_Y % LANES == 0 && BLOCK_Y <= 32,
+              "tile rows split into whole vectors; row masks fit 32 bits");
 typedef float vfloat __attribute__((vector_size(LANES * sizeof(float))));
 typedef int32_t vint __attribute__((vector_size(LANES * sizeof(int32_t))));
-static_assert(LANES == 16, "a tile row is one 16-lane vector");
 
 inline vfloat splat(float v) { return vfloat{} + v; }
 inline vint splat_int(int32_t v) { return vint{} + v; }
@@ -36,16 +44,9 @@ inline __m512i to_native(vint v) { return (__m512i)v; }
 inline uint32_t lane_bits(vint mask) { return _mm512_test_epi32_mask(to_native(mask), to_native(mask)); }
 inline float hsum(vfloat v) { return _mm512_reduce_add_ps(to_native(v)); }
 #elif defined(__AVX2__)
-inline uint32_t lane_bits(vint mask) {
-  __m256i half[2];
-  std::memcpy(half, &mask, sizeof(half));
-  return (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(half[0])) |
-         ((uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(half[1])) << 8);
-}
+inline uint32_t lane_bits(vint mask) { return (uint32_t)_mm256_movemask_ps((__m256)mask); }
 inline float hsum(vfloat v) {
-  __m256 half[2];
-  std::memcpy(half, &v, sizeof(half));
-  const __m256 s8 = _mm256_add_ps(half[0], half[1]);
+  const __m256 s8 = (__m256)v;
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
   const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
