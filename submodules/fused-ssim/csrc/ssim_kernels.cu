@@ -9,6 +9,18 @@ constexpr int kThreads = 256;
 
 int blocks_for(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
 
+// Where flat pixel index i of N planes of H x W lies: the start of its row and of its plane, and
+// its row and column in the plane.
+struct PixelAt {
+  int64_t row_start, plane_start;
+  int row, col;
+};
+__device__ PixelAt pixel_at(int64_t i, int H, int W) {
+  const int64_t plane_size = static_cast<int64_t>(H) * W;
+  return {i - i % W, i - i % plane_size, static_cast<int>((i % plane_size) / W),
+          static_cast<int>(i % W)};
+}
+
 // Horizontal blur of `count` maps at one pixel: out[m] = sum_k w[k] value(m, x + k - R), zero
 // outside the row; value(m, i) reads map m at column i of the same row.
 template <int count, class Value>
@@ -39,11 +51,10 @@ __global__ void forward_horizontal(const float* x, const float* y, int64_t total
                                    Window win, float* tmp) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= total) return;
-  const int64_t row = i - i % W;
-  const int col = static_cast<int>(i % W);
+  const PixelAt p = pixel_at(i, 1, W);
   float out[kStats];
-  blur_horizontal<kStats>(win, W, col, [&](int m, int c) {
-    const float a = x[row + c], b = y[row + c];
+  blur_horizontal<kStats>(win, W, p.col, [&](int m, int c) {
+    const float a = x[p.row_start + c], b = y[p.row_start + c];
     switch (m) {
       case 0: return a;
       case 1: return b;
@@ -59,16 +70,14 @@ __global__ void forward_vertical(const float* x, const float* y, int64_t total, 
                                  Window win, const float* tmp, float* dmap, float* terms) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= total) return;
-  const int64_t plane_size = static_cast<int64_t>(H) * W;
-  const int64_t plane = i - i % plane_size;
-  const int row = static_cast<int>((i % plane_size) / W), col = static_cast<int>(i % W);
+  const PixelAt p = pixel_at(i, H, W);
   float st[kStats];
-  blur_vertical<kStats>(win, H, W, tmp, total, plane, row, col, st);
-  const SsimPixel p = ssim_pixel(st[0], st[1], st[2], st[3], st[4]);
-  dmap[i] = p.d_mu;
-  dmap[total + i] = p.d_exx;
-  dmap[2 * total + i] = p.d_exy;
-  terms[i] = p.s;
+  blur_vertical<kStats>(win, H, W, tmp, total, p.plane_start, p.row, p.col, st);
+  const SsimPixel s = ssim_pixel(st[0], st[1], st[2], st[3], st[4]);
+  dmap[i] = s.d_mu;
+  dmap[total + i] = s.d_exx;
+  dmap[2 * total + i] = s.d_exy;
+  terms[i] = s.s;
   terms[total + i] = fabsf(x[i] - y[i]);
 }
 
@@ -76,10 +85,10 @@ __global__ void backward_horizontal(const float* dmap, int64_t total, int W, Win
                                     float* tmp) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= total) return;
-  const int64_t row = i - i % W;
-  const int col = static_cast<int>(i % W);
+  const PixelAt p = pixel_at(i, 1, W);
   float out[3];
-  blur_horizontal<3>(win, W, col, [&](int m, int c) { return dmap[m * total + row + c]; }, out);
+  blur_horizontal<3>(win, W, p.col, [&](int m, int c) { return dmap[m * total + p.row_start + c]; },
+                     out);
   for (int m = 0; m < 3; ++m) tmp[m * total + i] = out[m];
 }
 
@@ -88,11 +97,9 @@ __global__ void backward_vertical(const float* x, const float* y, int64_t total,
                                   float* grad_x) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= total) return;
-  const int64_t plane_size = static_cast<int64_t>(H) * W;
-  const int64_t plane = i - i % plane_size;
-  const int row = static_cast<int>((i % plane_size) / W), col = static_cast<int>(i % W);
+  const PixelAt p = pixel_at(i, H, W);
   float b[3];
-  blur_vertical<3>(win, H, W, tmp, total, plane, row, col, b);
+  blur_vertical<3>(win, H, W, tmp, total, p.plane_start, p.row, p.col, b);
   grad_x[i] = grad_pixel(x[i], y[i], b[0], b[1], b[2], g_l1, g_ssim);
 }
 

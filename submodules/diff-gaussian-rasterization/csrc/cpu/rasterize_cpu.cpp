@@ -107,7 +107,7 @@ struct PreprocessBuffers {
   float* depths;           // [P]
   TileRect* rects;         // [P]
   int32_t* tiles_touched;  // [P]
-  uint64_t* tile_masks;    // [P] see touched_tiles()
+  uint64_t* tile_masks;    // [P] touched_tile_mask() for rectangles of <= MASKED_RECT_TILES
 };
 
 // Rectangles of up to 64 tiles keep the result of the exact tile test as a bit mask (bit
@@ -115,13 +115,20 @@ struct PreprocessBuffers {
 constexpr int MASKED_RECT_TILES = 64;
 inline int rect_tiles(const TileRect& r) { return (r.x1 - r.x0) * (r.y1 - r.y0); }
 
-uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
+// Calls f(tx, ty) for each tile of the rectangle where the splat may be visible, row by row.
+template <class F>
+void for_each_touched_tile(const Splat& s, const TileRect& r, int width, int height, const F& f) {
   const TileTestSplat t(s);
-  uint64_t mask = 0;
-  int bit = 0;
   for (int ty = r.y0; ty < r.y1; ty++)
-    for (int tx = r.x0; tx < r.x1; tx++, bit++)
-      if (splat_touches_tile(t, tx, ty, width, height)) mask |= uint64_t{1} << bit;
+    for (int tx = r.x0; tx < r.x1; tx++)
+      if (splat_touches_tile(t, tx, ty, width, height)) f(tx, ty);
+}
+
+uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
+  uint64_t mask = 0;
+  for_each_touched_tile(s, r, width, height, [&](int tx, int ty) {
+    mask |= uint64_t{1} << ((ty - r.y0) * (r.x1 - r.x0) + (tx - r.x0));
+  });
   return mask;
 }
 
@@ -219,11 +226,8 @@ Binning bin_and_sort(const PreprocessBuffers& pre, int64_t P, const RasterCamera
         }
         continue;
       }
-      const TileTestSplat t(pre.splats[i]);
-      for (int ty = r.y0; ty < r.y1; ty++)
-        for (int tx = r.x0; tx < r.x1; tx++)
-          if (splat_touches_tile(t, tx, ty, cam.width, cam.height))
-            *out++ = ty * cam.grid_x + tx;
+      for_each_touched_tile(pre.splats[i], r, cam.width, cam.height,
+                            [&](int tx, int ty) { *out++ = ty * cam.grid_x + tx; });
     }
   });
 

@@ -94,19 +94,7 @@ inline void hsum_each(const vfloat* v, int n, float* sums) {
 }
 #endif
 
-inline int count_true(vint mask) { return __builtin_popcount(lane_bits(mask)); }
 inline bool any(vint mask) { return lane_bits(mask) != 0; }
-
-inline vfloat load(const float* p) {
-  vfloat v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-inline vint load(const int32_t* p) {
-  vint v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
 
 // 2^n for integral-valued lanes n in [-126, 127].
 inline vfloat pow2_of_integral(vfloat n) {

@@ -189,8 +189,7 @@ struct GaussianArrays {
     GaussianInputs in;
     in.mean = means3D + 3 * i;
     in.opacity = opacities[i];
-    const float* row = sh ? sh + sh_stride * i : nullptr;
-    in.sh = sh_dc ? ShCoeffs{sh_dc + 3 * i, row} : ShCoeffs{row, row ? row + 3 : nullptr};
+    in.sh = sh_row(sh, sh_dc, sh_stride, i);
     in.color = colors ? colors + 3 * i : nullptr;
     in.scale = scales ? scales + 3 * i : nullptr;
     in.rot = rotations ? rotations + 4 * i : nullptr;
@@ -324,8 +323,7 @@ struct GaussianGradArrays {
     GaussianGrads out;
     out.mean = means3D + 3 * i;
     out.opacity = opacities + i;
-    float* row = sh ? sh + sh_stride * i : nullptr;
-    out.sh = sh_dc ? ShGrads{sh_dc + 3 * i, row} : ShGrads{row, row ? row + 3 : nullptr};
+    out.sh = sh_row(sh, sh_dc, sh_stride, i);
     out.color = colors ? colors + 3 * i : nullptr;
     out.scale = scales ? scales + 3 * i : nullptr;
     out.rot = rotations ? rotations + 4 * i : nullptr;

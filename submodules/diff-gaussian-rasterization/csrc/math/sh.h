@@ -75,18 +75,26 @@ DGR_HD void sh_basis(int degree, Vec3 d, float* b, float* bx, float* by, float* 
   }
 }
 
-// The SH coefficients of one Gaussian: the DC term and the others, which may live in separate
-// arrays (the 2024 rasterizer's `dc` argument) or one after the other ([M][3] in one row).
-struct ShCoeffs {
-  const float* dc;    // [3]
-  const float* rest;  // [M - 1][3]
-  DGR_HD const float* coeff(int k) const { return k == 0 ? dc : rest + 3 * (k - 1); }
+// The SH coefficients (T = const float) or their gradients (T = float) of one Gaussian: the DC
+// term and the others, which may live in separate arrays (the 2024 rasterizer's `dc` argument)
+// or one after the other ([M][3] in one row).
+template <class T>
+struct ShRow {
+  T* dc;    // [3]
+  T* rest;  // [M - 1][3]
+  DGR_HD T* coeff(int k) const { return k == 0 ? dc : rest + 3 * (k - 1); }
 };
-struct ShGrads {
-  float* dc;
-  float* rest;
-  DGR_HD float* coeff(int k) const { return k == 0 ? dc : rest + 3 * (k - 1); }
-};
+using ShCoeffs = ShRow<const float>;
+using ShGrads = ShRow<float>;
+
+// Row i of per-Gaussian SH arrays: `sh` holds every coefficient, or with `sh_dc` (DC terms
+// apart) the others; either may be null.
+template <class T>
+DGR_HD ShRow<T> sh_row(T* sh, T* sh_dc, int64_t sh_stride, int64_t i) {
+  T* row = sh ? sh + sh_stride * i : nullptr;
+  if (sh_dc) return {sh_dc + 3 * i, row};
+  return {row, row ? row + 3 : nullptr};
+}
 
 // Colour of one Gaussian seen from campos (only the first (degree+1)^2 coefficients are read).
 // Returns max(SH + 0.5, 0) and flags the channels that clamped.
