@@ -1,5 +1,6 @@
 # make setup  - .venv with torch 2.13.0 (CPU) and our compiled packages
-# make test   - the whole test suite (runs setup first)
+# make test   - the whole test suite (runs setup first), then the rasterizer's tests against
+#               its AVX-512, AVX2 and generic x86-64 builds (make test-portable)
 # make demo   - train, render and score the bundled sample scene (data/garden_dev) on the CPU
 # make bench  - benchmarks, JSON under benchmarks/results/
 # make cuda-check - compile the CUDA backend with nvcc (no GPU needed)
@@ -23,7 +24,7 @@ DEMO_ITERATIONS ?= 3000
 # (README, "Results on the sample scene").
 DEMO_FLAGS ?= --densify_grad_threshold 0.0005
 
-.PHONY: setup test demo bench cuda-check clean
+.PHONY: setup test test-portable demo bench cuda-check clean
 
 setup: $(VENV)/.deps $(VENV)/.lpips $(VENV)/.dgr $(VENV)/.knn $(VENV)/.ssim
 
@@ -54,6 +55,19 @@ $(VENV)/.ssim: $(VENV)/.deps $(SSIM_SOURCES)
 
 test: setup
 	$(PY) -m pytest -q -rs tests
+	$(MAKE) --no-print-directory test-portable
+
+# The rasterizer's CPU code paths beyond the native build (AVX-512, AVX2 as on most laptops, and
+# generic x86-64), each built beside the installed one and run through the rasterizer's tests
+# where this CPU can execute it (tools/test_portable.sh).
+RASTERIZER_TESTS := tests/test_rasterizer.py tests/test_reference_gradients.py \
+                    tests/test_rasterizer_arguments.py tests/test_constants.py
+test-portable: $(VENV)/.deps
+	PY=$(PY) bash tools/test_portable.sh $(RASTERIZER_TESTS)
+
+.build/dgr-%/.built: $(VENV)/.deps $(DGR_SOURCES)
+	PY=$(PY) bash tools/build_rasterizer_isa.sh $* .build/dgr-$*
+	touch $@
 
 # Compiles the CUDA kernels with nvcc (sm_70/80/90 where nvcc supports them) and the CUDA
 # adapter against the installed torch headers; no GPU needed. CI runs it.
@@ -75,5 +89,5 @@ bench: setup
 	$(PY) benchmarks/knn.py --json benchmarks/results/simple_knn.json
 
 clean:
-	rm -rf $(VENV) $(DGR)/build $(DGR)/*.egg-info $(KNN)/build $(KNN)/*.egg-info \
+	rm -rf $(VENV) .build $(DGR)/build $(DGR)/*.egg-info $(KNN)/build $(KNN)/*.egg-info \
 		$(SSIM)/build $(SSIM)/*.egg-info

@@ -6,20 +6,21 @@ Steps (as the original): feature extraction (one shared camera, --camera model),
 matching, incremental mapping (global BA function tolerance 1e-6) into <s>/distorted/sparse,
 undistortion into <s>/images and <s>/sparse/0; --resize writes images_2/4/8 (50/25/12.5 %).
 
-Backend: the `colmap` command when it is installed (or given by --colmap_executable), otherwise
-pycolmap from PyPI (a dependency of this project); both produce the same layout. Resizing uses
+Backend (--backend, ours): `auto` uses the `colmap` command when it is installed (or given by
+--colmap_executable), otherwise pycolmap from PyPI (a dependency of this project); both produce
+the same layout and report a failed or too small reconstruction the same way: how many images
+were registered, and what to try (--robust_matching, more overlapping photos). Resizing uses
 Pillow, so ImageMagick is not needed (--magick_executable is accepted and ignored).
 """
 import os
 import shutil
 import subprocess
-import sys
 from argparse import ArgumentParser
 
 from PIL import Image
 
-from scene.errors import DatasetError
-from utils.cli import UsageError, run_main
+from utils.cli import run_main
+from utils.errors import DatasetError, ReportedError, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MIN_REGISTERED = 3  # fewer registered images cannot make a useful scene
@@ -37,8 +38,20 @@ ROBUST_MAPPER = {"init_min_num_inliers": 30, "abs_pose_min_num_inliers": 15,
                  "min_num_matches": 10}
 
 
-class ConvertError(Exception):
-    pass
+BACKENDS = ("auto", "colmap", "pycolmap")
+
+
+class ConvertError(ReportedError):
+    """A COLMAP step failed, or the reconstruction is too small to train on."""
+    exit_code = 1
+
+
+class MappingFailed(Exception):
+    """The mapper produced no reconstruction; `reason` is its own last word on why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ColmapCommand:
@@ -55,15 +68,18 @@ class ColmapCommand:
                 for item in (f"--{section}.{key}", int(value) if isinstance(value, bool) else value)]
 
     def _run(self, step, *args):
+        """Run one step; returns (exit code, its log's last lines). Only the mapper's failure
+        is left to the caller (no reconstruction is a result, reported with the image count)."""
         log_path = os.path.join(self.log_dir, f"{step}.log")
         with open(log_path, "w") as log:
             code = subprocess.call([self.executable, step, *map(str, args)], stdout=log,
                                    stderr=subprocess.STDOUT)
-        if code != 0:
-            with open(log_path, errors="replace") as log:
-                tail = "".join(log.readlines()[-LOG_TAIL_LINES:])
+        with open(log_path, errors="replace") as log:
+            tail = log.readlines()[-LOG_TAIL_LINES:]
+        if code != 0 and step != "mapper":
             raise ConvertError(f"colmap {step} failed with code {code}; the end of {log_path}:\n"
-                               f"{tail}")
+                               f"{''.join(tail)}")
+        return code, tail
 
     def extract(self, database, images, camera, use_gpu):
         self._run("feature_extractor", "--database_path", database, "--image_path", images,
@@ -77,10 +93,15 @@ class ColmapCommand:
                   *self._robust("SiftMatching", ROBUST_MATCHING))
 
     def map(self, database, images, output):
-        self._run("mapper", "--database_path", database, "--image_path", images,
-                  "--output_path", output,
-                  "--Mapper.ba_global_function_tolerance", MAPPER_BA_GLOBAL_FUNCTION_TOLERANCE,
-                  *self._robust("Mapper", ROBUST_MAPPER))
+        code, tail = self._run(
+            "mapper", "--database_path", database, "--image_path", images,
+            "--output_path", output,
+            "--Mapper.ba_global_function_tolerance", MAPPER_BA_GLOBAL_FUNCTION_TOLERANCE,
+            *self._robust("Mapper", ROBUST_MAPPER))
+        if code != 0:  # e.g. "ERROR: failed to create sparse model" when no initial pair is found
+            last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+            raise MappingFailed(f"colmap mapper exited with code {code}: {last} (log: "
+                                f"{os.path.join(self.log_dir, 'mapper.log')})")
 
     def undistort(self, images, model, output):
         self._run("image_undistorter", "--image_path", images, "--input_path", model,
@@ -135,23 +156,40 @@ class PyColmap:
             options.min_num_matches = ROBUST_MAPPER["min_num_matches"]
             options.mapper.init_min_num_inliers = ROBUST_MAPPER["init_min_num_inliers"]
             options.mapper.abs_pose_min_num_inliers = ROBUST_MAPPER["abs_pose_min_num_inliers"]
-        self._step("mapping", self.pc.incremental_mapping, database, images, output,
-                   options=options)
+        try:
+            self.pc.incremental_mapping(database, images, output, options=options)
+        except Exception as exc:  # a failed reconstruction, reported with the image count
+            raise MappingFailed(f"pycolmap mapping failed: {exc}") from None
 
     def undistort(self, images, model, output):
         self._step("undistortion", self.pc.undistort_images, output, model, images,
                    output_type="COLMAP")
 
 
-def choose_backend(colmap_executable, log_dir, robust=False):
+def choose_backend(colmap_executable, log_dir, robust=False, backend="auto"):
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     executable = colmap_executable or shutil.which("colmap")
-    if executable:
+    if backend == "colmap" or (backend == "auto" and executable):
+        if not executable:
+            raise UsageError("--backend colmap: the colmap command was not found (install "
+                             "COLMAP or give --colmap_executable)")
         return ColmapCommand(executable, log_dir, robust)
     try:
         return PyColmap(robust)
     except ImportError:
-        raise UsageError("neither the colmap command nor pycolmap is available: run `make "
-                         "setup` (installs pycolmap) or install COLMAP") from None
+        raise UsageError("pycolmap is not installed: run `make setup` (installs it) or install "
+                         "COLMAP") from None
+
+
+def too_few_registered(sparse_dir, registered, total, robust, reason=""):
+    """The one message for a reconstruction that failed or is too small, whichever backend."""
+    advice = ("photos with more overlap between neighbours, texture and sharpness" if robust else
+              "--robust_matching (looser matching for small, low-resolution or wide-baseline "
+              "sets), and photos with more overlap between neighbours")
+    return ConvertError(f"{sparse_dir}: only {registered} of {total} images were registered "
+                        f"(need at least {MIN_REGISTERED})"
+                        + (f"; {reason}" if reason else "") + f". Try {advice}")
 
 
 def list_images(folder):
@@ -189,28 +227,30 @@ def resize_images(source):
 
 
 def convert(source, camera="OPENCV", use_gpu=True, skip_matching=False, resize=False,
-            colmap_executable="", robust=False):
+            colmap_executable="", robust=False, backend="auto"):
     input_dir = os.path.join(source, "input")
     names = list_images(input_dir)
     distorted = os.path.join(source, "distorted")
     database = os.path.join(distorted, "database.db")
     distorted_sparse = os.path.join(distorted, "sparse")
     os.makedirs(distorted_sparse, exist_ok=True)
-    backend = choose_backend(colmap_executable, distorted, robust)
+    backend = choose_backend(colmap_executable, distorted, robust, backend)
     print(f"Converting {len(names)} images in {input_dir} with {backend.name}")
 
+    failure = ""
     if not skip_matching:
         if os.path.exists(database):
             os.remove(database)  # a stale database would mix old and new features
         backend.extract(database, input_dir, camera, use_gpu)
         backend.match(database, use_gpu)
-        backend.map(database, input_dir, distorted_sparse)
+        try:
+            backend.map(database, input_dir, distorted_sparse)
+        except MappingFailed as exc:
+            failure = exc.reason
     model_dir, registered = largest_model(distorted_sparse)
     print(f"Registered {registered} of {len(names)} images")
     if registered < MIN_REGISTERED:
-        raise ConvertError(f"{distorted_sparse}: only {registered} of {len(names)} images were "
-                           f"registered (need at least {MIN_REGISTERED}); the photos need more "
-                           f"overlap, texture or sharpness")
+        raise too_few_registered(distorted_sparse, registered, len(names), robust, failure)
 
     backend.undistort(input_dir, model_dir, source)
     # The undistorter writes <s>/sparse/*.bin; the loaders expect <s>/sparse/0.
@@ -238,13 +278,11 @@ def main(argv=None) -> int:
                         help="accepted for compatibility; resizing uses Pillow")
     parser.add_argument("--robust_matching", action="store_true",
                         help="looser SIFT/mapper settings for small or wide-baseline photo sets")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="auto: the colmap command if installed, else pycolmap")
     args = parser.parse_args(argv)
-    try:
-        convert(args.source_path, args.camera, not args.no_gpu, args.skip_matching, args.resize,
-                args.colmap_executable, args.robust_matching)
-    except ConvertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    convert(args.source_path, args.camera, not args.no_gpu, args.skip_matching, args.resize,
+            args.colmap_executable, args.robust_matching, args.backend)
     return 0
 
 

@@ -9,18 +9,17 @@ original; see utils/lpips.py), prints the means and writes <m>/results.json and
 """
 import json
 import os
-import sys
 from argparse import ArgumentParser
 
 import torch
 from tqdm import tqdm
 
-from scene.errors import DatasetError
+from utils.errors import DatasetError
 from utils.cli import run_main
 from utils.image_io import read_image
 from utils.image_utils import psnr
 from utils.loss_utils import ssim
-from utils.lpips import WeightsNotFound, lpips
+from utils.lpips import lpips
 from utils.system_utils import write_text_atomic
 
 
@@ -81,11 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model_paths", "-m", required=True, nargs="+", type=str, default=[])
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        evaluate(args.model_paths, args.quiet)
-    except WeightsNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    evaluate(args.model_paths, args.quiet)
     return 0
 
 

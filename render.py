@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from arguments import ModelParams, PipelineParams, add_group, extract, get_combined_args
+from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, check_device,
+                       extract, get_combined_args)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.cameras import Camera
 from scene.colmap_loader import qvec2rotmat, rotmat2qvec
-from scene.errors import DatasetError
 from utils.cli import run_main
+from utils.errors import DatasetError
 from utils.image_io import comparison_grid, save_png, to_uint8
 from utils.system_utils import atomic_path
 
@@ -97,8 +98,7 @@ def render_sets(dataset, iteration, pipe, skip_train, skip_test, video, frames_p
                 quiet=False):
     gaussians = GaussianModel(dataset.sh_degree, device=device)
     scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
-    bg_color = [1, 1, 1] if dataset.white_background else [0, 0, 0]
-    background = torch.tensor(bg_color, dtype=torch.float32, device=device)
+    background = scene.background
     outputs = []
     if not skip_train:
         outputs.append(render_set(dataset.model_path, "train", scene.loaded_iter,
@@ -127,13 +127,14 @@ def main(argv=None) -> int:
     parser.add_argument("--video", action="store_true",
                         help="also render an MP4 along a path through the training cameras")
     parser.add_argument("--video_frames_per_view", type=int, default=8)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_flag(parser)
     args = get_combined_args(parser, argv)
     if not getattr(args, "model_path", None):
         parser.error("--model_path/-m is required")
     if not os.path.isdir(os.path.join(args.model_path, "point_cloud")):
         raise DatasetError(os.path.join(args.model_path, "point_cloud"),
                            "no saved iterations (is this a trained model folder?)")
+    check_device(args.device)
     print("Rendering " + args.model_path)
     dataset, pipe = extract(ModelParams, args), extract(PipelineParams, args)
     render_sets(dataset, args.iteration, pipe, args.skip_train, args.skip_test, args.video,

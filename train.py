@@ -19,14 +19,14 @@ from typing import List
 import torch
 from tqdm import tqdm
 
-from arguments import (ModelParams, OptimizationParams, PipelineParams, add_group, extract,
-                       namespace_text)
+from arguments import (ModelParams, OptimizationParams, PipelineParams, add_device_flag,
+                       add_group, check_device, extract, namespace_text)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.densification import DensificationPolicy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
-from scene.errors import DatasetError
-from utils.cli import UsageError, run_main
+from utils.cli import run_main
+from utils.errors import DatasetError, ReportedError, UsageError
 from utils.general_utils import rng_state, seed_everything, set_rng_state
 from utils.image_utils import psnr
 from utils.loss_utils import l1_loss, photometric_loss
@@ -40,8 +40,13 @@ SH_DEGREE_INTERVAL = 1000  # one more SH degree every 1000 iterations
 CHECKPOINT_FORMAT = 1  # our extra checkpoint element (RNG states, camera order, curve)
 
 
-class TrainingDiverged(Exception):
-    pass
+class TrainingDiverged(ReportedError):
+    """NaN/Inf in the loss or a parameter; the checkpoints already written stay."""
+    exit_code = 3
+
+    def __init__(self, iteration: int, what: str):
+        super().__init__(f"training diverged at iteration {iteration}: {what}; the checkpoints "
+                         f"already written are kept")
 
 
 @dataclass
@@ -66,7 +71,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
     parser.add_argument("--start_checkpoint", type=str, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_flag(parser)
     return parser
 
 
@@ -85,8 +90,7 @@ def checkpoint_path(model_path: str, iteration: int) -> str:
 def check_finite(gaussians: GaussianModel, iteration: int) -> None:
     for name in PARAMETER_ATTRIBUTES.values():
         if not torch.isfinite(getattr(gaussians, name)).all():
-            raise TrainingDiverged(f"training diverged at iteration {iteration}: "
-                                   f"{name} holds NaN/Inf")
+            raise TrainingDiverged(iteration, f"{name} holds NaN/Inf")
 
 
 def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, model_path):
@@ -185,8 +189,7 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
     loss, _ = photometric_loss(out.render, camera.original_image.to(device), opt.lambda_dssim,
                                fused=not opt.reference_kernels)
     if not torch.isfinite(loss):
-        raise TrainingDiverged(f"training diverged at iteration {iteration}: loss is "
-                               f"{loss.item()}")
+        raise TrainingDiverged(iteration, f"loss is {loss.item()}")
     loss.backward()
     loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
     return out
@@ -221,8 +224,7 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
         first_iter = load_checkpoint(checkpoint, gaussians, opt, loop, log)
         print(f"Resuming from {checkpoint} at iteration {first_iter}")
 
-    bg_color = [1.0, 1.0, 1.0] if dataset.white_background else [0.0, 0.0, 0.0]
-    background = torch.tensor(bg_color, dtype=torch.float32, device=device)
+    background = scene.background
     train_cameras = scene.getTrainCameras()
     if not train_cameras:
         raise DatasetError(dataset.source_path, "no training images")
@@ -301,21 +303,13 @@ def main(argv=None) -> int:
     pipe = extract(PipelineParams, args)
     if not dataset.source_path:
         raise UsageError("--source_path/-s is required")
-    if opt.optimizer_type not in ("default", "sparse_adam"):
-        raise UsageError(f"--optimizer_type must be 'default' or 'sparse_adam', "
-                         f"not {opt.optimizer_type!r}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device cpu)")
+    check_device(args.device)
     print("Optimizing " + (dataset.model_path or "(new output folder)"))
     seed_everything(args.seed)
     torch.autograd.set_detect_anomaly(args.detect_anomaly)
-    try:
-        return training(dataset, opt, pipe, args.test_iterations, args.save_iterations,
-                        args.checkpoint_iterations, args.start_checkpoint, args.debug_from,
-                        args.device, args.quiet)
-    except TrainingDiverged as exc:
-        print(f"error: {exc}; the checkpoints already written are kept", file=sys.stderr)
-        return 3
+    return training(dataset, opt, pipe, args.test_iterations, args.save_iterations,
+                    args.checkpoint_iterations, args.start_checkpoint, args.debug_from,
+                    args.device, args.quiet)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,11 @@ from argparse import ArgumentParser, Namespace
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
-from scene.errors import DatasetError
+import torch
+
+from utils.errors import DatasetError, UsageError
+
+OPTIMIZER_TYPES = ("default", "sparse_adam")  # --optimizer_type: Adam, or Adam on visible rows
 
 
 @dataclass
@@ -66,6 +70,11 @@ class OptimizationParams:
     # optimizer code paths) instead of the fused SSIM and fused Adam; for comparisons.
     reference_kernels: bool = False
 
+    def __post_init__(self):
+        if self.optimizer_type not in OPTIMIZER_TYPES:
+            raise UsageError(f"--optimizer_type must be one of {', '.join(OPTIMIZER_TYPES)}, "
+                             f"not {self.optimizer_type!r}")
+
 
 PARAM_GROUPS = (ModelParams, PipelineParams, OptimizationParams)
 
@@ -84,6 +93,23 @@ def add_group(parser: ArgumentParser, cls, sentinel: bool = False):
         else:
             group.add_argument(*names, default=default, type=type(f.default))
     return group
+
+
+def default_device() -> str:
+    """--device default (ours): the GPU when torch can use one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_device_flag(parser: ArgumentParser) -> None:
+    parser.add_argument("--device", default=default_device(),
+                        help="where to train/render: cpu or cuda (default: cuda when available)")
+
+
+def check_device(device: str) -> str:
+    """The --device value, refused with a UsageError when it names a GPU that is not there."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available (use --device cpu)")
+    return device
 
 
 def extract(cls, args: Namespace):

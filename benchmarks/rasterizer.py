@@ -20,7 +20,6 @@ import time
 import torch
 
 from diff_gaussian_rasterization import GaussianRasterizer
-from diff_gaussian_rasterization import _C
 from diff_gaussian_rasterization.constants import PROJECTION_W_EPS
 from diff_gaussian_rasterization.reference import tile_rects
 from diff_gaussian_rasterization.testing import look_at_settings, random_cloud
@@ -78,13 +77,8 @@ def time_scene(width, height, count, repeats):
         if it > 0:
             forward_ms.append((t1 - t0) * 1e3)
             backward_ms.append((t2 - t1) * 1e3)
-    with torch.no_grad():
-        s = settings
-        num_rendered = _C.rasterize_gaussians(
-            s.bg, leaves[0], torch.empty(0), leaves[1], leaves[3], leaves[4], 1.0, torch.empty(0),
-            s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, height, width, leaves[2],
-            torch.empty(0), 3,
-            s.campos, False, False, False)[0]
+    num_rendered = rasterizer.count_tile_entries(leaves[0], leaves[1], shs=leaves[2],
+                                                 scales=leaves[3], rotations=leaves[4])
     visible = int((radii > 0).sum())
     return dict(width=width, height=height, gaussians=count, visible=visible,
                 median_radius_px=float(radii[radii > 0].float().median()),

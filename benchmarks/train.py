@@ -6,8 +6,9 @@ Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one train
     python benchmarks/train.py --densify_grad_threshold 0.0005 --json ...   # the demo's settings
     python benchmarks/train.py --reference_kernels ...   # PyTorch SSIM + per-tensor Adam
 
-The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points and
-profiles --breakdown_steps training steps (train.training_step + train.densify_and_step, the
+The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points,
+times --timed_steps training steps one by one (their median is the step time), then profiles
+--profiled_steps more (train.training_step + train.densify_and_step, the
 loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
 the loss forward/backward, the optimizer, the densification statistics, and the rest
 (activations, autograd, Python).
@@ -56,7 +57,9 @@ def parse(argv):
                    help="passed to train.py (default: train.py's)")
     p.add_argument("--reference_kernels", action="store_true", help="passed to train.py")
     p.add_argument("--breakdown_points", type=int, default=100_000)
-    p.add_argument("--breakdown_steps", type=int, default=30)
+    p.add_argument("--timed_steps", type=int, default=60, help="steps whose median is reported")
+    p.add_argument("--profiled_steps", type=int, default=30,
+                   help="steps profiled after the timed ones for the per-stage breakdown")
     p.add_argument("--model_path", default=None, help="keep the trained model here")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None, help="PNG path (default: beside the JSON)")
@@ -88,7 +91,7 @@ def load_scene(model_path, iteration, optimizer_type="default", extra_argv=()):
 
 @torch.no_grad()
 def test_scores(scene, gaussians, pipe):
-    background = torch.zeros(3)
+    background = scene.background
     values = {"PSNR": [], "SSIM": [], "LPIPS": []}
     for cam in scene.getTestCameras():
         image = render(cam, gaussians, pipe, background).render.clamp(0, 1)
@@ -99,7 +102,8 @@ def test_scores(scene, gaussians, pipe):
     return {k: statistics.mean(v) for k, v in values.items()}
 
 
-def step_breakdown(model_path, iteration, steps, optimizer_type, extra_argv=()):
+def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer_type,
+                   extra_argv=()):
     """Profile training steps from a saved model: no densification (statistics only, as between
     densification iterations), the SH degree at its maximum. With --reference_kernels the
     PyTorch loss has no event of its own and counts under "rest"."""
@@ -107,7 +111,7 @@ def step_breakdown(model_path, iteration, steps, optimizer_type, extra_argv=()):
     scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv)
     gaussians.training_setup(opt)
     policy = DensificationPolicy.from_params(opt)
-    loop, background = train.LoopState(), torch.zeros(3)
+    loop, background = train.LoopState(), scene.background
     cameras = scene.getTrainCameras()
     it0 = 601  # inside the densification window, not a densification iteration
 
@@ -122,12 +126,13 @@ def step_breakdown(model_path, iteration, steps, optimizer_type, extra_argv=()):
 
     run(it0, 5)  # warm-up
     wall = []
-    for k in range(steps):
+    for k in range(timed_steps):
         t = time.perf_counter()
         run(it0 + 5 + k, 1)
         wall.append(time.perf_counter() - t)
+    steps = profiled_steps
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run(it0 + 5 + steps, steps)
+        run(it0 + 5 + timed_steps, steps)
     per_stage = {name: 0.0 for name in STAGES.values()}
     optimizer = 0.0
     for event in prof.key_averages():
@@ -161,7 +166,8 @@ def main(argv=None):
         scene, gaussians, _, pipe = load_scene(model_path, args.iterations)
         scores = test_scores(scene, gaussians, pipe)
         nearest = min(saves, key=lambda i: abs(counts.get(i, 0) - args.breakdown_points))
-        breakdown = step_breakdown(model_path, nearest, args.breakdown_steps, args.optimizer_type,
+        breakdown = step_breakdown(model_path, nearest, args.timed_steps, args.profiled_steps,
+                                   args.optimizer_type,
                                    ["--reference_kernels"] if args.reference_kernels else [])
     result = {
         "iterations": args.iterations, "optimizer_type": args.optimizer_type,

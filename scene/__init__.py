@@ -5,9 +5,11 @@ import os
 import random
 import shutil
 
+import torch
 
-from utils.camera_utils import cameraList_from_camInfos, camera_to_JSON
+from utils.camera_utils import camera_to_JSON
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
+from .cameras import cameraList_from_camInfos
 from .dataset_readers import read_scene_info
 from .gaussian_model import GaussianModel
 
@@ -43,7 +45,10 @@ class Scene:
             random.shuffle(test_infos)
         self.cameras_extent = scene_info.nerf_normalization["radius"]
 
+        # The one background colour: RGBA images are composited on it, and training and
+        # rendering draw on it (-w: white, else black).
         background = [1.0, 1.0, 1.0] if args.white_background else [0.0, 0.0, 0.0]
+        self.background = torch.tensor(background, dtype=torch.float32, device=device)  # [3]
         data_device = args.data_device or device
         self.train_cameras, self.test_cameras = {}, {}
         for scale in resolution_scales:

@@ -1,7 +1,9 @@
-"""A training/test view: its image and its matrices in the layout the rasterizer expects."""
+"""A training/test view: its image and its matrices in the layout the rasterizer expects, and
+its construction from a dataset reader's CameraInfo (the original's loadCam)."""
 import numpy as np
 import torch
 
+from utils.camera_utils import AUTO_MAX_WIDTH, LARGE_IMAGE_NOTICE, load_image
 from utils.graphics_utils import getProjectionMatrix, getWorld2View2
 
 ZNEAR = 0.01  # projection-matrix clip planes of the original (culling uses the rasterizer's 0.2)
@@ -37,3 +39,20 @@ class Camera:
         self.projection_matrix = proj.T.contiguous().to(device)
         self.full_proj_transform = (self.world_view_transform @ self.projection_matrix).contiguous()
         self.camera_center = torch.linalg.inv(self.world_view_transform)[3, :3].contiguous()
+
+
+def loadCam(args, cam_info, resolution_scale, background, device, data_device):
+    image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
+    # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
+    principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
+    return Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
+                  FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
+                  uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
+                  data_device=data_device)
+
+
+def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device):
+    if args.resolution == -1 and any(c.width > AUTO_MAX_WIDTH for c in cam_infos):
+        print(LARGE_IMAGE_NOTICE)
+    return [loadCam(args, c, resolution_scale, background, device, data_device)
+            for c in cam_infos]

@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 
-from .errors import DatasetError
+from utils.errors import DatasetError
 
 CameraModel = collections.namedtuple("CameraModel", ["model_id", "model_name", "num_params"])
 Camera = collections.namedtuple("Camera", ["id", "model", "width", "height", "params"])

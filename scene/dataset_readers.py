@@ -1,7 +1,7 @@
 """Dataset readers: COLMAP, NeRF-synthetic ("Blender") and nerfstudio folders → SceneInfo.
 
 Readers only describe the data (poses, intrinsics, file paths, the initial point cloud); images are
-decoded later, once, by utils.camera_utils. Every problem found in the data raises DatasetError
+decoded later, once, by scene.cameras.loadCam. Every problem found in the data raises DatasetError
 naming the file, so train.py can print one line instead of a traceback.
 
 Differences from the original, on purpose: the principal point (cx, cy) is kept and honoured;
@@ -22,7 +22,7 @@ from utils.system_utils import atomic_path
 from .colmap_loader import (qvec2rotmat, read_extrinsics_binary, read_extrinsics_text,
                             read_intrinsics_binary, read_intrinsics_text, read_points3D_binary,
                             read_points3D_text)
-from .errors import DatasetError
+from utils.errors import DatasetError
 
 LLFF_HOLD = 8  # --eval holds out every 8th image (sorted by name), as the original
 RANDOM_INIT_POINTS = 100_000  # NeRF-synthetic without points3d.ply: uniform random points

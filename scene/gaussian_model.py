@@ -26,7 +26,7 @@ from utils.system_utils import atomic_path
 from .densification import (OPACITY_RESET_CEILING, PRUNE_MIN_OPACITY, SPLIT_SAMPLES,
                             DensificationPolicy, clone_mask, prune_mask, split_mask,
                             split_samples)
-from .errors import DatasetError
+from utils.errors import DatasetError
 from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_group
 
 INIT_OPACITY = 0.1  # every Gaussian starts at this opacity

@@ -33,7 +33,7 @@ def test_knn_benchmark(tmp_path):
 
 @pytest.mark.parametrize("extra", [[], ["--reference_kernels"]])
 def test_training_benchmark(tmp_path, extra):
-    result = run_script("train.py", "--iterations", "30", "--breakdown_steps", "2", *extra,
+    result = run_script("train.py", "--iterations", "30", "--timed_steps", "2", "--profiled_steps", "2", *extra,
                         tmp_path=tmp_path)
     assert result["final_gaussians"] > 0 and result["breakdown"]["median_step_ms"] > 0
     assert result["reference_kernels"] == bool(extra)

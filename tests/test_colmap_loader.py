@@ -10,7 +10,7 @@ from scene.colmap_loader import (CAMERA_MODEL_IDS, CAMERA_MODEL_NAMES, qvec2rotm
                                  read_extrinsics_binary, read_extrinsics_text,
                                  read_intrinsics_binary, read_intrinsics_text,
                                  read_points3D_binary, read_points3D_text, rotmat2qvec)
-from scene.errors import DatasetError
+from utils.errors import DatasetError
 from dataset_factory import write_binary, write_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "garden_dev" / "sparse" / "0"

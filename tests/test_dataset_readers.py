@@ -16,8 +16,9 @@ from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.dataset_readers import (RANDOM_INIT_POINTS, fetchPly, readColmapSceneInfo,
                                    readNerfSyntheticInfo, readNerfstudioInfo, read_scene_info)
-from scene.errors import DatasetError
-from utils.camera_utils import LARGE_IMAGE_NOTICE, loadCam, target_size
+from utils.errors import DatasetError
+from scene.cameras import loadCam
+from utils.camera_utils import LARGE_IMAGE_NOTICE, target_size
 
 
 def model_params(source, model_path="", **overrides):

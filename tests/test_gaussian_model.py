@@ -10,6 +10,7 @@ from plyfile import PlyData
 from arguments import OptimizationParams
 from scene.densification import DensificationPolicy, SCREEN_SIZE_PRUNE_PIXELS
 from scene.gaussian_model import PARAMETER_ATTRIBUTES, STATISTICS, GaussianModel
+from utils.errors import DatasetError
 from utils.graphics_utils import BasicPointCloud
 
 EXTENT = 2.0
@@ -234,7 +235,7 @@ def test_ply_round_trip_is_exact_and_standard(tmp_path):
 def test_loading_a_ply_of_another_sh_degree_is_a_clear_error(tmp_path):
     model, _ = make_model(n=3, sh_degree=1)
     model.save_ply(tmp_path / "p.ply")
-    with pytest.raises(Exception, match="f_rest"):
+    with pytest.raises(DatasetError, match="f_rest"):
         GaussianModel(3).load_ply(tmp_path / "p.ply")
 
 

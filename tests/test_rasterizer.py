@@ -4,16 +4,32 @@ Tolerances: image and inverse depth within 1e-5 absolute; radii equal; every gra
 rtol 1e-3 plus an absolute floor of 1e-5 x the largest reference gradient of that tensor
 (entries near zero are sums of cancelling float32 terms, where a relative test means nothing).
 """
+import os
+
 import pytest
 import torch
 
-from diff_gaussian_rasterization import GaussianRasterizer
+from diff_gaussian_rasterization import GaussianRasterizer, _C
 from diff_gaussian_rasterization.reference import rasterize_reference
 from diff_gaussian_rasterization.testing import GaussianCloud, look_at_settings, random_cloud
 
 IMAGE_ATOL = 1e-5
 GRAD_RTOL = 1e-3
 GRAD_ATOL_FRACTION = 1e-5
+
+
+def native_instruction_set() -> str:
+    """The vector code path a -march=native build of this machine selects."""
+    with open("/proc/cpuinfo") as f:
+        flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "generic"
+
+
+def test_the_loaded_build_runs_the_expected_code_path():
+    """make test-portable runs these tests against the AVX2 and generic builds
+    (DGR_EXPECT_ISA); otherwise the installed -march=native build is under test."""
+    expected = os.environ.get("DGR_EXPECT_ISA") or native_instruction_set()
+    assert _C.cpu_instruction_set == expected, _C.__file__
 
 
 def render_both(settings, cloud: GaussianCloud, use_sh=True, use_cov=False, sh_coeffs=16,

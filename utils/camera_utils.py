@@ -1,10 +1,10 @@
-"""CameraInfo → Camera: resolution rules, image decoding, cameras.json entries."""
+"""Camera helpers below the scene layer: the resolution rules, image decoding and cameras.json
+entries (scene.cameras builds Camera objects with them)."""
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from scene.cameras import Camera
-from scene.errors import DatasetError
+from utils.errors import DatasetError
 from utils.graphics_utils import fov2focal
 
 DIVISOR_RESOLUTIONS = (1, 2, 4, 8)  # -r N with N in these divides the size; other N > 0 = width
@@ -49,23 +49,6 @@ def load_image(path, resolution: int, resolution_scale: float, background) -> to
         rgb, alpha = array[..., :3], array[..., 3:]
         array = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
-def loadCam(args, cam_info, resolution_scale, background, device, data_device):
-    image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
-    # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
-    principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
-    return Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
-                  FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
-                  uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
-                  data_device=data_device)
-
-
-def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device):
-    if args.resolution == -1 and any(c.width > AUTO_MAX_WIDTH for c in cam_infos):
-        print(LARGE_IMAGE_NOTICE)
-    return [loadCam(args, c, resolution_scale, background, device, data_device)
-            for c in cam_infos]
 
 
 def camera_to_JSON(id, camera):

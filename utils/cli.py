@@ -1,17 +1,18 @@
-"""Entry-point wrapper: broken input ends with one line on stderr and a non-zero exit code."""
+"""Entry-point wrapper: a ReportedError ends with one line on stderr and its exit code."""
 import sys
 
-from scene.errors import DatasetError
+from utils.errors import ReportedError
 
 
-class UsageError(Exception):
-    """A bad command-line value or combination, reported as one line."""
+def report_errors(main, argv=None) -> int:
+    """Run `main(argv)` and return its exit code; a ReportedError is printed as `error: ...`
+    and gives that error's code (what the command line sees, for tests that call main)."""
+    try:
+        return main(argv) or 0
+    except ReportedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def run_main(main) -> None:
-    try:
-        code = main()
-    except (DatasetError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(code or 0)
+    sys.exit(report_errors(main))

