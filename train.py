@@ -23,7 +23,7 @@ from arguments import (ModelParams, OptimizationParams, PipelineParams, add_devi
                        add_group, check_device, extract, namespace_text)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
-from scene.densification import DensificationPolicy
+from scene.strategies import Strategy, make_strategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from utils.cli import run_main
 from utils.errors import DatasetError, ReportedError, UsageError
@@ -93,20 +93,22 @@ def check_finite(gaussians: GaussianModel, iteration: int) -> None:
             raise TrainingDiverged(iteration, f"{name} holds NaN/Inf")
 
 
-def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, model_path):
+def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, model_path,
+                    strategy: Strategy):
     """The original's (capture, iteration) plus a third element with what exact resume needs.
     Refuses to write a non-finite model, so the last good checkpoint stays."""
     check_finite(gaussians, iteration)
     extras = {"format": CHECKPOINT_FORMAT, "rng": rng_state(),
               "viewpoint_stack": list(loop.viewpoint_stack), "ema_loss": loop.ema_loss,
-              "history": log.history}
+              "history": log.history, "strategy": strategy.state_dict()}
     path = checkpoint_path(model_path, iteration)
     with atomic_path(path) as tmp:
         torch.save((gaussians.capture(), iteration, extras), tmp)
     return path
 
 
-def load_checkpoint(path, gaussians, opt, loop: LoopState, log: TrainingLog) -> int:
+def load_checkpoint(path, gaussians, opt, loop: LoopState, log: TrainingLog,
+                    strategy: Strategy) -> int:
     if not os.path.isfile(path):
         raise DatasetError(path, "checkpoint not found")
     try:
@@ -115,13 +117,14 @@ def load_checkpoint(path, gaussians, opt, loop: LoopState, log: TrainingLog) -> 
     except Exception as exc:  # any unreadable file: report it as one line
         raise DatasetError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") \
             from None
-    gaussians.restore(model_params, opt)
     if len(contents) > 2:  # ours: continue bit-exactly
         extras = contents[2]
+        strategy.check_state(extras.get("strategy", {"name": "default"}), path)
         set_rng_state(extras["rng"])
         loop.viewpoint_stack = list(extras["viewpoint_stack"])
         loop.ema_loss = extras["ema_loss"]
         log.history = extras["history"]
+    gaussians.restore(model_params, opt)
     return first_iter
 
 
@@ -176,8 +179,9 @@ class StopRequest:
 
 
 def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
-                  debug_from, device):
-    """Schedule → pick camera → render → loss → backward. Returns the render result."""
+                  debug_from, device, strategy: Strategy):
+    """Schedule → pick camera → render → loss (+ the strategy's regulariser) → backward.
+    Returns the render result."""
     gaussians.update_learning_rate(iteration)
     if iteration % SH_DEGREE_INTERVAL == 0:
         gaussians.oneupSHdegree()
@@ -188,6 +192,9 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
     out = render(camera, gaussians, pipe, bg)
     loss, _ = photometric_loss(out.render, camera.original_image.to(device), opt.lambda_dssim,
                                fused=not opt.reference_kernels)
+    regularization = strategy.regularization(gaussians)
+    if regularization is not None:
+        loss = loss + regularization
     if not torch.isfinite(loss):
         raise TrainingDiverged(iteration, f"loss is {loss.item()}")
     loss.backward()
@@ -195,33 +202,27 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
     return out
 
 
-def densify_and_step(iteration, gaussians, out, policy: DensificationPolicy, extent, opt):
-    """Densification statistics → densify/prune/reset → optimizer step (none at the last
-    iteration, as the original)."""
-    if policy.collects_statistics(iteration):
-        with torch.profiler.record_function("densification statistics"):  # benchmarks/train.py
-            gaussians.update_max_radii(out.radii)
-            gaussians.add_densification_stats(out.viewspace_points, out.visibility_filter)
-        if policy.densifies_at(iteration):
-            gaussians.densify_step(policy, iteration, extent)
-        if policy.resets_opacity_at(iteration):
-            gaussians.reset_opacity()
+def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt):
+    """The strategy's statistics and row edits → optimizer step → the strategy's post-step
+    work (neither at the last iteration, as the original)."""
+    strategy.after_backward(iteration, gaussians, out, extent)
     if iteration < opt.iterations:
         gaussians.optimizer_step(out.visibility_filter)
+        strategy.after_optimizer_step(iteration, gaussians)
 
 
 def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams,
              testing_iterations, saving_iterations, checkpoint_iterations, checkpoint,
              debug_from, device, quiet=False):
     prepare_output(dataset)
+    strategy = make_strategy(opt, dataset.white_background)
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=device)
-    scene = Scene(dataset, gaussians, device=device)
+    scene = Scene(dataset, gaussians, device=device, init=strategy.initialisation())
     gaussians.training_setup(opt)
-    policy = DensificationPolicy.from_params(opt, dataset.white_background)
     loop, log = LoopState(), TrainingLog()
     first_iter = 0
     if checkpoint:
-        first_iter = load_checkpoint(checkpoint, gaussians, opt, loop, log)
+        first_iter = load_checkpoint(checkpoint, gaussians, opt, loop, log, strategy)
         print(f"Resuming from {checkpoint} at iteration {first_iter}")
 
     background = scene.background
@@ -239,7 +240,7 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
         for iteration in range(first_iter + 1, opt.iterations + 1):
             step_start = time.perf_counter()
             out = training_step(iteration, gaussians, loop, train_cameras, pipe, opt, background,
-                                debug_from, device)
+                                debug_from, device, strategy)
             step_seconds += time.perf_counter() - step_start
 
             # The original's order: report and save the state before this iteration's
@@ -256,7 +257,7 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
                     scene.save(iteration)
 
                 step_start = time.perf_counter()
-                densify_and_step(iteration, gaussians, out, policy, scene.cameras_extent, opt)
+                densify_and_step(iteration, gaussians, out, strategy, scene.cameras_extent, opt)
                 step_seconds += time.perf_counter() - step_start
 
                 if iteration % PROGRESS_EVERY == 0:
@@ -268,10 +269,12 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
                     step_seconds = 0.0
                 if iteration in checkpoint_iterations:
                     progress.write(f"\n[ITER {iteration}] Saving Checkpoint")
-                    save_checkpoint(gaussians, iteration, loop, log, dataset.model_path)
+                    save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
+                                    strategy)
 
             if stop.requested:
-                path = save_checkpoint(gaussians, iteration, loop, log, dataset.model_path)
+                path = save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
+                                       strategy)
                 progress.close()
                 log.write(dataset.model_path)
                 print(f"Stopped at iteration {iteration}; resume with --start_checkpoint {path}")

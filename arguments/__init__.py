@@ -18,6 +18,8 @@ import torch
 from utils.errors import DatasetError, UsageError
 
 OPTIMIZER_TYPES = ("default", "sparse_adam")  # --optimizer_type: Adam, or Adam on visible rows
+STRATEGIES = ("default", "mcmc")  # --strategy (scene/strategies.py)
+INIT_TYPES = ("sfm", "random")  # --init_type: the dataset's SfM points or random points
 
 
 @dataclass
@@ -69,11 +71,26 @@ class OptimizationParams:
     # Ours: the plain PyTorch SSIM + L1 and torch's per-tensor Adam (the original's loss and
     # optimizer code paths) instead of the fused SSIM and fused Adam; for comparisons.
     reference_kernels: bool = False
+    # Ours: the densification strategy. "default" is the original's; "mcmc" is 3DGS-MCMC
+    # (Kheradmand et al. 2024) with a Gaussian budget, --cap_max (required with mcmc). MCMC
+    # refines at the default's densification iterations (--densify_from_iter/_until_iter,
+    # --densification_interval) and has no opacity reset.
+    strategy: str = "default"
+    cap_max: int = 0
+    noise_lr: float = 5e5  # MCMC position noise: × the current xyz learning rate
+    opacity_reg: float = 0.01  # MCMC: L1 of the activated opacities, added to the loss
+    scale_reg: float = 0.01  # MCMC: L1 of the activated scales, added to the loss
+    init_type: str = "sfm"
+    init_num: int = 100_000  # --init_type random: how many points
 
     def __post_init__(self):
-        if self.optimizer_type not in OPTIMIZER_TYPES:
-            raise UsageError(f"--optimizer_type must be one of {', '.join(OPTIMIZER_TYPES)}, "
-                             f"not {self.optimizer_type!r}")
+        for flag, value, allowed in (("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES),
+                                     ("strategy", self.strategy, STRATEGIES),
+                                     ("init_type", self.init_type, INIT_TYPES)):
+            if value not in allowed:
+                raise UsageError(f"--{flag} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.strategy == "mcmc" and self.cap_max <= 0:
+            raise UsageError("--strategy mcmc needs --cap_max N, the most Gaussians (N > 0)")
 
 
 PARAM_GROUPS = (ModelParams, PipelineParams, OptimizationParams)

@@ -5,6 +5,8 @@ Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one train
     python benchmarks/train.py --iterations 3000 --json benchmarks/results/train.json
     python benchmarks/train.py --densify_grad_threshold 0.0005 --json ...   # the demo's settings
     python benchmarks/train.py --reference_kernels ...   # PyTorch SSIM + per-tensor Adam
+    python benchmarks/train.py --strategy mcmc --cap_max 100000 --iterations 7000 \
+        --eval_iterations 3000 7000 --seed 1 --json ...   # MCMC, scored at 3000 and 7000
 
 The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points,
 times --timed_steps training steps one by one (their median is the step time), then profiles
@@ -31,7 +33,7 @@ import train  # noqa: E402
 from arguments import ModelParams, OptimizationParams, PipelineParams, extract  # noqa: E402
 from gaussian_renderer import render  # noqa: E402
 from scene import GaussianModel, Scene  # noqa: E402
-from scene.densification import DensificationPolicy  # noqa: E402
+from scene.strategies import make_strategy  # noqa: E402
 from utils.image_utils import psnr  # noqa: E402
 from utils.loss_utils import ssim  # noqa: E402
 from utils.lpips import lpips  # noqa: E402
@@ -56,6 +58,11 @@ def parse(argv):
     p.add_argument("--densify_grad_threshold", type=float, default=None,
                    help="passed to train.py (default: train.py's)")
     p.add_argument("--reference_kernels", action="store_true", help="passed to train.py")
+    p.add_argument("--strategy", default="default", help="passed to train.py")
+    p.add_argument("--cap_max", type=int, default=None, help="passed to train.py")
+    p.add_argument("--seed", type=int, default=0, help="passed to train.py")
+    p.add_argument("--eval_iterations", type=int, nargs="+", default=None,
+                   help="saved iterations whose test views are scored (default: the last)")
     p.add_argument("--breakdown_points", type=int, default=100_000)
     p.add_argument("--timed_steps", type=int, default=60, help="steps whose median is reported")
     p.add_argument("--profiled_steps", type=int, default=30,
@@ -110,19 +117,19 @@ def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer
     from torch.profiler import ProfilerActivity, profile
     scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv)
     gaussians.training_setup(opt)
-    policy = DensificationPolicy.from_params(opt)
+    strategy = make_strategy(opt)
     loop, background = train.LoopState(), scene.background
     cameras = scene.getTrainCameras()
     it0 = 601  # inside the densification window, not a densification iteration
 
     def run(first, n):
         for it in range(first, first + n):
-            if policy.densifies_at(it) or policy.resets_opacity_at(it):
+            if strategy.edits_rows_at(it):
                 continue
             out = train.training_step(it, gaussians, loop, cameras, pipe, opt, background, -1,
-                                      "cpu")
+                                      "cpu", strategy)
             with torch.no_grad():
-                train.densify_and_step(it, gaussians, out, policy, scene.cameras_extent, opt)
+                train.densify_and_step(it, gaussians, out, strategy, scene.cameras_extent, opt)
 
     run(it0, 5)  # warm-up
     wall = []
@@ -157,18 +164,25 @@ def main(argv=None):
             extra += ["--densify_grad_threshold", str(args.densify_grad_threshold)]
         if args.reference_kernels:
             extra.append("--reference_kernels")
+        extra += ["--strategy", args.strategy, "--seed", str(args.seed)]
+        if args.cap_max is not None:
+            extra += ["--cap_max", str(args.cap_max)]
         log, wall, saves = train_run(model_path, args.iterations, args.optimizer_type, extra)
         spi = dict(zip(log["iteration"], log["seconds_per_iteration"]))
         counts = dict(zip(log["iteration"], log["num_points"]))
         early = [s for i, s in spi.items() if EARLY[0] <= i <= EARLY[1]]
         late_from = int(args.iterations * 0.9)
         late = [s for i, s in spi.items() if i > late_from]
-        scene, gaussians, _, pipe = load_scene(model_path, args.iterations)
-        scores = test_scores(scene, gaussians, pipe)
+        scores_at = {}
+        for it in args.eval_iterations or [args.iterations]:
+            scene, gaussians, _, pipe = load_scene(model_path, it)
+            scores_at[it] = dict(test_scores(scene, gaussians, pipe), gaussians=gaussians.num_points,
+                                 training_ms_per_step=1e3 * statistics.mean(
+                                     s for i, s in spi.items() if i <= it))
+        scores = scores_at[max(scores_at)]
         nearest = min(saves, key=lambda i: abs(counts.get(i, 0) - args.breakdown_points))
         breakdown = step_breakdown(model_path, nearest, args.timed_steps, args.profiled_steps,
-                                   args.optimizer_type,
-                                   ["--reference_kernels"] if args.reference_kernels else [])
+                                   args.optimizer_type, extra)
     result = {
         "iterations": args.iterations, "optimizer_type": args.optimizer_type,
         "densify_grad_threshold": args.densify_grad_threshold,
@@ -177,6 +191,9 @@ def main(argv=None):
         "median_seconds_per_iteration_early": statistics.median(early) if early else None,
         "median_seconds_per_iteration_late": statistics.median(late) if late else None,
         "final_gaussians": log["num_points"][-1],
+        "strategy": args.strategy, "cap_max": args.cap_max, "seed": args.seed,
+        "whole_process_ms_per_step": 1e3 * wall / args.iterations,
+        "test_at": scores_at,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "test": scores, "breakdown": breakdown, "log": log,
     }
@@ -192,6 +209,11 @@ def main(argv=None):
     print(f"  s/iteration, last 10%            "
           f"{seconds(result['median_seconds_per_iteration_late'])}")
     print(f"  final Gaussians                 {result['final_gaussians']:9d}")
+    print(f"  whole process                   {result['whole_process_ms_per_step']:9.1f} ms/step")
+    for it, sc in scores_at.items():
+        print(f"  at {it:>6}: {sc['gaussians']:>8} Gaussians, training {sc['training_ms_per_step']:.1f} "
+              f"ms/step, test PSNR / SSIM / LPIPS {sc['PSNR']:.2f} / {sc['SSIM']:.3f} / "
+              f"{sc['LPIPS']:.3f}")
     print(f"  peak RSS                        {result['peak_rss_mb']:9.0f} MB")
     print(f"  test PSNR / SSIM / LPIPS-VGG     {scores['PSNR']:.2f} / {scores['SSIM']:.3f} / "
           f"{scores['LPIPS']:.3f}")

@@ -10,16 +10,18 @@ import torch
 from utils.camera_utils import camera_to_JSON
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
 from .cameras import cameraList_from_camInfos
-from .dataset_readers import read_scene_info
+from .dataset_readers import random_point_cloud, read_scene_info
 from .gaussian_model import GaussianModel
+from .strategies import Initialisation
 
 
 class Scene:
     def __init__(self, args, gaussians: GaussianModel, load_iteration=None, shuffle=True,
-                 resolution_scales=(1.0,), device="cpu"):
-        """args: ModelParams. load_iteration: None = initialise from the dataset's points,
-        -1 = the latest saved iteration, N = that one. device: where matrices live;
-        args.data_device (or `device` when empty): where the decoded images live."""
+                 resolution_scales=(1.0,), device="cpu", init: Initialisation = Initialisation()):
+        """args: ModelParams. load_iteration: None = initialise from the dataset's points (or
+        random points, as `init` says: the strategy's choice), -1 = the latest saved iteration,
+        N = that one. device: where matrices live; args.data_device (or `device` when empty):
+        where the decoded images live."""
         self.model_path = args.model_path
         self.gaussians = gaussians
         self.loaded_iter = None
@@ -62,8 +64,13 @@ class Scene:
         if self.loaded_iter:
             self.gaussians.load_ply(self.ply_path(self.loaded_iter))
         else:
-            self.gaussians.create_from_pcd(scene_info.point_cloud, scene_info.train_cameras,
-                                           self.cameras_extent)
+            points = scene_info.point_cloud
+            if init.points == "random":  # in the cube the cameras span
+                norm = scene_info.nerf_normalization
+                points = random_point_cloud(init.num_random, -norm["translate"], norm["radius"])
+            self.gaussians.create_from_pcd(points, scene_info.train_cameras, self.cameras_extent,
+                                           init_opacity=init.opacity,
+                                           init_scale_factor=init.scale_factor)
 
     def ply_path(self, iteration: int) -> str:
         return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}",

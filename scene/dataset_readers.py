@@ -111,6 +111,15 @@ def random_point_cloud_ply(path, center, half_extent: float) -> None:
     storePly(path, xyz, SH2RGB(shs) * 255)
 
 
+def random_point_cloud(count: int, center, half_extent: float) -> BasicPointCloud:
+    """`count` points uniform in the cube center ± half_extent with uniform random colours
+    (--init_type random; numpy's global RNG, which --seed seeds)."""
+    xyz = (np.random.random((count, 3)) * 2 - 1) * half_extent + np.asarray(center)
+    colors = np.random.random((count, 3))
+    return BasicPointCloud(xyz.astype(np.float32), colors.astype(np.float32),
+                           np.zeros((count, 3), np.float32))
+
+
 # --- COLMAP --------------------------------------------------------------------------------
 
 def _read_model_file(folder, stem, read_binary, read_text):

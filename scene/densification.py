@@ -1,58 +1,19 @@
-"""Densification policy: when to densify, prune and reset opacities, and which Gaussians each
-step selects. Pure functions of tensors and named thresholds, kept apart from the model's data
-so a researcher can read them in one place and swap them.
+"""The original's densification decisions: which Gaussians clone, split and prune, as pure
+functions of tensors and named thresholds (scene/strategies.py's DefaultStrategy applies them).
 """
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from utils.general_utils import build_rotation
 
+INIT_OPACITY = 0.1  # every Gaussian starts at this opacity in the original
 PRUNE_MIN_OPACITY = 0.005  # train.py's hard-coded prune threshold in the original
 SPLIT_SAMPLES = 2  # a large Gaussian is replaced by this many samples of itself
 SPLIT_SCALE_DIVISOR = 0.8 * SPLIT_SAMPLES  # their scale is the parent's / 1.6
 OPACITY_RESET_CEILING = 0.01  # opacity reset sets every opacity to min(opacity, 0.01)
 SCREEN_SIZE_PRUNE_PIXELS = 20  # screen-radius prune threshold, active after the first reset
 WORLD_SIZE_PRUNE_FRACTION = 0.1  # prune Gaussians larger than 0.1 x the scene extent (same time)
-
-
-@dataclass(frozen=True)
-class DensificationPolicy:
-    grad_threshold: float = 0.0002
-    percent_dense: float = 0.01
-    min_opacity: float = PRUNE_MIN_OPACITY
-    densify_from_iter: int = 500
-    densify_until_iter: int = 15_000
-    densification_interval: int = 100
-    opacity_reset_interval: int = 3000
-    white_background: bool = False
-    # False reproduces the original, whose screen-size prune never fires (see README).
-    screen_size_prune: bool = False
-
-    @classmethod
-    def from_params(cls, opt, white_background: bool = False) -> "DensificationPolicy":
-        return cls(grad_threshold=opt.densify_grad_threshold, percent_dense=opt.percent_dense,
-                   densify_from_iter=opt.densify_from_iter,
-                   densify_until_iter=opt.densify_until_iter,
-                   densification_interval=opt.densification_interval,
-                   opacity_reset_interval=opt.opacity_reset_interval,
-                   white_background=white_background, screen_size_prune=opt.screen_size_prune)
-
-    def collects_statistics(self, iteration: int) -> bool:
-        return iteration < self.densify_until_iter
-
-    def densifies_at(self, iteration: int) -> bool:
-        return (self.collects_statistics(iteration) and iteration > self.densify_from_iter
-                and iteration % self.densification_interval == 0)
-
-    def max_screen_size(self, iteration: int) -> Optional[int]:
-        return SCREEN_SIZE_PRUNE_PIXELS if iteration > self.opacity_reset_interval else None
-
-    def resets_opacity_at(self, iteration: int) -> bool:
-        return self.collects_statistics(iteration) and (
-            iteration % self.opacity_reset_interval == 0
-            or (self.white_background and iteration == self.densify_from_iter))
 
 
 def clone_mask(grad_norms: torch.Tensor, scales: torch.Tensor, grad_threshold: float,

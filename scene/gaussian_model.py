@@ -2,8 +2,9 @@
 densification statistics, PLY files and checkpoints.
 
 Public names are the original's so code written against it keeps working. Behind them, every
-change to the set of Gaussians goes through one row edit (scene/optimizer_surgery.py), and the
-decisions of what to densify live in scene/densification.py.
+change to the set of Gaussians goes through one row edit (scene/optimizer_surgery.py,
+`edit_rows`), and the decisions of what to densify, prune or relocate live in the strategies
+(scene/strategies.py).
 
 Raw parameters (pre-activation), N Gaussians, K = (max_sh_degree + 1)² − 1:
     _xyz           [N, 3]     positions
@@ -13,23 +14,22 @@ Raw parameters (pre-activation), N Gaussians, K = (max_sh_degree + 1)² − 1:
     _rotation      [N, 4]     quaternion (w, x, y, z), not normalised
     _opacity       [N, 1]     logit of the opacity
 """
+import math
+
 import numpy as np
 import torch
 from plyfile import PlyData, PlyElement
 from torch import nn
 
 from diff_gaussian_rasterization.reference import covariance_3d
+from utils.errors import DatasetError
 from simple_knn._C import distCUDA2
 from utils.general_utils import get_expon_lr_func, inverse_sigmoid, normalize_rows
 from utils.sh_utils import RGB2SH
 from utils.system_utils import atomic_path
-from .densification import (OPACITY_RESET_CEILING, PRUNE_MIN_OPACITY, SPLIT_SAMPLES,
-                            DensificationPolicy, clone_mask, prune_mask, split_mask,
-                            split_samples)
-from utils.errors import DatasetError
+from .densification import INIT_OPACITY, OPACITY_RESET_CEILING
 from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_group
 
-INIT_OPACITY = 0.1  # every Gaussian starts at this opacity
 MIN_NEIGHBOUR_DIST2 = 1e-7  # floor of the squared neighbour distance that sets initial scales
 ADAM_EPS = 1e-15
 F_REST_LR_DIVISOR = 20.0  # higher SH coefficients learn 20x slower than the DC term
@@ -59,9 +59,7 @@ class GaussianModel:
         self.xyz_gradient_accum = empty(1)
         self.denom = empty(1)
         self.optimizer = None
-        self.percent_dense = 0.0
         self.spatial_lr_scale = 0.0
-        self.screen_size_prune = False
 
     # --- activations -----------------------------------------------------------------------
     @property
@@ -92,9 +90,13 @@ class GaussianModel:
     def get_opacity(self):
         return torch.sigmoid(self._opacity)
 
+    def get_full_covariance(self, scaling_modifier: float = 1.0):
+        """[N, 3, 3] R·S·Sᵀ·Rᵀ."""
+        return covariance_3d(self.get_scaling, self.get_rotation, scaling_modifier)
+
     def get_covariance(self, scaling_modifier: float = 1.0):
         """[N, 6] upper triangle (xx, xy, xz, yy, yz, zz) of R·S·Sᵀ·Rᵀ."""
-        cov = covariance_3d(self.get_scaling, self.get_rotation, scaling_modifier)
+        cov = self.get_full_covariance(scaling_modifier)
         return cov[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
 
     @property
@@ -115,7 +117,11 @@ class GaussianModel:
             data = torch.as_tensor(value, dtype=torch.float32, device=self.device).contiguous()
             setattr(self, PARAMETER_ATTRIBUTES[name], nn.Parameter(data.requires_grad_(True)))
 
-    def create_from_pcd(self, pcd, cam_infos=None, spatial_lr_scale: float = 1.0):
+    def create_from_pcd(self, pcd, cam_infos=None, spatial_lr_scale: float = 1.0,
+                        init_opacity: float = INIT_OPACITY, init_scale_factor: float = 1.0):
+        """One Gaussian per point: its colour, isotropic scale = init_scale_factor × the RMS
+        distance to its 3 nearest neighbours, opacity init_opacity (0.1 as the original; the
+        MCMC strategy starts at 0.5 and 0.1 × the distance, as its paper's code)."""
         self.spatial_lr_scale = spatial_lr_scale
         points = torch.tensor(np.asarray(pcd.points), dtype=torch.float32, device=self.device)
         colors = torch.tensor(np.asarray(pcd.colors), dtype=torch.float32, device=self.device)
@@ -125,17 +131,17 @@ class GaussianModel:
         features[:, :3, 0] = RGB2SH(colors)
         dist2 = torch.clamp_min(distCUDA2(points.cpu()).to(self.device), MIN_NEIGHBOUR_DIST2)
         scales = torch.log(torch.sqrt(dist2))[:, None].repeat(1, 3)
+        if init_scale_factor != 1.0:
+            scales = scales + math.log(init_scale_factor)
         rots = torch.zeros((n, 4), device=self.device)
         rots[:, 0] = 1
-        opacities = inverse_sigmoid(torch.full((n, 1), INIT_OPACITY, device=self.device))
+        opacities = inverse_sigmoid(torch.full((n, 1), init_opacity, device=self.device))
         self._set_parameters(xyz=points, f_dc=features[:, :, 0:1].transpose(1, 2),
                              f_rest=features[:, :, 1:].transpose(1, 2), opacity=opacities,
                              scaling=scales, rotation=rots)
         self.max_radii2D = torch.zeros(n, device=self.device)
 
     def training_setup(self, training_args):
-        self.percent_dense = training_args.percent_dense
-        self.screen_size_prune = getattr(training_args, "screen_size_prune", False)
         self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
         self.denom = torch.zeros((self.num_points, 1), device=self.device)
         rates = {
@@ -168,6 +174,9 @@ class GaussianModel:
             lr_final=training_args.position_lr_final * self.spatial_lr_scale,
             max_steps=training_args.position_lr_max_steps)
 
+    def current_xyz_lr(self) -> float:
+        return next(g["lr"] for g in self.optimizer.param_groups if g["name"] == "xyz")
+
     def update_learning_rate(self, iteration: int) -> float:
         """Only xyz is scheduled; returns its new rate."""
         for group in self.optimizer.param_groups:
@@ -186,7 +195,8 @@ class GaussianModel:
         self.optimizer.zero_grad(set_to_none=True)
 
     # --- the row edit, behind the original's method names ------------------------------------
-    def _apply(self, edit: RowEdit):
+    def edit_rows(self, edit: RowEdit):
+        """Apply one row edit to every parameter, its Adam moments and every statistic."""
         statistics = {name: getattr(self, name) for name in STATISTICS}
         params, statistics = apply_row_edit(self.optimizer, statistics, edit)
         for name, param in params.items():
@@ -197,67 +207,36 @@ class GaussianModel:
 
     def cat_tensors_to_optimizer(self, tensors_dict):
         """Append rows (group name → [M, ...]); new moments and statistics are zero."""
-        return self._apply(RowEdit(append=tensors_dict))
+        return self.edit_rows(RowEdit(append=tensors_dict))
 
     def replace_tensor_to_optimizer(self, tensor, name):
         """Replace every row of one group; its Adam moments restart at zero."""
-        return self._apply(RowEdit(replace={name: tensor}))
+        return self.edit_rows(RowEdit(replace={name: tensor}))
 
     def prune_points(self, mask):
         """Remove the rows where `mask` [N] is True."""
-        self._apply(RowEdit(keep=~mask))
+        self.edit_rows(RowEdit(keep=~mask))
 
-    def _reset_statistics(self, keep_max_radii: bool = False):
+    def reset_statistics(self, keep_max_radii: bool = False):
+        """Zero the densification statistics (after each densification, as the original)."""
         self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
         self.denom = torch.zeros((self.num_points, 1), device=self.device)
         if not keep_max_radii:
             self.max_radii2D = torch.zeros(self.num_points, device=self.device)
 
     def densification_postfix(self, new_xyz, new_features_dc, new_features_rest, new_opacities,
-                              new_scaling, new_rotation, keep_mask=None):
+                              new_scaling, new_rotation, keep_mask=None, keep_max_radii=False):
         """Append new Gaussians (optionally dropping the rows not in `keep_mask` in the same
         edit) and restart the gradient statistics, as the original. max_radii2D restarts too,
-        unless the working screen-size prune is on: then it survives until the prune reads it."""
-        self._apply(RowEdit(keep=keep_mask, append={
+        unless keep_max_radii (the working screen-size prune: it survives until the prune)."""
+        self.edit_rows(RowEdit(keep=keep_mask, append={
             "xyz": new_xyz, "f_dc": new_features_dc, "f_rest": new_features_rest,
             "opacity": new_opacities, "scaling": new_scaling, "rotation": new_rotation}))
-        self._reset_statistics(keep_max_radii=self.screen_size_prune)
+        self.reset_statistics(keep_max_radii=keep_max_radii)
 
-    def _rows(self, mask):
-        return {name: getattr(self, attr)[mask] for name, attr in PARAMETER_ATTRIBUTES.items()}
-
-    def densify_and_clone(self, grads, grad_threshold, scene_extent):
-        selected = clone_mask(grads.squeeze(1), self.get_scaling, grad_threshold,
-                              self.percent_dense, scene_extent)
-        rows = self._rows(selected)
-        self.densification_postfix(rows["xyz"], rows["f_dc"], rows["f_rest"], rows["opacity"],
-                                   rows["scaling"], rows["rotation"])
-
-    def densify_and_split(self, grads, grad_threshold, scene_extent, N=SPLIT_SAMPLES):
-        """Split after clone: `grads` covers the Gaussians before cloning; fresh clones are
-        never split (their gradient counts as zero, as the original pads it)."""
-        padded = torch.zeros(self.num_points, device=self.device)
-        padded[:grads.shape[0]] = grads.squeeze(1)
-        selected = split_mask(padded, self.get_scaling, grad_threshold, self.percent_dense,
-                              scene_extent)
-        rows = self._rows(selected)
-        new_xyz, new_scales = split_samples(rows["xyz"], self.get_scaling[selected],
-                                            rows["rotation"], N)
-        repeat = lambda t: t.repeat(N, *([1] * (t.dim() - 1)))  # noqa: E731
-        self.densification_postfix(new_xyz, repeat(rows["f_dc"]), repeat(rows["f_rest"]),
-                                   repeat(rows["opacity"]), torch.log(new_scales),
-                                   repeat(rows["rotation"]), keep_mask=~selected)
-
-    def densify_and_prune(self, max_grad, min_opacity=PRUNE_MIN_OPACITY, extent=1.0,
-                          max_screen_size=None, radii=None):
-        grads = self.xyz_gradient_accum / self.denom
-        grads[grads.isnan()] = 0.0
-        self.densify_and_clone(grads, max_grad, extent)
-        self.densify_and_split(grads, max_grad, extent)
-        prune = prune_mask(self.get_opacity, self.get_scaling, self.max_radii2D, min_opacity,
-                           extent, max_screen_size)
-        self.prune_points(prune)
-        self._reset_statistics()
+    def rows_of(self, rows):
+        """Group name → raw parameter rows selected by `rows` ([N] bool or [K] indices)."""
+        return {name: getattr(self, attr)[rows] for name, attr in PARAMETER_ATTRIBUTES.items()}
 
     def reset_opacity(self):
         ceiling = torch.full_like(self._opacity, OPACITY_RESET_CEILING)
@@ -278,11 +257,6 @@ class GaussianModel:
         """max_radii2D = max(max_radii2D, radii) (radii are 0 where invisible, and the maxima
         are >= 0, so this equals the original's update on visible Gaussians only)."""
         torch.maximum(self.max_radii2D, radii.to(self.max_radii2D.dtype), out=self.max_radii2D)
-
-    def densify_step(self, policy: DensificationPolicy, iteration: int, extent: float):
-        """What the training loop calls at a densification iteration."""
-        self.densify_and_prune(policy.grad_threshold, policy.min_opacity, extent,
-                               policy.max_screen_size(iteration))
 
     # --- PLY (standard 3DGS layout) ---------------------------------------------------------
     def construct_list_of_attributes(self):

@@ -1,12 +1,12 @@
 """The one mechanism that changes the set of Gaussians: a row edit applied in a single pass to
 every parameter group, to that group's Adam moments and to every per-Gaussian statistic.
 
-Clone, split, prune and opacity reset are all short callers of `apply_row_edit`, so the rows of
-parameters, moments and statistics can never drift apart (the original writes this surgery three
-times and re-binds six attributes after each).
+Clone, split, prune, opacity reset and MCMC's relocation and growth are all short callers of
+`apply_row_edit`, so the rows of parameters, moments and statistics can never drift apart (the
+original writes this surgery three times and re-binds six attributes after each).
 """
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -16,16 +16,23 @@ ADAM_MOMENTS = ("exp_avg", "exp_avg_sq")
 
 @dataclass
 class RowEdit:
-    """keep, then append, then replace.
+    """keep, then append, then assign and zero_moments, then replace.
 
     keep:    [N] bool, the rows that stay (None = all).
     append:  group name → [M, ...] new parameter rows, one entry per group; their Adam moments and
              statistics start at zero.
-    replace: group name → new values for all rows of that group; its moments restart at zero
-             (the Adam step count is kept, as in the original).
+    assign:  group name → (rows [K] int64, values [K, ...]): overwrite those rows of that group
+             (indices after keep and append); their moments are kept unless zero_moments names
+             them (MCMC's relocated dead Gaussians keep theirs, to keep exploring).
+    zero_moments: [K] int64 rows whose Adam moments restart at zero in every group (MCMC's
+             sampled source Gaussians: biased to stay where they are).
+    replace: group name → new values for all rows of that group; its moments restart at zero.
+    The Adam step count is never changed, as in the original.
     """
     keep: Optional[torch.Tensor] = None
     append: Dict[str, torch.Tensor] = field(default_factory=dict)
+    assign: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    zero_moments: Optional[torch.Tensor] = None
     replace: Dict[str, torch.Tensor] = field(default_factory=dict)
 
     def rows(self, tensor: torch.Tensor, new_rows: Optional[torch.Tensor]) -> torch.Tensor:
@@ -65,6 +72,9 @@ def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch
             data = edit.replace[name].detach()
         else:
             data = edit.rows(old.detach(), edit.append.get(name))
+            if name in edit.assign:
+                rows, values = edit.assign[name]
+                data = data.index_put((rows,), values.detach().to(data.dtype))  # a new tensor
         param = nn.Parameter(data.contiguous().requires_grad_(True))
         for key in ADAM_MOMENTS:
             if key not in state:
@@ -75,6 +85,8 @@ def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch
                 zeros = (torch.zeros((appended,) + state[key].shape[1:], dtype=state[key].dtype,
                                      device=state[key].device) if appended else None)
                 state[key] = edit.rows(state[key], zeros)
+                if edit.zero_moments is not None:
+                    state[key] = state[key].index_fill(0, edit.zero_moments, 0.0)
         group["params"][0] = param
         if state:
             optimizer.state[param] = state

@@ -8,7 +8,8 @@ import torch
 from plyfile import PlyData
 
 from arguments import OptimizationParams
-from scene.densification import DensificationPolicy, SCREEN_SIZE_PRUNE_PIXELS
+from scene.densification import SCREEN_SIZE_PRUNE_PIXELS
+from scene.strategies import DefaultStrategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES, STATISTICS, GaussianModel
 from utils.errors import DatasetError
 from utils.graphics_utils import BasicPointCloud
@@ -86,7 +87,7 @@ def test_clone_appends_copies_with_zero_moments():
     grads[[0, 3]] = 1.0
     model._scaling.data[:] = math.log(0.001)  # all small: clone, not split
     before = snapshot(model)
-    model.densify_and_clone(grads, opt.densify_grad_threshold, EXTENT)
+    DefaultStrategy.from_params(opt).densify_and_clone(model, grads, EXTENT)
     assert model.num_points == n + 2
     assert_consistent(model)
     after = snapshot(model)
@@ -110,7 +111,7 @@ def test_split_replaces_large_gaussians_by_two_smaller_samples():
     before = snapshot(model)
     grads = torch.full((n, 1), 1.0)
     grads[[0, 1, 3, 4, 5, 6, 8, 9, 10, 11]] = 0.0
-    model.densify_and_split(grads, opt.densify_grad_threshold, EXTENT)
+    DefaultStrategy.from_params(opt).densify_and_split(model, grads, EXTENT)
     assert model.num_points == n - 2 + 4
     assert_consistent(model)
     keep = torch.ones(n, dtype=torch.bool)
@@ -175,8 +176,8 @@ def hand_built(screen_size_prune=False):
 def test_densify_and_prune_decisions_on_hand_built_gaussians():
     model, opt = hand_built()
     xyz = model._xyz.detach().clone()
-    model.densify_and_prune(opt.densify_grad_threshold, 0.005, EXTENT,
-                            max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
+    DefaultStrategy.from_params(opt).densify_and_prune(model, EXTENT,
+                                                       max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
     # kept 0, 2, 4 in order, then clone of 0, then the 2 split samples of 1; 3 pruned; and the
     # original's screen-size test never fires (max_radii2D was zeroed before it).
     assert model.num_points == 6
@@ -187,23 +188,23 @@ def test_densify_and_prune_decisions_on_hand_built_gaussians():
 def test_working_screen_size_prune_removes_gaussians_big_on_screen():
     model, opt = hand_built(screen_size_prune=True)
     xyz = model._xyz.detach().clone()
-    model.densify_and_prune(opt.densify_grad_threshold, 0.005, EXTENT,
-                            max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
+    DefaultStrategy.from_params(opt).densify_and_prune(model, EXTENT,
+                                                       max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
     assert model.num_points == 5
     torch.testing.assert_close(model._xyz[:3].detach(), xyz[[0, 2, 0]], rtol=0, atol=0)
     assert model.max_radii2D.abs().max() == 0  # statistics restart after the prune
     # Before the first opacity reset the policy passes no screen size: nothing is pruned for it.
-    policy = DensificationPolicy.from_params(opt)
+    policy = DefaultStrategy.from_params(opt)
     assert policy.max_screen_size(3000) is None and policy.max_screen_size(3100) == 20
 
 
 def test_densification_schedule():
-    policy = DensificationPolicy.from_params(OptimizationParams())
+    policy = DefaultStrategy.from_params(OptimizationParams())
     densify = [i for i in range(1, 30001) if policy.densifies_at(i)]
     assert densify[0] == 600 and densify[-1] == 14900 and len(densify) == 144
     resets = [i for i in range(1, 30001) if policy.resets_opacity_at(i)]
     assert resets == [3000, 6000, 9000, 12000]
-    white = DensificationPolicy.from_params(OptimizationParams(), white_background=True)
+    white = DefaultStrategy.from_params(OptimizationParams(), white_background=True)
     assert [i for i in range(1, 30001) if white.resets_opacity_at(i)][0] == 500
 
 

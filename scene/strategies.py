@@ -1,0 +1,295 @@
+"""Densification strategies: what happens to the set of Gaussians during training.
+
+The training loop calls the same hooks of whichever strategy `--strategy` names and never branches
+on its name:
+
+    loss = photometric + strategy.regularization(gaussians)      (None: nothing to add)
+    loss.backward()
+    strategy.after_backward(iteration, gaussians, out, extent)    statistics, densify/prune/reset
+    optimizer step
+    strategy.after_optimizer_step(iteration, gaussians)           (MCMC: position noise)
+
+Each strategy edits rows only through GaussianModel.edit_rows (scene/optimizer_surgery.py), holds
+its thresholds and schedule itself, and its state goes into checkpoints (`state_dict`).
+
+- DefaultStrategy: the original's clone → split → prune every 100 iterations and the opacity
+  reset (GS-2024 train.py), with its thresholds in one place.
+- MCMCStrategy: 3DGS-MCMC (Kheradmand et al. 2024; gsplat's MCMCStrategy): a Gaussian budget
+  (`--cap_max`), dead Gaussians relocated onto live ones, +5 % per refinement, opacity-gated
+  position noise, L1 regularisers on opacity and scale, no opacity reset.
+"""
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+
+from utils.errors import DatasetError
+from utils.general_utils import inverse_sigmoid
+from . import mcmc
+from .densification import (INIT_OPACITY, PRUNE_MIN_OPACITY, SCREEN_SIZE_PRUNE_PIXELS, SPLIT_SAMPLES,
+                            clone_mask, prune_mask, split_mask, split_samples)
+from .optimizer_surgery import RowEdit
+
+# MCMC starts every Gaussian at opacity 0.5 and 0.1 × the neighbour-distance scale (the paper's
+# code and gsplat's MCMC configuration): many small, half-transparent Gaussians to relocate.
+MCMC_INIT_OPACITY = 0.5
+MCMC_INIT_SCALE_FACTOR = 0.1
+
+
+@dataclass(frozen=True)
+class Initialisation:
+    """How the Gaussians start: from the SfM points or random points in the cameras' extent
+    (--init_type, --init_num), with this opacity and this factor on the neighbour-distance
+    scale."""
+    points: str = "sfm"
+    num_random: int = 100_000
+    opacity: float = INIT_OPACITY
+    scale_factor: float = 1.0
+
+
+class Strategy:
+    name = ""
+
+    def initialisation(self) -> Initialisation:
+        return Initialisation()
+
+    def regularization(self, gaussians) -> Optional[torch.Tensor]:
+        """A term added to the loss (before backward), or None."""
+        return None
+
+    def collects_statistics(self, iteration: int) -> bool:
+        """Whether after_backward needs the view-space gradients of this iteration."""
+        return False
+
+    def edits_rows_at(self, iteration: int) -> bool:
+        """Whether after_backward changes the set of Gaussians at this iteration."""
+        return False
+
+    def after_backward(self, iteration: int, gaussians, out, extent: float) -> None:
+        """After backward, before the optimizer step: statistics and row edits."""
+
+    def after_optimizer_step(self, iteration: int, gaussians) -> None:
+        """After the optimizer step (not run at the last iteration, which has no step)."""
+
+    def state_dict(self) -> dict:
+        """What a checkpoint records: the strategy's name and settings (its random draws use
+        torch's global RNG, which the checkpoint saves)."""
+        return {"name": self.name, "settings": asdict(self)}
+
+    def check_state(self, state: dict, path: str) -> None:
+        """Refuse to resume a checkpoint written by another strategy."""
+        if state.get("name") != self.name:
+            raise DatasetError(path, f"was written with --strategy {state.get('name')}; resume it "
+                                     f"with the same strategy (not {self.name})")
+
+
+@dataclass(frozen=True)
+class DefaultStrategy(Strategy):
+    """The original's adaptive density control."""
+    grad_threshold: float = 0.0002
+    percent_dense: float = 0.01
+    min_opacity: float = PRUNE_MIN_OPACITY
+    densify_from_iter: int = 500
+    densify_until_iter: int = 15_000
+    densification_interval: int = 100
+    opacity_reset_interval: int = 3000
+    white_background: bool = False
+    # False reproduces the original, whose screen-size prune never fires (see README).
+    screen_size_prune: bool = False
+    init: Initialisation = Initialisation()
+
+    name = "default"
+
+    @classmethod
+    def from_params(cls, opt, white_background: bool = False) -> "DefaultStrategy":
+        return cls(grad_threshold=opt.densify_grad_threshold, percent_dense=opt.percent_dense,
+                   densify_from_iter=opt.densify_from_iter,
+                   densify_until_iter=opt.densify_until_iter,
+                   densification_interval=opt.densification_interval,
+                   opacity_reset_interval=opt.opacity_reset_interval,
+                   white_background=white_background, screen_size_prune=opt.screen_size_prune,
+                   init=Initialisation(points=opt.init_type, num_random=opt.init_num))
+
+    def initialisation(self) -> Initialisation:
+        return self.init
+
+    # --- schedule ---------------------------------------------------------------------------
+    def collects_statistics(self, iteration: int) -> bool:
+        return iteration < self.densify_until_iter
+
+    def densifies_at(self, iteration: int) -> bool:
+        return (self.collects_statistics(iteration) and iteration > self.densify_from_iter
+                and iteration % self.densification_interval == 0)
+
+    def edits_rows_at(self, iteration: int) -> bool:
+        return self.densifies_at(iteration) or self.resets_opacity_at(iteration)
+
+    def max_screen_size(self, iteration: int) -> Optional[int]:
+        return SCREEN_SIZE_PRUNE_PIXELS if iteration > self.opacity_reset_interval else None
+
+    def resets_opacity_at(self, iteration: int) -> bool:
+        return self.collects_statistics(iteration) and (
+            iteration % self.opacity_reset_interval == 0
+            or (self.white_background and iteration == self.densify_from_iter))
+
+    # --- the loop's hook ----------------------------------------------------------------------
+    def after_backward(self, iteration, gaussians, out, extent):
+        if not self.collects_statistics(iteration):
+            return
+        with torch.profiler.record_function("densification statistics"):  # benchmarks/train.py
+            gaussians.update_max_radii(out.radii)
+            gaussians.add_densification_stats(out.viewspace_points, out.visibility_filter)
+        if self.densifies_at(iteration):
+            self.densify_and_prune(gaussians, extent, self.max_screen_size(iteration))
+        if self.resets_opacity_at(iteration):
+            gaussians.reset_opacity()
+
+    # --- the original's steps (its method names, on the strategy) ------------------------------
+    def densify_and_clone(self, gaussians, grads, extent):
+        """Copy small Gaussians with a large mean view-space gradient."""
+        selected = clone_mask(grads.squeeze(1), gaussians.get_scaling, self.grad_threshold,
+                              self.percent_dense, extent)
+        rows = gaussians.rows_of(selected)
+        gaussians.densification_postfix(rows["xyz"], rows["f_dc"], rows["f_rest"],
+                                        rows["opacity"], rows["scaling"], rows["rotation"],
+                                        keep_max_radii=self.screen_size_prune)
+
+    def densify_and_split(self, gaussians, grads, extent, n=SPLIT_SAMPLES):
+        """Replace large Gaussians with a large gradient by n samples of themselves. `grads`
+        covers the Gaussians before cloning; fresh clones are never split (their gradient
+        counts as zero, as the original pads it)."""
+        padded = torch.zeros(gaussians.num_points, device=gaussians.device)
+        padded[:grads.shape[0]] = grads.squeeze(1)
+        selected = split_mask(padded, gaussians.get_scaling, self.grad_threshold,
+                              self.percent_dense, extent)
+        rows = gaussians.rows_of(selected)
+        new_xyz, new_scales = split_samples(rows["xyz"], gaussians.get_scaling[selected],
+                                            rows["rotation"], n)
+        repeat = lambda t: t.repeat(n, *([1] * (t.dim() - 1)))  # noqa: E731
+        gaussians.densification_postfix(new_xyz, repeat(rows["f_dc"]), repeat(rows["f_rest"]),
+                                        repeat(rows["opacity"]), torch.log(new_scales),
+                                        repeat(rows["rotation"]), keep_mask=~selected,
+                                        keep_max_radii=self.screen_size_prune)
+
+    def densify_and_prune(self, gaussians, extent, max_screen_size=None):
+        grads = gaussians.xyz_gradient_accum / gaussians.denom
+        grads[grads.isnan()] = 0.0
+        self.densify_and_clone(gaussians, grads, extent)
+        self.densify_and_split(gaussians, grads, extent)
+        prune = prune_mask(gaussians.get_opacity, gaussians.get_scaling, gaussians.max_radii2D,
+                           self.min_opacity, extent, max_screen_size)
+        gaussians.prune_points(prune)
+        gaussians.reset_statistics()
+
+
+@dataclass(frozen=True)
+class MCMCStrategy(Strategy):
+    """3DGS-MCMC. Refinement (relocate dead Gaussians, then add 5 % up to cap_max) runs at the
+    default strategy's densification iterations (--densify_from_iter, --densify_until_iter,
+    --densification_interval); the noise runs after every optimizer step."""
+    cap_max: int = 300_000
+    noise_lr: float = 5e5
+    opacity_reg: float = 0.01
+    scale_reg: float = 0.01
+    refine_from_iter: int = 500
+    refine_until_iter: int = 15_000
+    refinement_interval: int = 100
+    min_opacity: float = mcmc.DEAD_OPACITY
+    init: Initialisation = Initialisation(opacity=MCMC_INIT_OPACITY,
+                                          scale_factor=MCMC_INIT_SCALE_FACTOR)
+
+    name = "mcmc"
+
+    @classmethod
+    def from_params(cls, opt) -> "MCMCStrategy":
+        return cls(cap_max=opt.cap_max, noise_lr=opt.noise_lr, opacity_reg=opt.opacity_reg,
+                   scale_reg=opt.scale_reg, refine_from_iter=opt.densify_from_iter,
+                   refine_until_iter=opt.densify_until_iter,
+                   refinement_interval=opt.densification_interval,
+                   init=Initialisation(points=opt.init_type, num_random=opt.init_num,
+                                       opacity=MCMC_INIT_OPACITY,
+                                       scale_factor=MCMC_INIT_SCALE_FACTOR))
+
+    def initialisation(self) -> Initialisation:
+        return self.init
+
+    def refines_at(self, iteration: int) -> bool:
+        return (self.refine_from_iter < iteration < self.refine_until_iter
+                and iteration % self.refinement_interval == 0)
+
+    def edits_rows_at(self, iteration: int) -> bool:
+        return self.refines_at(iteration)
+
+    def regularization(self, gaussians):
+        """L1 of the activated opacities and scales (means over Gaussians): pushes unneeded
+        Gaussians to zero opacity, where relocation recycles them, and keeps them small."""
+        return (self.opacity_reg * gaussians.get_opacity.abs().mean()
+                + self.scale_reg * gaussians.get_scaling.abs().mean())
+
+    def after_backward(self, iteration, gaussians, out, extent):
+        if self.refines_at(iteration):
+            self.relocate_dead(gaussians)
+            self.add_new(gaussians)
+
+    def after_optimizer_step(self, iteration, gaussians):
+        self.add_noise(gaussians, gaussians.current_xyz_lr())
+
+    # --- the steps ----------------------------------------------------------------------------
+    @staticmethod
+    def _copies_of(gaussians, sources):
+        """Rows for copies of `sources` [K] (a Gaussian sampled m times has m + 1 copies, itself
+        included) with the relocated opacity and scale: (all groups' rows, raw opacity [K, 1],
+        raw scale [K, 3])."""
+        counts = torch.bincount(sources, minlength=gaussians.num_points)
+        copies = counts[sources] + 1
+        opacity, scale = mcmc.split_into_copies(gaussians.get_opacity[sources, 0],
+                                                gaussians.get_scaling[sources], copies)
+        rows = gaussians.rows_of(sources)
+        rows["opacity"] = inverse_sigmoid(opacity)[:, None]
+        rows["scaling"] = torch.log(scale)
+        return rows
+
+    def relocate_dead(self, gaussians) -> int:
+        """Move every dead Gaussian (opacity ≤ min_opacity) onto a live one sampled by opacity;
+        the source and its copies share its opacity and coverage. Returns how many moved."""
+        opacity = gaussians.get_opacity[:, 0]
+        dead = opacity <= self.min_opacity
+        dead_rows = dead.nonzero()[:, 0]
+        alive_rows = (~dead).nonzero()[:, 0]
+        if len(dead_rows) == 0 or len(alive_rows) == 0:
+            return 0
+        sources = alive_rows[mcmc.sample_by_opacity(opacity[alive_rows], len(dead_rows))]
+        rows = self._copies_of(gaussians, sources)
+        assign = {name: (dead_rows, values) for name, values in rows.items()}
+        for name in ("opacity", "scaling"):  # the sources shrink like their copies
+            assign[name] = (torch.cat([dead_rows, sources]), torch.cat([rows[name]] * 2))
+        gaussians.edit_rows(RowEdit(assign=assign, zero_moments=sources))
+        return len(dead_rows)
+
+    def add_new(self, gaussians) -> int:
+        """Append min(cap_max, 1.05·N) − N copies of Gaussians sampled by opacity."""
+        n = gaussians.num_points
+        count = max(0, min(self.cap_max, int((1.0 + mcmc.GROWTH_RATE) * n)) - n)
+        if count == 0:
+            return 0
+        sources = mcmc.sample_by_opacity(gaussians.get_opacity[:, 0], count)
+        rows = self._copies_of(gaussians, sources)
+        assign = {name: (sources, rows[name]) for name in ("opacity", "scaling")}
+        gaussians.edit_rows(RowEdit(append=rows, assign=assign, zero_moments=sources))
+        return count
+
+    def add_noise(self, gaussians, xyz_lr: float) -> None:
+        """Position noise: Σ·ε scaled by noise_lr × the current xyz learning rate, gated by
+        opacity (only near-dead Gaussians move noticeably)."""
+        with torch.no_grad():
+            covariance = gaussians.get_full_covariance()
+            noise = mcmc.position_noise(covariance, gaussians.get_opacity,
+                                        self.noise_lr * xyz_lr)
+            gaussians._xyz.add_(noise)
+
+
+def make_strategy(opt, white_background: bool = False) -> Strategy:
+    """The strategy --strategy names, from the optimization flags."""
+    if opt.strategy == "mcmc":
+        return MCMCStrategy.from_params(opt)
+    return DefaultStrategy.from_params(opt, white_background)

@@ -1,0 +1,211 @@
+"""3DGS-MCMC (scene/mcmc.py, scene/strategies.py MCMCStrategy): the relocation formulas against
+direct evaluations, the Gaussian budget, what happens to Adam's moments, the noise, the
+regularisers' gradients, and bit-exact resume of an MCMC run."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from arguments import OptimizationParams
+from scene import mcmc
+from scene.gaussian_model import PARAMETER_ATTRIBUTES, GaussianModel
+from scene.strategies import DefaultStrategy, MCMCStrategy, make_strategy
+from utils.cli import report_errors
+from utils.errors import UsageError
+from utils.graphics_utils import BasicPointCloud
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "garden_dev"
+
+
+def binomial_sum(opacity: float, new_opacity: float, n: int) -> float:
+    """The paper's Eq. 9 scale factor, its double sum evaluated term by term."""
+    total = 0.0
+    for i in range(1, n + 1):
+        for k in range(i):
+            total += math.comb(i - 1, k) * (-1) ** k * new_opacity ** (k + 1) / math.sqrt(k + 1)
+    return opacity / total
+
+
+@pytest.mark.parametrize("opacity", [0.02, 0.3, 0.7, 0.95])
+def test_copies_composite_back_to_the_source_opacity_and_scale_matches_eq9(opacity):
+    copies = torch.arange(1, 51)
+    o = torch.full((50,), opacity, dtype=torch.float64)
+    new_o = mcmc.relocated_opacity(o, copies)
+    # n stacked copies pass as much light as the source did (before clamping)
+    torch.testing.assert_close(1 - (1 - new_o) ** copies.double(), o, rtol=1e-12, atol=1e-12)
+    factor = mcmc.relocation_scale_factor(o, new_o, copies)
+    expected = torch.tensor([binomial_sum(opacity, float(new_o[n - 1]), n) for n in range(1, 51)],
+                            dtype=torch.float64)
+    torch.testing.assert_close(factor, expected, rtol=1e-9, atol=0)
+    assert factor[0] == pytest.approx(1.0)  # one copy: unchanged
+
+
+def test_copy_counts_and_opacities_are_clamped():
+    o = torch.tensor([0.9, 1e-6], dtype=torch.float32)
+    new_o, scales = mcmc.split_into_copies(o, torch.ones(2, 3), torch.tensor([500, 1]))
+    assert new_o[0] == pytest.approx(1 - 0.1 ** (1 / mcmc.MAX_COPIES), rel=1e-5)
+    assert new_o[1] == mcmc.DEAD_OPACITY  # never dead on arrival
+    assert torch.isfinite(scales).all()
+
+
+def model_with_moments(n=40, seed=0, dead=()):
+    rng = np.random.default_rng(seed)
+    pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+                          rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
+    opt = OptimizationParams(strategy="mcmc", cap_max=10_000)
+    model = GaussianModel(1, opt.optimizer_type)
+    model.create_from_pcd(pcd, None, 1.0, init_opacity=0.5, init_scale_factor=0.1)
+    model.training_setup(opt)
+    g = torch.Generator().manual_seed(seed)
+    for attr in PARAMETER_ATTRIBUTES.values():
+        getattr(model, attr).grad = torch.randn(getattr(model, attr).shape, generator=g)
+    model.optimizer.step()
+    model.optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        model._opacity[:] = torch.randn(n, 1, generator=g)
+        model._opacity[list(dead)] = -9.0  # opacity 1.2e-4: dead
+    return model, MCMCStrategy.from_params(opt)
+
+
+def state(model):
+    out = {}
+    for group in model.optimizer.param_groups:
+        p = group["params"][0]
+        st = model.optimizer.state[p]
+        out[group["name"]] = (p.detach().clone(), st["exp_avg"].clone(), st["exp_avg_sq"].clone(),
+                              st["step"].clone())
+    return out
+
+
+def test_relocation_moves_dead_rows_and_edits_moments_as_the_paper():
+    dead = [3, 7, 8, 20]
+    model, strategy = model_with_moments(dead=dead)
+    before = state(model)
+    torch.manual_seed(1)
+    # Draw the same sources the strategy will draw, to know which rows they are.
+    alive = torch.tensor([i for i in range(40) if i not in dead])
+    rng_state = torch.get_rng_state()
+    sources = alive[mcmc.sample_by_opacity(model.get_opacity[alive, 0], len(dead))]
+    torch.set_rng_state(rng_state)
+    assert strategy.relocate_dead(model) == len(dead)
+    after = state(model)
+    assert model.num_points == 40
+    untouched = [i for i in range(40) if i not in dead and i not in sources.tolist()]
+    src = sorted(set(sources.tolist()))
+    for name, (p, m1, m2, step) in before.items():
+        a = after[name]
+        assert a[3] == step  # Adam's step count is untouched
+        # untouched rows: parameters and moments bit for bit
+        for k in (0, 1, 2):
+            torch.testing.assert_close(a[k][untouched], (p, m1, m2)[k][untouched], rtol=0, atol=0)
+        # rewritten dead rows keep their moments; sampled sources get zero moments
+        torch.testing.assert_close(a[1][dead], m1[dead], rtol=0, atol=0)
+        torch.testing.assert_close(a[2][dead], m2[dead], rtol=0, atol=0)
+        assert a[1][src].abs().max() == 0 and a[2][src].abs().max() == 0
+        if name in ("xyz", "f_dc", "f_rest", "rotation"):  # dead rows copy their source
+            torch.testing.assert_close(a[0][dead], p[sources], rtol=0, atol=0)
+    assert (model.get_opacity[dead] > mcmc.DEAD_OPACITY / 2).all()
+    # source and copies share the relocated opacity: together they composite to the source's
+    o_src = torch.sigmoid(before["opacity"][0][sources, 0]).double()
+    counts = torch.bincount(sources, minlength=40)[sources] + 1
+    o_new = model.get_opacity[sources, 0].double()
+    torch.testing.assert_close(1 - (1 - o_new) ** counts.double(), o_src, rtol=1e-4, atol=1e-5)
+
+
+def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
+    model, strategy = model_with_moments(n=40)
+    before = state(model)
+    added = strategy.add_new(model)
+    assert added == 2 and model.num_points == 42  # int(1.05 * 40) - 40
+    after = state(model)
+    for name, (p, m1, m2, step) in before.items():
+        assert after[name][1][40:].abs().max() == 0 and after[name][2][40:].abs().max() == 0
+        assert after[name][3] == step
+    capped = MCMCStrategy(cap_max=45)
+    counts = []
+    for _ in range(6):
+        capped.add_new(model)
+        counts.append(model.num_points)
+    assert counts == [44, 45, 45, 45, 45, 45]
+    for group in model.optimizer.param_groups:  # every tensor and moment grew together
+        p = group["params"][0]
+        assert p.shape[0] == 45 and model.optimizer.state[p]["exp_avg"].shape[0] == 45
+    assert model.xyz_gradient_accum.shape[0] == 45
+
+
+def test_noise_moves_only_near_dead_gaussians():
+    n = 2000
+    covariance = torch.eye(3).expand(n, 3, 3) * 0.01
+    opacity = torch.cat([torch.full((n // 2, 1), 0.5), torch.full((n // 2, 1), 0.001)])
+    torch.manual_seed(0)
+    noise = mcmc.position_noise(covariance, opacity, scale=1.0)
+    alive, dying = noise[: n // 2].norm(dim=1), noise[n // 2:].norm(dim=1)
+    assert alive.max() < 1e-20  # gate sigmoid(100·(0.5 − 0.995)) ≈ 3e-22
+    # gate(0.001) = sigmoid(0.4) ≈ 0.60: RMS |Σ ε| = 0.01 · 0.60 · sqrt(3)
+    expected = 0.01 * float(torch.sigmoid(torch.tensor(0.4))) * math.sqrt(3)
+    assert dying.pow(2).mean().sqrt() == pytest.approx(expected, rel=0.05)
+
+
+def test_regularisers_match_finite_differences():
+    model, strategy = model_with_moments(n=6)
+    for attr in ("_opacity", "_scaling"):
+        param = getattr(model, attr)
+        param.grad = None
+        strategy.regularization(model).backward()
+        analytic = param.grad.clone()
+        numeric = torch.zeros_like(param)
+        eps = 1e-3
+        with torch.no_grad():
+            for idx in np.ndindex(*param.shape):
+                param[idx] += eps
+                plus = strategy.regularization(model).double()
+                param[idx] -= 2 * eps
+                minus = strategy.regularization(model).double()
+                param[idx] += eps
+                numeric[idx] = (plus - minus) / (2 * eps)
+        torch.testing.assert_close(analytic, numeric, rtol=2e-2, atol=1e-6)
+        assert analytic.abs().max() > 0
+
+
+def test_strategy_flags():
+    assert isinstance(make_strategy(OptimizationParams()), DefaultStrategy)
+    mcmc_strategy = make_strategy(OptimizationParams(strategy="mcmc", cap_max=1000))
+    assert isinstance(mcmc_strategy, MCMCStrategy) and mcmc_strategy.cap_max == 1000
+    assert mcmc_strategy.initialisation().opacity == 0.5
+    with pytest.raises(UsageError, match="cap_max"):
+        OptimizationParams(strategy="mcmc")
+    with pytest.raises(UsageError, match="strategy"):
+        OptimizationParams(strategy="gsplat")
+    refine = [i for i in range(1, 30001) if mcmc_strategy.refines_at(i)]
+    assert refine[0] == 600 and refine[-1] == 14900
+
+
+def run(model_path, *extra):
+    argv = ["-s", str(SAMPLE), "-m", str(model_path), "--quiet", "-r", "4", "--test_iterations",
+            "-1", "--strategy", "mcmc", "--cap_max", "6000", "--densify_from_iter", "10",
+            "--densification_interval", "10", *extra]
+    assert train.main(argv) == 0
+
+
+def test_mcmc_resume_is_bit_exact_and_respects_the_cap(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    run(full, "--iterations", "60", "--checkpoint_iterations", "25")
+    run(part, "--iterations", "60", "--start_checkpoint", str(full / "chkpnt25.pth"))
+    a = (full / "point_cloud" / "iteration_60" / "point_cloud.ply").read_bytes()
+    b = (part / "point_cloud" / "iteration_60" / "point_cloud.ply").read_bytes()
+    assert len(a) > 1000 and a == b
+    counts = json.loads((full / "training_log.json").read_text())["num_points"]
+    assert counts[1] > 5339 and max(counts) == 6000  # grew 5 % per refinement, up to the cap
+
+
+def test_resuming_with_another_strategy_is_refused(tmp_path):
+    run(tmp_path / "m", "--iterations", "5", "--checkpoint_iterations", "5")
+    argv = ["-s", str(SAMPLE), "-m", str(tmp_path / "d"), "--quiet", "-r", "4",
+            "--iterations", "10", "--test_iterations", "-1",
+            "--start_checkpoint", str(tmp_path / "m" / "chkpnt5.pth")]
+    assert report_errors(train.main, argv) == 2
