@@ -282,9 +282,8 @@ class MCMCStrategy(Strategy):
         """Position noise: Σ·ε scaled by noise_lr × the current xyz learning rate, gated by
         opacity (only near-dead Gaussians move noticeably)."""
         with torch.no_grad():
-            covariance = gaussians.get_full_covariance()
-            noise = mcmc.position_noise(covariance, gaussians.get_opacity,
-                                        self.noise_lr * xyz_lr)
+            noise = mcmc.position_noise(gaussians.get_rotation, gaussians.get_scaling,
+                                        gaussians.get_opacity, self.noise_lr * xyz_lr)
             gaussians._xyz.add_(noise)
 
 

@@ -31,9 +31,11 @@ def test_knn_benchmark(tmp_path):
     assert {row["cloud"] for row in result["results"]} == {"uniform", "clustered"}
 
 
-@pytest.mark.parametrize("extra", [[], ["--reference_kernels"]])
+@pytest.mark.parametrize("extra", [[], ["--reference_kernels"],
+                                   ["--strategy", "mcmc", "--cap_max", "8000"]])
 def test_training_benchmark(tmp_path, extra):
     result = run_script("train.py", "--iterations", "30", "--timed_steps", "2", "--profiled_steps", "2", *extra,
                         tmp_path=tmp_path)
     assert result["final_gaussians"] > 0 and result["breakdown"]["median_step_ms"] > 0
-    assert result["reference_kernels"] == bool(extra)
+    assert result["reference_kernels"] == ("--reference_kernels" in extra)
+    assert result["strategy"] == ("mcmc" if "mcmc" in extra else "default")

@@ -138,12 +138,26 @@ def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
     assert model.xyz_gradient_accum.shape[0] == 45
 
 
+def test_covariance_times_equals_the_covariance_matrix_product():
+    g = torch.Generator().manual_seed(0)
+    quats = torch.nn.functional.normalize(torch.randn(100, 4, generator=g, dtype=torch.float64))
+    scales = torch.rand(100, 3, generator=g, dtype=torch.float64) + 0.1
+    vectors = torch.randn(100, 3, generator=g, dtype=torch.float64)
+    model = GaussianModel(0)
+    model._scaling, model._rotation = torch.log(scales), quats
+    expected = torch.bmm(model.get_full_covariance(), vectors[:, :, None])[:, :, 0]
+    torch.testing.assert_close(mcmc.covariance_times(quats, scales, vectors), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_noise_moves_only_near_dead_gaussians():
     n = 2000
-    covariance = torch.eye(3).expand(n, 3, 3) * 0.01
+    g = torch.Generator().manual_seed(1)
+    quats = torch.nn.functional.normalize(torch.randn(n, 4, generator=g))
+    scales = torch.full((n, 3), 0.1)  # Σ = 0.01 I whatever the rotation
     opacity = torch.cat([torch.full((n // 2, 1), 0.5), torch.full((n // 2, 1), 0.001)])
     torch.manual_seed(0)
-    noise = mcmc.position_noise(covariance, opacity, scale=1.0)
+    noise = mcmc.position_noise(quats, scales, opacity, scale=1.0)
     alive, dying = noise[: n // 2].norm(dim=1), noise[n // 2:].norm(dim=1)
     assert alive.max() < 1e-20  # gate sigmoid(100·(0.5 − 0.995)) ≈ 3e-22
     # gate(0.001) = sigmoid(0.4) ≈ 0.60: RMS |Σ ε| = 0.01 · 0.60 · sqrt(3)
@@ -181,8 +195,15 @@ def test_strategy_flags():
         OptimizationParams(strategy="mcmc")
     with pytest.raises(UsageError, match="strategy"):
         OptimizationParams(strategy="gsplat")
+    # MCMC's own defaults for the shared schedule flags: every 50 iterations until 25,000;
+    # flags given explicitly win, and the default strategy keeps the original's.
     refine = [i for i in range(1, 30001) if mcmc_strategy.refines_at(i)]
-    assert refine[0] == 600 and refine[-1] == 14900
+    assert refine[0] == 550 and refine[-1] == 24950 and len(refine) == 489
+    explicit = make_strategy(OptimizationParams(strategy="mcmc", cap_max=1000,
+                                                densification_interval=100))
+    assert [i for i in range(1, 1001) if explicit.refines_at(i)] == [600, 700, 800, 900, 1000]
+    default = OptimizationParams()
+    assert (default.densification_interval, default.densify_until_iter) == (100, 15_000)
 
 
 def run(model_path, *extra):
