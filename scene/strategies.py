@@ -85,18 +85,19 @@ class Strategy:
 
 @dataclass(frozen=True)
 class DefaultStrategy(Strategy):
-    """The original's adaptive density control."""
-    grad_threshold: float = 0.0002
-    percent_dense: float = 0.01
-    min_opacity: float = PRUNE_MIN_OPACITY
-    densify_from_iter: int = 500
-    densify_until_iter: int = 15_000
-    densification_interval: int = 100
-    opacity_reset_interval: int = 3000
-    white_background: bool = False
+    """The original's adaptive density control. Settings come from the flags (from_params);
+    their defaults live in arguments.OptimizationParams only."""
+    grad_threshold: float
+    percent_dense: float
+    densify_from_iter: int
+    densify_until_iter: int
+    densification_interval: int
+    opacity_reset_interval: int
+    white_background: bool
     # False reproduces the original, whose screen-size prune never fires (see README).
-    screen_size_prune: bool = False
-    init: Initialisation = Initialisation()
+    screen_size_prune: bool
+    init: Initialisation
+    min_opacity: float = PRUNE_MIN_OPACITY
 
     name = "default"
 
@@ -185,18 +186,19 @@ class DefaultStrategy(Strategy):
 @dataclass(frozen=True)
 class MCMCStrategy(Strategy):
     """3DGS-MCMC. Refinement (relocate dead Gaussians, then add 5 % up to cap_max) runs at the
-    default strategy's densification iterations (--densify_from_iter, --densify_until_iter,
-    --densification_interval); the noise runs after every optimizer step."""
-    cap_max: int = 300_000
-    noise_lr: float = 5e5
-    opacity_reg: float = 0.01
-    scale_reg: float = 0.01
-    refine_from_iter: int = 500
-    refine_until_iter: int = 15_000
-    refinement_interval: int = 100
+    iterations --densify_from_iter, --densify_until_iter and --densification_interval give
+    (MCMC's own defaults for them: arguments.STRATEGY_DEFAULTS); the noise runs after every
+    optimizer step. Settings come from the flags (from_params), whose defaults live in
+    arguments.OptimizationParams only."""
+    cap_max: int
+    noise_lr: float
+    opacity_reg: float
+    scale_reg: float
+    refine_from_iter: int
+    refine_until_iter: int
+    refinement_interval: int
+    init: Initialisation
     min_opacity: float = mcmc.DEAD_OPACITY
-    init: Initialisation = Initialisation(opacity=MCMC_INIT_OPACITY,
-                                          scale_factor=MCMC_INIT_SCALE_FACTOR)
 
     name = "mcmc"
 

@@ -126,7 +126,7 @@ def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
     for name, (p, m1, m2, step) in before.items():
         assert after[name][1][40:].abs().max() == 0 and after[name][2][40:].abs().max() == 0
         assert after[name][3] == step
-    capped = MCMCStrategy(cap_max=45)
+    capped = MCMCStrategy.from_params(OptimizationParams(strategy="mcmc", cap_max=45))
     counts = []
     for _ in range(6):
         capped.add_new(model)
