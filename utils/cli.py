@@ -12,6 +12,9 @@ def report_errors(main, argv=None) -> int:
     except ReportedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside train.py's loop (which checkpoints and stops)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def run_main(main) -> None:
