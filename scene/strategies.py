@@ -50,8 +50,11 @@ class Initialisation:
 class Strategy:
     name = ""
 
+    init: Initialisation  # each strategy's dataclass field
+
     def initialisation(self) -> Initialisation:
-        return Initialisation()
+        """How Scene creates the Gaussians for this strategy."""
+        return self.init
 
     def regularization(self, gaussians) -> Optional[torch.Tensor]:
         """A term added to the loss (before backward), or None."""
@@ -110,9 +113,6 @@ class DefaultStrategy(Strategy):
                    opacity_reset_interval=opt.opacity_reset_interval,
                    white_background=white_background, screen_size_prune=opt.screen_size_prune,
                    init=Initialisation(points=opt.init_type, num_random=opt.init_num))
-
-    def initialisation(self) -> Initialisation:
-        return self.init
 
     # --- schedule ---------------------------------------------------------------------------
     def collects_statistics(self, iteration: int) -> bool:
@@ -211,9 +211,6 @@ class MCMCStrategy(Strategy):
                    init=Initialisation(points=opt.init_type, num_random=opt.init_num,
                                        opacity=MCMC_INIT_OPACITY,
                                        scale_factor=MCMC_INIT_SCALE_FACTOR))
-
-    def initialisation(self) -> Initialisation:
-        return self.init
 
     def refines_at(self, iteration: int) -> bool:
         return (self.refine_from_iter < iteration < self.refine_until_iter
