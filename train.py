@@ -7,14 +7,15 @@ the algorithm: pick camera → render → loss → backward → densification st
 densify/prune → optimizer step → report/save.
 """
 import os
+import random
 import signal
 import sys
 import time
 import uuid
 from argparse import ArgumentParser
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from random import randint
-from typing import List
+from typing import List, Optional
 
 import torch
 from tqdm import tqdm
@@ -32,6 +33,7 @@ from utils.image_utils import psnr
 from utils.loss_utils import l1_loss, photometric_loss
 from utils.system_utils import atomic_path, write_text_atomic
 from utils.training_log import TrainingLog
+from viewer.settings import DEFAULT_IP, DEFAULT_PORT, ViewerSettings
 
 EMA_WEIGHT = 0.4  # progress-bar loss: 0.4·loss + 0.6·previous, as the original
 PROGRESS_EVERY = 10  # iterations between progress-bar (and curve) updates
@@ -54,6 +56,10 @@ class LoopState:
     """Everything beyond the model that an exact resume needs."""
     viewpoint_stack: List[int] = field(default_factory=list)  # train-camera indices left
     ema_loss: float = 0.0
+    # Picks the cameras. A copy of Python's global RNG taken before the loop starts (so the
+    # stream is the one the original draws from random.randint), kept apart so that libraries
+    # drawing from the global one on other threads (the web server does) cannot change it.
+    camera_rng: random.Random = field(default_factory=random.Random)
 
 
 def build_parser() -> ArgumentParser:
@@ -66,8 +72,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--test_iterations", nargs="+", type=int, default=[7_000, 30_000])
     parser.add_argument("--save_iterations", nargs="+", type=int, default=[7_000, 30_000])
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--ip", type=str, default=DEFAULT_IP,
+                        help="the web viewer listens here (default: this machine only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the web viewer's port")
     parser.add_argument("--disable_viewer", action="store_true", default=False,
-                        help="accepted for compatibility; there is no network viewer")
+                        help="do not start the web viewer")
     parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
     parser.add_argument("--start_checkpoint", type=str, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -98,7 +107,8 @@ def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, mod
     """The original's (capture, iteration) plus a third element with what exact resume needs.
     Refuses to write a non-finite model, so the last good checkpoint stays."""
     check_finite(gaussians, iteration)
-    extras = {"format": CHECKPOINT_FORMAT, "rng": rng_state(),
+    rng = dict(rng_state(), python=loop.camera_rng.getstate())
+    extras = {"format": CHECKPOINT_FORMAT, "rng": rng,
               "viewpoint_stack": list(loop.viewpoint_stack), "ema_loss": loop.ema_loss,
               "history": log.history, "strategy": strategy.state_dict()}
     path = checkpoint_path(model_path, iteration)
@@ -132,7 +142,7 @@ def pick_camera(loop: LoopState, num_cameras: int) -> int:
     """A random train camera without replacement; each pass is a fresh permutation."""
     if not loop.viewpoint_stack:
         loop.viewpoint_stack = list(range(num_cameras))
-    return loop.viewpoint_stack.pop(randint(0, len(loop.viewpoint_stack) - 1))
+    return loop.viewpoint_stack.pop(loop.camera_rng.randint(0, len(loop.viewpoint_stack) - 1))
 
 
 @torch.no_grad()
@@ -211,9 +221,20 @@ def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt)
         strategy.after_optimizer_step(iteration, gaussians)
 
 
+def start_viewer(settings: Optional[ViewerSettings], scene: Scene, gaussians, pipe, model_path):
+    """The web viewer on settings' address, or None (disabled, or its port taken: one warning
+    line). Imported here, so that --disable_viewer runs never load the web server."""
+    if settings is None:
+        return None
+    from viewer import Viewer
+    return Viewer.start(gaussians, {"train": scene.getTrainCameras(),
+                                    "test": scene.getTestCameras()},
+                        scene.background, pipe, model_path, settings=settings, training=True)
+
+
 def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams,
              testing_iterations, saving_iterations, checkpoint_iterations, checkpoint,
-             debug_from, device, quiet=False):
+             debug_from, device, quiet=False, viewer_settings: Optional[ViewerSettings] = None):
     prepare_output(dataset)
     strategy = make_strategy(opt, dataset.white_background)
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=device)
@@ -225,52 +246,83 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
         first_iter = load_checkpoint(checkpoint, gaussians, opt, loop, log, strategy)
         print(f"Resuming from {checkpoint} at iteration {first_iter}")
 
-    background = scene.background
-    train_cameras = scene.getTrainCameras()
-    if not train_cameras:
+    if not scene.getTrainCameras():
         raise DatasetError(dataset.source_path, "no training images")
 
+    loop.camera_rng.setstate(random.getstate())  # after the resume, before the viewer starts
+    viewer = start_viewer(viewer_settings, scene, gaussians, pipe, dataset.model_path)
+    try:
+        return training_loop(dataset, opt, pipe, testing_iterations, saving_iterations,
+                             checkpoint_iterations, debug_from, device, quiet, scene, gaussians,
+                             strategy, loop, log, first_iter, viewer)
+    finally:
+        if viewer is not None:
+            viewer.stop()
+
+
+def training_loop(dataset, opt, pipe, testing_iterations, saving_iterations,
+                  checkpoint_iterations, debug_from, device, quiet, scene, gaussians, strategy,
+                  loop, log, first_iter, viewer):
+    background = scene.background
+    train_cameras = scene.getTrainCameras()
     iteration = first_iter
     start = time.perf_counter()
     progress = tqdm(range(first_iter, opt.iterations), desc="Training progress",
                     disable=quiet, dynamic_ncols=True)
     last_eval = None
     step_seconds = 0.0  # training time since the last progress record (no eval, no saving)
+    step_ms = float("nan")  # for the viewer: the mean of the last PROGRESS_EVERY steps
+    # The viewer never draws while a step changes the model; without one, nothing to share.
+    model_turn = viewer.gate.training if viewer is not None else nullcontext
     with StopRequest() as stop:
         for iteration in range(first_iter + 1, opt.iterations + 1):
-            step_start = time.perf_counter()
-            out = training_step(iteration, gaussians, loop, train_cameras, pipe, opt, background,
-                                debug_from, device, strategy)
-            step_seconds += time.perf_counter() - step_start
-
-            # The original's order: report and save the state before this iteration's
-            # densification and optimizer step, checkpoint after them.
-            with torch.no_grad():
-                if iteration in testing_iterations:
-                    last_eval = evaluate(scene, gaussians, pipe, background)
-                    report_evaluation(iteration, last_eval, progress)
-                    log.record_eval(iteration, *(last_eval[k][1] if last_eval[k] else None
-                                                 for k in ("test", "train")))
-                if iteration in saving_iterations:
-                    check_finite(gaussians, iteration)
-                    progress.write(f"\n[ITER {iteration}] Saving Gaussians")
-                    scene.save(iteration)
-
+            if viewer is not None:
+                viewer.wait_while_paused(lambda: stop.requested)
+            with model_turn():
                 step_start = time.perf_counter()
-                densify_and_step(iteration, gaussians, out, strategy, scene.cameras_extent, opt)
+                out = training_step(iteration, gaussians, loop, train_cameras, pipe, opt,
+                                    background, debug_from, device, strategy)
                 step_seconds += time.perf_counter() - step_start
 
-                if iteration % PROGRESS_EVERY == 0:
-                    progress.set_postfix({"Loss": f"{loop.ema_loss:.7f}",
-                                          "Gaussians": gaussians.num_points})
-                    progress.update(PROGRESS_EVERY)
-                    log.record_step(iteration, loop.ema_loss, gaussians.num_points,
-                                    step_seconds / PROGRESS_EVERY)
-                    step_seconds = 0.0
-                if iteration in checkpoint_iterations:
-                    progress.write(f"\n[ITER {iteration}] Saving Checkpoint")
-                    save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
-                                    strategy)
+                # The original's order: report and save the state before this iteration's
+                # densification and optimizer step, checkpoint after them.
+                with torch.no_grad():
+                    if iteration in testing_iterations:
+                        last_eval = evaluate(scene, gaussians, pipe, background)
+                        report_evaluation(iteration, last_eval, progress)
+                        log.record_eval(iteration, *(last_eval[k][1] if last_eval[k] else None
+                                                     for k in ("test", "train")))
+                        if viewer is not None and last_eval["test"]:
+                            viewer.report(test_psnr=last_eval["test"][1],
+                                          test_iteration=iteration)
+                    if iteration in saving_iterations:
+                        check_finite(gaussians, iteration)
+                        progress.write(f"\n[ITER {iteration}] Saving Gaussians")
+                        scene.save(iteration)
+
+                    step_start = time.perf_counter()
+                    densify_and_step(iteration, gaussians, out, strategy, scene.cameras_extent,
+                                     opt)
+                    step_seconds += time.perf_counter() - step_start
+
+                    if iteration % PROGRESS_EVERY == 0:
+                        progress.set_postfix({"Loss": f"{loop.ema_loss:.7f}",
+                                              "Gaussians": gaussians.num_points})
+                        progress.update(PROGRESS_EVERY)
+                        seconds_per_step = step_seconds / PROGRESS_EVERY
+                        step_ms = 1e3 * seconds_per_step
+                        log.record_step(iteration, loop.ema_loss, gaussians.num_points,
+                                        seconds_per_step)
+                        step_seconds = 0.0
+                    if iteration in checkpoint_iterations:
+                        progress.write(f"\n[ITER {iteration}] Saving Checkpoint")
+                        save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
+                                        strategy)
+            if viewer is not None:
+                viewer.model_changed()
+                viewer.report(iteration=iteration, iterations=opt.iterations,
+                              loss=loop.ema_loss, gaussians=gaussians.num_points,
+                              step_ms=step_ms)
 
             if stop.requested:
                 path = save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
@@ -310,9 +362,10 @@ def main(argv=None) -> int:
     print("Optimizing " + (dataset.model_path or "(new output folder)"))
     seed_everything(args.seed)
     torch.autograd.set_detect_anomaly(args.detect_anomaly)
+    viewer = None if args.disable_viewer else ViewerSettings(ip=args.ip, port=args.port)
     return training(dataset, opt, pipe, args.test_iterations, args.save_iterations,
                     args.checkpoint_iterations, args.start_checkpoint, args.debug_from,
-                    args.device, args.quiet)
+                    args.device, args.quiet, viewer_settings=viewer)
 
 
 if __name__ == "__main__":

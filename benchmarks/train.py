@@ -77,7 +77,7 @@ def train_run(model_path, iterations, optimizer_type, extra_argv=()):
     saves = sorted(set(range(250, iterations + 1, 250)) | {iterations})
     argv = ["-s", SAMPLE, "-m", model_path, "--eval", "--quiet", "--iterations", str(iterations),
             "--test_iterations", "-1", "--save_iterations", *map(str, saves),
-            "--optimizer_type", optimizer_type, *extra_argv]
+            "--optimizer_type", optimizer_type, "--disable_viewer", *extra_argv]
     start = time.perf_counter()
     assert train.main(argv) == 0
     wall = time.perf_counter() - start

@@ -1,5 +1,7 @@
 """A training/test view: its image and its matrices in the layout the rasterizer expects, and
 its construction from a dataset reader's CameraInfo (the original's loadCam)."""
+import math
+
 import numpy as np
 import torch
 
@@ -32,13 +34,44 @@ class Camera:
         self.zfar, self.znear = ZFAR, ZNEAR
         self.trans, self.scale = trans, scale
 
-        w2c = torch.tensor(getWorld2View2(R, T, trans, scale), dtype=torch.float32)
-        proj = torch.tensor(getProjectionMatrix(self.znear, self.zfar, FoVx, FoVy,
-                                                self.principal_ndc), dtype=torch.float32)
-        self.world_view_transform = w2c.T.contiguous().to(device)
-        self.projection_matrix = proj.T.contiguous().to(device)
-        self.full_proj_transform = (self.world_view_transform @ self.projection_matrix).contiguous()
-        self.camera_center = torch.linalg.inv(self.world_view_transform)[3, :3].contiguous()
+        set_view_matrices(self, R, T, FoVx, FoVy, self.principal_ndc, trans, scale, device)
+
+
+def set_view_matrices(camera, R, T, FoVx, FoVy, principal_ndc=(0.0, 0.0), trans=np.zeros(3),
+                      scale: float = 1.0, device="cpu") -> None:
+    """The matrices render() reads: world_view_transform, projection_matrix,
+    full_proj_transform (transposed, as the original) and camera_center."""
+    w2c = torch.tensor(getWorld2View2(R, T, trans, scale), dtype=torch.float32)
+    proj = torch.tensor(getProjectionMatrix(ZNEAR, ZFAR, FoVx, FoVy, principal_ndc),
+                        dtype=torch.float32)
+    camera.world_view_transform = w2c.T.contiguous().to(device)
+    camera.projection_matrix = proj.T.contiguous().to(device)
+    camera.full_proj_transform = (camera.world_view_transform
+                                  @ camera.projection_matrix).contiguous()
+    camera.camera_center = torch.linalg.inv(camera.world_view_transform)[3, :3].contiguous()
+
+
+class ViewCamera:
+    """A view without a photo (the original's MiniCam): what render() needs to draw the model
+    from camera-to-world rotation `c2w_rotation` [3, 3] (COLMAP/OpenCV axes: x right, y down,
+    z forward) at `position` [3], with vertical field of view `fov_y` (radians), at
+    width x height pixels."""
+
+    def __init__(self, c2w_rotation, position, fov_y: float, width: int, height: int,
+                 device="cpu"):
+        R = np.asarray(c2w_rotation, dtype=np.float64)
+        T = -R.T @ np.asarray(position, dtype=np.float64)
+        self.image_width, self.image_height = int(width), int(height)
+        self.FoVy = float(fov_y)
+        self.FoVx = 2.0 * math.atan(math.tan(self.FoVy / 2) * width / height)
+        self.R, self.T = R, T
+        set_view_matrices(self, R, T, self.FoVx, self.FoVy, device=device)
+
+
+def camera_pose(camera):
+    """(camera-to-world rotation [3, 3], centre [3]) of a Camera or ViewCamera."""
+    R = np.asarray(camera.R, dtype=np.float64)
+    return R, -R @ np.asarray(camera.T, dtype=np.float64)
 
 
 def loadCam(args, cam_info, resolution_scale, background, device, data_device):

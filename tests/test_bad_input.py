@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_train(source, tmp_path, *extra):
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "-s", str(source), "-m", str(tmp_path / "out"),
-         "--iterations", "2", "--quiet", *extra],
+         "--iterations", "2", "--quiet", "--disable_viewer", *extra],
         capture_output=True, text=True, cwd=REPO, timeout=120)
     return result
 

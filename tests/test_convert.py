@@ -50,7 +50,7 @@ def test_converts_a_subset_of_the_sample_and_trains_on_it(tmp_path, capsys, back
             Image.open(source / "images" / SUBSET[0]) as full:
         assert small.width == round(full.width / 4)
     assert train.main(["-s", str(source), "-m", str(tmp_path / "model"), "--quiet",
-                       "--iterations", "10", "--test_iterations", "-1"]) == 0
+                       "--iterations", "10", "--test_iterations", "-1", "--disable_viewer"]) == 0
     assert (tmp_path / "model" / "point_cloud" / "iteration_10" / "point_cloud.ply").exists()
 
 

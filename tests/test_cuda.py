@@ -82,4 +82,4 @@ def test_training_runs_on_cuda(tmp_path):
     sample = Path(__file__).resolve().parents[1] / "data" / "garden_dev"
     assert train.main(["-s", str(sample), "-m", str(tmp_path), "--quiet", "-r", "4",
                        "--iterations", "30", "--device", "cuda", "--test_iterations", "30",
-                       "--eval"]) == 0
+                       "--eval", "--disable_viewer"]) == 0

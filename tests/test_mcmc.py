@@ -209,7 +209,7 @@ def test_strategy_flags():
 def run(model_path, *extra):
     argv = ["-s", str(SAMPLE), "-m", str(model_path), "--quiet", "-r", "4", "--test_iterations",
             "-1", "--strategy", "mcmc", "--cap_max", "6000", "--densify_from_iter", "10",
-            "--densification_interval", "10", *extra]
+            "--densification_interval", "10", "--disable_viewer", *extra]
     assert train.main(argv) == 0
 
 

@@ -21,7 +21,7 @@ SAMPLE = REPO / "data" / "garden_dev"
 def trained(tmp_path_factory):
     model = tmp_path_factory.mktemp("model")
     assert train.main(["-s", str(SAMPLE), "-m", str(model), "--quiet", "-r", "4", "--eval",
-                       "--iterations", "30", "--test_iterations", "-1"]) == 0
+                       "--iterations", "30", "--test_iterations", "-1", "--disable_viewer"]) == 0
     assert render.main(["-m", str(model), "--quiet", "--video", "--video_frames_per_view",
                         "1"]) == 0
     return model

@@ -19,7 +19,8 @@ FAST_SCHEDULE = ["--densify_from_iter", "10", "--densification_interval", "10",
 
 
 def run(model_path, *extra):
-    argv = ["-s", str(SAMPLE), "-m", str(model_path), "--quiet", "-r", "4", *extra]
+    argv = ["-s", str(SAMPLE), "-m", str(model_path), "--quiet", "-r", "4", "--disable_viewer",
+            *extra]
     assert train.main(argv) == 0
 
 
@@ -71,7 +72,7 @@ PSNR_FLOOR_DB = 19.0
 
 def test_short_run_beats_psnr_floor(tmp_path):
     argv = ["-s", str(SAMPLE), "-m", str(tmp_path), "--quiet", "-r", "2", "--eval",
-            "--iterations", "500", "--test_iterations", "500"]
+            "--iterations", "500", "--test_iterations", "500", "--disable_viewer"]
     assert train.main(argv) == 0
     log = json.loads((tmp_path / "training_log.json").read_text())
     assert log["test_psnr"][-1] > PSNR_FLOOR_DB, log["test_psnr"]

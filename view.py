@@ -1,0 +1,106 @@
+"""Open a trained model in the web viewer (no training):
+
+    python view.py -m output/garden [--iteration N] [--ip 127.0.0.1] [--port 6009]
+    python view.py path/to/point_cloud.ply          # any standard 3DGS PLY
+
+With -m, the dataset's cameras (from the model's cfg_args) are drawn as frustums and their photos
+shown when one is selected; a bare PLY is shown without cameras. Ctrl-C stops the server.
+"""
+import os
+import time
+from argparse import ArgumentParser
+
+from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, check_device,
+                       extract, get_combined_args)
+from scene import GaussianModel, Scene
+from utils.cli import run_main
+from utils.errors import DatasetError, UsageError
+from utils.system_utils import searchForMaxIteration
+from viewer.settings import DEFAULT_IP, DEFAULT_MAX_RESOLUTION, DEFAULT_PORT, ViewerSettings
+
+
+def ply_sh_degree(path: str) -> int:
+    """The SH degree a 3DGS PLY holds, from its number of f_rest properties (3·((d+1)² − 1))."""
+    from plyfile import PlyData
+    try:
+        names = PlyData.read(path)["vertex"].data.dtype.names
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(path, f"not a 3DGS point_cloud.ply ({exc})") from None
+    rest = sum(1 for n in names if n.startswith("f_rest_"))
+    for degree in range(4):
+        if rest == 3 * ((degree + 1) ** 2 - 1):
+            return degree
+    raise DatasetError(path, f"has {rest} f_rest properties, which is no SH degree 0-3")
+
+
+def load_model(args, device):
+    """(gaussians, cameras {"train": [...], "test": [...]}, background, pipe, folder for saved
+    views) for a PLY path or a model folder."""
+    pipe = extract(PipelineParams, args)
+    ply = getattr(args, "ply", None)  # get_combined_args drops unset (None) values
+    if ply:
+        if not os.path.isfile(ply):
+            raise DatasetError(ply, "no such file")
+        gaussians = GaussianModel(ply_sh_degree(ply), device=device)
+        gaussians.load_ply(ply)
+        import torch
+        background = torch.tensor([1.0, 1.0, 1.0] if args.white_background else [0.0] * 3)
+        return gaussians, {}, background, pipe, os.path.dirname(os.path.abspath(ply))
+    if not args.model_path:
+        raise UsageError("give -m <model folder> or a .ply path")
+    folder = os.path.join(args.model_path, "point_cloud")
+    if not os.path.isdir(folder):
+        raise DatasetError(folder, "no saved iterations (is this a trained model folder?)")
+    dataset = extract(ModelParams, args)
+    gaussians = GaussianModel(dataset.sh_degree, device=device)
+    iteration = searchForMaxIteration(folder) if args.iteration == -1 else args.iteration
+    if not dataset.source_path or not os.path.isdir(dataset.source_path):
+        # The photos moved or are on another machine: show the model alone.
+        print(f"note: dataset {dataset.source_path!r} not found; showing the model without "
+              f"its cameras")
+        ply = os.path.join(folder, f"iteration_{iteration}", "point_cloud.ply")
+        gaussians.load_ply(ply)
+        import torch
+        background = torch.tensor([1.0, 1.0, 1.0] if dataset.white_background else [0.0] * 3)
+        return gaussians, {}, background, pipe, args.model_path
+    scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
+    cameras = {"train": scene.getTrainCameras(), "test": scene.getTestCameras()}
+    return gaussians, cameras, scene.background, pipe, args.model_path
+
+
+def main(argv=None) -> int:
+    parser = ArgumentParser(description="Web viewer for a trained model")
+    parser.add_argument("ply", nargs="?", default=None, help="a 3DGS PLY file (instead of -m)")
+    add_group(parser, ModelParams, sentinel=True)
+    add_group(parser, PipelineParams)
+    parser.add_argument("--iteration", default=-1, type=int)
+    parser.add_argument("--ip", default=DEFAULT_IP)
+    parser.add_argument("--port", default=DEFAULT_PORT, type=int)
+    parser.add_argument("--max_resolution", default=DEFAULT_MAX_RESOLUTION, type=int,
+                        help="frames are drawn at most this many pixels on their long side")
+    add_device_flag(parser)
+    args = get_combined_args(parser, argv)
+    check_device(args.device)
+    gaussians, cameras, background, pipe, out_folder = load_model(args, args.device)
+
+    from viewer import Viewer
+    viewer = Viewer.start(gaussians, cameras, background, pipe, out_folder,
+                          settings=ViewerSettings(ip=args.ip, port=args.port,
+                                                  max_resolution=args.max_resolution),
+                          training=False)
+    if viewer is None:
+        return 1
+    print(f"{gaussians.num_points:,} Gaussians; open {viewer.url} in a browser "
+          f"(Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nStopping the viewer")
+    finally:
+        viewer.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
