@@ -44,7 +44,8 @@ def load_model(args, device):
         gaussians = GaussianModel(ply_sh_degree(ply), device=device)
         gaussians.load_ply(ply)
         import torch
-        background = torch.tensor([1.0, 1.0, 1.0] if args.white_background else [0.0] * 3)
+        background = torch.tensor([1.0, 1.0, 1.0] if getattr(args, "white_background", False)
+                                  else [0.0] * 3)
         return gaussians, {}, background, pipe, os.path.dirname(os.path.abspath(ply))
     if not args.model_path:
         raise UsageError("give -m <model folder> or a .ply path")

@@ -182,3 +182,24 @@ def test_connected_page_leaves_training_unchanged(tmp_path):
     assert frames_seen >= 1, "the page never connected while training ran"
     ply = Path("point_cloud") / "iteration_400" / "point_cloud.ply"
     assert (tmp_path / "viewed" / ply).read_bytes() == (tmp_path / "plain" / ply).read_bytes()
+
+
+def test_view_py_serves_a_bare_ply_and_stops_on_ctrl_c(small_model):
+    import signal
+    import urllib.request
+    port = free_port()
+    ply = small_model / "point_cloud" / "iteration_300" / "point_cloud.ply"
+    proc = subprocess.Popen([sys.executable, "view.py", str(ply), "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
+        assert b"<html" in page.lower()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # 0 once serving; 130 (one line) when the signal lands while it is still starting
+    assert proc.returncode in (0, 130), output
+    assert "Traceback" not in output

@@ -7,6 +7,7 @@ frame is never drawn while a training step changes (or replaces) the Gaussians, 
 never waits for a browser: without a page connected the render thread sleeps.
 """
 import io
+import logging
 import os
 import socket
 import threading
@@ -24,6 +25,10 @@ from gaussian_renderer import render
 from scene.cameras import ViewCamera, camera_pose
 from utils.system_utils import atomic_path
 from .settings import ViewerSettings
+
+# A connection that closes before its HTTP request (a port probe, a browser tab closed while
+# loading) is not an error worth a traceback in the training log.
+logging.getLogger("websockets.server").setLevel(logging.CRITICAL)
 
 MOVING_MAX_RESOLUTION = 320  # ... and at most this while the camera moves
 STILL_AFTER_S = 0.25  # a camera unchanged this long is still: the next frame is full size
