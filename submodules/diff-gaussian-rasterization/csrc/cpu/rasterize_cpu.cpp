@@ -303,11 +303,11 @@ TileOrigin tile_origin(int64_t tile, const RasterCamera& cam) {
   return o;
 }
 
-// Bit r set: the splat may be visible in row r of the tile between pixel columns px0 and px1
-// (the exact test of blend.h, evaluated for LANES rows per vector); rows below the image are
-// left out.
-uint32_t splat_rows(const Splat& s, const TileOrigin& o, float px0, float px1) {
+// Bit r set: the splat may be visible in row r of the tile (the exact test of blend.h,
+// evaluated for LANES rows per vector); rows below the image are left out.
+uint32_t splat_rows(const Splat& s, const TileOrigin& o) {
   using namespace cpu;
+  const float px0 = (float)o.x0, px1 = (float)(o.x0 + o.w - 1);
   uint32_t bits = 0;
   for (int first = 0; first < BLOCK_Y; first += LANES) {
     vfloat row_y;
@@ -316,27 +316,6 @@ uint32_t splat_rows(const Splat& s, const TileOrigin& o, float px0, float px1) {
     bits |= lane_bits(~splat_misses_row(s, px0, px1, row_y) & (row < o.h)) << first;
   }
   return bits;
-}
-
-// The rows of each row segment (LANES pixels) the splat may be visible in, and their union.
-// With several segments per row (AVX2: two of 8 pixels), a small splat usually reaches only one
-// of them in a row, and the blend loops skip the other: the same result, about half the work.
-struct SegmentRows {
-  uint32_t of[cpu::SEGMENTS];
-  uint32_t any;
-};
-SegmentRows splat_segment_rows(const Splat& s, const TileOrigin& o) {
-  using namespace cpu;
-  SegmentRows rows;
-  rows.any = 0;
-  for (int seg = 0; seg < SEGMENTS; seg++) {
-    const int first = seg * LANES;
-    rows.of[seg] = first < o.w ? splat_rows(s, o, (float)(o.x0 + first),
-                                            (float)(o.x0 + std::min(first + LANES, o.w) - 1))
-                               : 0u;
-    rows.any |= rows.of[seg];
-  }
-  return rows;
 }
 
 struct BlendOutputs {
@@ -388,13 +367,12 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
     const vint position = splat_int((int32_t)(k - start + 1));
     RowPowerTerms<vfloat> terms[SEGMENTS];
     for (int seg = 0; seg < SEGMENTS; seg++) terms[seg] = row_power_terms(s, s.x - px[seg]);
-    const SegmentRows reached = splat_segment_rows(s, o);
-    for (uint32_t rows = reached.any & live_rows; rows != 0; rows &= rows - 1) {
+    for (uint32_t rows = splat_rows(s, o) & live_rows; rows != 0; rows &= rows - 1) {
       const int r = __builtin_ctz(rows);
       const float dy = s.y - (float)(o.y0 + r);
       bool finished = false;
       for (int seg = 0; seg < SEGMENTS; seg++) {
-        if (SEGMENTS > 1 && !(((reached.of[seg] >> r) & 1u) && any(live[r][seg]))) continue;
+        if (SEGMENTS > 1 && !any(live[r][seg])) continue;
         const vfloat power = row_power(s, terms[seg], dy);
         const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
         const vfloat test_T = T[r][seg] * (1.0f - alpha);
@@ -506,12 +484,10 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
     for (int v = 0; v < BLOCK_Y / LANES; v++)
       reach |= lane_bits(row_max_v[v] >= position) << (v * LANES);
     bool touched = false;
-    const SegmentRows reached = splat_segment_rows(s, o);
-    for (uint32_t rows = reached.any & reach; rows != 0; rows &= rows - 1) {
+    for (uint32_t rows = splat_rows(s, o) & reach; rows != 0; rows &= rows - 1) {
       const int r = __builtin_ctz(rows);
       const float dy = s.y - (float)(o.y0 + r);
       for (int seg = 0; seg < SEGMENTS; seg++) {
-        if (SEGMENTS > 1 && !((reached.of[seg] >> r) & 1u)) continue;
         const vfloat power = row_power(s, terms[seg], dy);
         const vfloat Gv = exp_nonpositive(power);
         const vfloat alpha = splat_alpha(s.opacity, Gv);
