@@ -25,8 +25,8 @@ STRATEGIES = ("default", "mcmc")  # --strategy (scene/strategies.py)
 # (from the sample's 5,339 SfM points, +5 % per refinement reaches 100k after 60 refinements:
 # iteration 3,500 instead of 6,500); see README, "Densification strategies".
 STRATEGY_DEFAULTS = {
-    "default": {"densification_interval": 100, "densify_until_iter": 15_000},
-    "mcmc": {"densification_interval": 50, "densify_until_iter": 25_000},
+    "default": {"densification_interval": 100, "densify_until_iter": 15_000, "init_fill": 0.0},
+    "mcmc": {"densification_interval": 50, "densify_until_iter": 25_000, "init_fill": 0.25},
 }
 INIT_TYPES = ("sfm", "random")  # --init_type: the dataset's SfM points or random points
 
@@ -92,6 +92,10 @@ class OptimizationParams:
     scale_reg: float = 0.01  # MCMC: L1 of the activated scales, added to the loss
     init_type: str = "sfm"
     init_num: int = 100_000  # --init_type random: how many points
+    # Ours: with --init_type sfm, jittered copies of the SfM points are added until the start
+    # has init_fill × cap_max points (MCMC: 0.25, so that a small SfM cloud still reaches the
+    # budget early; see README, "Densification strategies"). None: the strategy's default.
+    init_fill: Optional[float] = field(default=None, metadata={"type": float})
 
     def __post_init__(self):
         for flag, value, allowed in (("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES),

@@ -10,7 +10,7 @@ import torch
 from utils.camera_utils import camera_to_JSON
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
 from .cameras import cameraList_from_camInfos
-from .dataset_readers import random_point_cloud, read_scene_info
+from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info
 from .gaussian_model import GaussianModel
 from .strategies import Initialisation
 
@@ -68,6 +68,8 @@ class Scene:
             if init.points == "random":  # in the cube the cameras span
                 norm = scene_info.nerf_normalization
                 points = random_point_cloud(init.num_random, -norm["translate"], norm["radius"])
+            elif len(points.points) < init.min_points:
+                points = jittered_point_cloud(points, init.min_points)
             self.gaussians.create_from_pcd(points, scene_info.train_cameras, self.cameras_extent,
                                            init_opacity=init.opacity,
                                            init_scale_factor=init.scale_factor)

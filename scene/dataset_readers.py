@@ -28,6 +28,7 @@ LLFF_HOLD = 8  # --eval holds out every 8th image (sorted by name), as the origi
 RANDOM_INIT_POINTS = 100_000  # NeRF-synthetic without points3d.ply: uniform random points
 RANDOM_INIT_HALF_EXTENT = 1.3  # ... in [-1.3, 1.3]^3 (the synthetic scenes fit in it)
 EXTENT_MARGIN = 1.1  # cameras_extent = 1.1 x the largest camera distance from their centre
+MIN_JITTER_DIST2 = 1e-7  # floor of the squared neighbour distance that sets jitter (as for scales)
 UNDISTORTED_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 
 
@@ -118,6 +119,26 @@ def random_point_cloud(count: int, center, half_extent: float) -> BasicPointClou
     colors = np.random.random((count, 3))
     return BasicPointCloud(xyz.astype(np.float32), colors.astype(np.float32),
                            np.zeros((count, 3), np.float32))
+
+
+def jittered_point_cloud(pcd: BasicPointCloud, count: int) -> BasicPointCloud:
+    """The points followed by count − len(points) jittered copies of random ones: each copy is its
+    source moved by N(0, d²) per axis, d the source's RMS distance to its 3 nearest neighbours,
+    with the source's colour (numpy's global RNG, which --seed seeds). A small SfM cloud grows
+    this way into a start that covers the same surfaces more densely."""
+    import torch
+    from simple_knn._C import distCUDA2
+    points = np.asarray(pcd.points, dtype=np.float32)
+    colors = np.asarray(pcd.colors, dtype=np.float32)
+    extra = count - len(points)
+    if extra <= 0 or len(points) == 0:
+        return pcd
+    spacing = np.sqrt(np.maximum(distCUDA2(torch.from_numpy(points)).numpy(), MIN_JITTER_DIST2))
+    sources = np.random.randint(0, len(points), extra)
+    offsets = np.random.standard_normal((extra, 3)).astype(np.float32) * spacing[sources, None]
+    xyz = np.concatenate([points, points[sources] + offsets])
+    rgb = np.concatenate([colors, colors[sources]])
+    return BasicPointCloud(xyz, rgb, np.zeros_like(xyz))
 
 
 # --- COLMAP --------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Initialisation:
     scale."""
     points: str = "sfm"
     num_random: int = 100_000
+    min_points: int = 0  # SfM starts with fewer points get jittered copies up to this many
     opacity: float = INIT_OPACITY
     scale_factor: float = 1.0
 
@@ -209,6 +210,7 @@ class MCMCStrategy(Strategy):
                    refine_until_iter=opt.densify_until_iter,
                    refinement_interval=opt.densification_interval,
                    init=Initialisation(points=opt.init_type, num_random=opt.init_num,
+                                       min_points=int(opt.init_fill * opt.cap_max),
                                        opacity=MCMC_INIT_OPACITY,
                                        scale_factor=MCMC_INIT_SCALE_FACTOR))
 
