@@ -28,6 +28,7 @@ from scene.strategies import Strategy, make_strategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from utils.cli import run_main
 from utils.errors import DatasetError, ReportedError, UsageError
+from utils.distributed import Group, join
 from utils.general_utils import rng_state, seed_everything, set_rng_state
 from utils.image_utils import psnr
 from utils.loss_utils import l1_loss, photometric_loss
@@ -80,6 +81,15 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--checkpoint_iterations", nargs="+", type=int, default=[])
     parser.add_argument("--start_checkpoint", type=str, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (default: all cores; under torchrun, the cores "
+                             "divided among this machine's processes)")
+    parser.add_argument("--check_replicas", action="store_true",
+                        help="under torchrun: after every step that adds or removes Gaussians, "
+                             "check that all processes hold bit-identical parameters")
+    parser.add_argument("--dist_timeout", type=float, default=120.0,
+                        help="under torchrun: seconds a process waits for the others before "
+                             "the job stops")
     add_device_flag(parser)
     return parser
 
@@ -221,6 +231,86 @@ def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt)
         strategy.after_optimizer_step(iteration, gaussians)
 
 
+class _Gradient:
+    """Holds a view-space gradient as `.grad`, the way the rendered view's tensor carries it."""
+
+    def __init__(self, grad: torch.Tensor):
+        self.grad = grad
+
+
+@dataclass
+class ViewRecord:
+    """What the strategy's statistics read of one rendered view (a RenderResult's fields)."""
+    viewspace_points: _Gradient  # .grad [N, 2]
+    visibility_filter: torch.Tensor  # [N] bool
+    radii: torch.Tensor  # [N]
+
+
+@dataclass
+class BatchResult:
+    views: list  # per view of the batch, in order: RenderResult (one view, one process) or ViewRecord
+    visibility: torch.Tensor  # [N] bool, visible in any view of the batch
+
+
+def batch_step(views, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
+               debug_from, device, strategy: Strategy, group: Group) -> BatchResult:
+    """One optimizer step's views (1-based view numbers `views`): schedule, the B cameras (the
+    same picks on every rank), this rank's renders, each loss (+ the strategy's regulariser)
+    divided by B and backpropagated; then the gradients summed over the ranks and every view's
+    statistics record and loss shared, so every rank holds the whole batch's. With one view in
+    one process this is exactly training_step."""
+    if len(views) == 1 and not group.distributed:
+        out = training_step(views[0], gaussians, loop, train_cameras, pipe, opt, background,
+                            debug_from, device, strategy)
+        return BatchResult([out], out.visibility_filter)
+    batch, last = len(views), views[-1]
+    gaussians.update_learning_rate(last)
+    for view in views:
+        if view % SH_DEGREE_INTERVAL == 0:
+            gaussians.oneupSHdegree()
+        if view - 1 == debug_from:
+            pipe.debug = True
+    picks = [pick_camera(loop, len(train_cameras)) for _ in views]
+    records, losses = [], []
+    for j in group.my_views(batch):
+        camera = train_cameras[picks[j]]
+        bg = torch.rand(3, device=device) if opt.random_background else background
+        out = render(camera, gaussians, pipe, bg)
+        loss, _ = photometric_loss(out.render, camera.original_image.to(device),
+                                   opt.lambda_dssim, fused=not opt.reference_kernels)
+        regularization = strategy.regularization(gaussians)
+        if regularization is not None:
+            loss = loss + regularization
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(views[j], f"loss is {loss.item()}")
+        (loss / batch).backward()
+        # The statistics see each view's own gradient (× B undoes the 1/B of the batch mean),
+        # so --densify_grad_threshold keeps its meaning.
+        records.append(torch.cat([out.viewspace_points.grad[:, :2] * batch,
+                                  out.visibility_filter[:, None].float(),
+                                  out.radii[:, None].float()], dim=1))
+        losses.append(loss.detach().reshape(1))
+    group.sum_gradients([getattr(gaussians, name) for name in PARAMETER_ATTRIBUTES.values()])
+    shared = group.gather_views(torch.stack(records))
+    for value in group.gather_views(torch.stack(losses)):
+        loop.ema_loss = EMA_WEIGHT * value.item() + (1 - EMA_WEIGHT) * loop.ema_loss
+    view_records = [ViewRecord(_Gradient(r[:, :2]), r[:, 2] > 0.5, r[:, 3]) for r in shared]
+    visibility = torch.stack([r.visibility_filter for r in view_records]).any(dim=0)
+    return BatchResult(view_records, visibility)
+
+
+def refine_and_step(views, gaussians, result: BatchResult, strategy: Strategy, extent, opt):
+    """Every view's statistics (in batch order) → the row edits scheduled at any of the step's
+    views → optimizer step → the strategy's post-step work (neither at the last iteration)."""
+    for view, record in zip(views, result.views):
+        strategy.record_view(view, gaussians, record)
+    for view in views:
+        strategy.refine(view, gaussians, extent)
+    if views[-1] < opt.iterations:
+        gaussians.optimizer_step(result.visibility)
+        strategy.after_optimizer_step(views[-1], gaussians)
+
+
 def start_viewer(settings: Optional[ViewerSettings], scene: Scene, gaussians, pipe, model_path):
     """The web viewer on settings' address, or None (disabled, or its port taken: one warning
     line). Imported here, so that --disable_viewer runs never load the web server."""
@@ -234,8 +324,11 @@ def start_viewer(settings: Optional[ViewerSettings], scene: Scene, gaussians, pi
 
 def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams,
              testing_iterations, saving_iterations, checkpoint_iterations, checkpoint,
-             debug_from, device, quiet=False, viewer_settings: Optional[ViewerSettings] = None):
-    prepare_output(dataset)
+             debug_from, device, quiet=False, viewer_settings: Optional[ViewerSettings] = None,
+             group: Optional[Group] = None, check_replicas: bool = False):
+    group = group or Group()
+    if group.is_main:
+        prepare_output(dataset)
     strategy = make_strategy(opt, dataset.white_background)
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=device)
     scene = Scene(dataset, gaussians, device=device, init=strategy.initialisation())
@@ -245,101 +338,161 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
     if checkpoint:
         first_iter = load_checkpoint(checkpoint, gaussians, opt, loop, log, strategy)
         print(f"Resuming from {checkpoint} at iteration {first_iter}")
+        if first_iter % opt.batch_size:
+            raise UsageError(f"{checkpoint} is at iteration {first_iter}, which is not a multiple "
+                             f"of --batch_size {opt.batch_size}")
 
     if not scene.getTrainCameras():
         raise DatasetError(dataset.source_path, "no training images")
 
     loop.camera_rng.setstate(random.getstate())  # after the resume, before the viewer starts
-    viewer = start_viewer(viewer_settings, scene, gaussians, pipe, dataset.model_path)
+    viewer = (start_viewer(viewer_settings, scene, gaussians, pipe, dataset.model_path)
+              if group.is_main else None)
+    run = Run(dataset, opt, pipe, set(testing_iterations), set(saving_iterations),
+              set(checkpoint_iterations), debug_from, device, quiet or not group.is_main, scene,
+              gaussians, strategy, loop, log, viewer, group, check_replicas)
     try:
-        return training_loop(dataset, opt, pipe, testing_iterations, saving_iterations,
-                             checkpoint_iterations, debug_from, device, quiet, scene, gaussians,
-                             strategy, loop, log, first_iter, viewer)
+        return training_loop(run, first_iter)
     finally:
         if viewer is not None:
             viewer.stop()
 
 
-def training_loop(dataset, opt, pipe, testing_iterations, saving_iterations,
-                  checkpoint_iterations, debug_from, device, quiet, scene, gaussians, strategy,
-                  loop, log, first_iter, viewer):
+@dataclass
+class Run:
+    """Everything one training run's loop works with."""
+    dataset: ModelParams
+    opt: OptimizationParams
+    pipe: PipelineParams
+    testing_iterations: set
+    saving_iterations: set
+    checkpoint_iterations: set
+    debug_from: int
+    device: str
+    quiet: bool
+    scene: Scene
+    gaussians: GaussianModel
+    strategy: Strategy
+    loop: LoopState
+    log: TrainingLog
+    viewer: object  # viewer.Viewer or None
+    group: Group
+    check_replicas: bool = False
+    replica_checks: int = 0
+
+
+class ReplicasDiverged(ReportedError):
+    exit_code = 4
+
+
+def check_replicas(run: Run, iteration: int) -> None:
+    """--check_replicas: every rank's parameters bit-identical after this row edit."""
+    params = [getattr(run.gaussians, name) for name in PARAMETER_ATTRIBUTES.values()]
+    if not run.group.same_on_every_rank(params):
+        raise ReplicasDiverged(f"the processes' models differ after the row edits of "
+                               f"iteration {iteration}")
+    run.replica_checks += 1
+
+
+def training_loop(run: Run, first_iter: int) -> int:
+    """Steps of --batch_size views until --iterations views; `iteration` counts views (the
+    original's iterations when B = 1). Only rank 0 writes files and shows progress."""
+    opt, gaussians, scene, loop, log, viewer = (run.opt, run.gaussians, run.scene, run.loop,
+                                                run.log, run.viewer)
+    main = run.group.is_main
     background = scene.background
     train_cameras = scene.getTrainCameras()
     iteration = first_iter
+    batch = opt.batch_size
     start = time.perf_counter()
     progress = tqdm(range(first_iter, opt.iterations), desc="Training progress",
-                    disable=quiet, dynamic_ncols=True)
+                    disable=run.quiet, dynamic_ncols=True)
     last_eval = None
     step_seconds = 0.0  # training time since the last progress record (no eval, no saving)
-    step_ms = float("nan")  # for the viewer: the mean of the last PROGRESS_EVERY steps
+    last_record = first_iter - first_iter % PROGRESS_EVERY
+    step_ms = float("nan")  # for the viewer: the mean of the last PROGRESS_EVERY views
     # The viewer never draws while a step changes the model; without one, nothing to share.
     model_turn = viewer.gate.training if viewer is not None else nullcontext
     with StopRequest() as stop:
-        for iteration in range(first_iter + 1, opt.iterations + 1):
+        for iteration in range(first_iter + batch, opt.iterations + 1, batch):
+            views = list(range(iteration - batch + 1, iteration + 1))
             if viewer is not None:
                 viewer.wait_while_paused(lambda: stop.requested)
             with model_turn():
                 step_start = time.perf_counter()
-                out = training_step(iteration, gaussians, loop, train_cameras, pipe, opt,
-                                    background, debug_from, device, strategy)
+                result = batch_step(views, gaussians, loop, train_cameras, run.pipe, opt,
+                                    background, run.debug_from, run.device, run.strategy,
+                                    run.group)
                 step_seconds += time.perf_counter() - step_start
 
-                # The original's order: report and save the state before this iteration's
+                # The original's order: report and save the state before this step's
                 # densification and optimizer step, checkpoint after them.
                 with torch.no_grad():
-                    if iteration in testing_iterations:
-                        last_eval = evaluate(scene, gaussians, pipe, background)
-                        report_evaluation(iteration, last_eval, progress)
-                        log.record_eval(iteration, *(last_eval[k][1] if last_eval[k] else None
-                                                     for k in ("test", "train")))
+                    tested = [v for v in views if v in run.testing_iterations]
+                    if tested and main:
+                        last_eval = evaluate(scene, gaussians, run.pipe, background)
+                        report_evaluation(tested[-1], last_eval, progress)
+                        log.record_eval(tested[-1], *(last_eval[k][1] if last_eval[k] else None
+                                                      for k in ("test", "train")))
                         if viewer is not None and last_eval["test"]:
                             viewer.report(test_psnr=last_eval["test"][1],
-                                          test_iteration=iteration)
-                    if iteration in saving_iterations:
-                        check_finite(gaussians, iteration)
-                        progress.write(f"\n[ITER {iteration}] Saving Gaussians")
-                        scene.save(iteration)
+                                          test_iteration=tested[-1])
+                    saved = [v for v in views if v in run.saving_iterations]
+                    if saved:
+                        check_finite(gaussians, saved[-1])
+                        if main:
+                            progress.write(f"\n[ITER {saved[-1]}] Saving Gaussians")
+                            scene.save(saved[-1])
 
                     step_start = time.perf_counter()
-                    densify_and_step(iteration, gaussians, out, strategy, scene.cameras_extent,
-                                     opt)
+                    refine_and_step(views, gaussians, result, run.strategy,
+                                    scene.cameras_extent, opt)
                     step_seconds += time.perf_counter() - step_start
+                    if run.check_replicas and any(run.strategy.edits_rows_at(v) for v in views):
+                        check_replicas(run, iteration)
 
-                    if iteration % PROGRESS_EVERY == 0:
+                    if iteration // PROGRESS_EVERY > (iteration - batch) // PROGRESS_EVERY:
                         progress.set_postfix({"Loss": f"{loop.ema_loss:.7f}",
                                               "Gaussians": gaussians.num_points})
-                        progress.update(PROGRESS_EVERY)
-                        seconds_per_step = step_seconds / PROGRESS_EVERY
-                        step_ms = 1e3 * seconds_per_step
+                        progress.update(iteration - last_record)
+                        seconds_per_view = step_seconds / (iteration - last_record)
+                        step_ms = 1e3 * seconds_per_view
                         log.record_step(iteration, loop.ema_loss, gaussians.num_points,
-                                        seconds_per_step)
-                        step_seconds = 0.0
-                    if iteration in checkpoint_iterations:
+                                        seconds_per_view)
+                        step_seconds, last_record = 0.0, iteration
+                    if main and any(v in run.checkpoint_iterations for v in views):
                         progress.write(f"\n[ITER {iteration}] Saving Checkpoint")
-                        save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
-                                        strategy)
+                        save_checkpoint(gaussians, iteration, loop, log,
+                                        run.dataset.model_path, run.strategy)
             if viewer is not None:
                 viewer.model_changed()
                 viewer.report(iteration=iteration, iterations=opt.iterations,
                               loss=loop.ema_loss, gaussians=gaussians.num_points,
                               step_ms=step_ms)
 
-            if stop.requested:
-                path = save_checkpoint(gaussians, iteration, loop, log, dataset.model_path,
-                                       strategy)
+            if stop.requested and main:
+                path = save_checkpoint(gaussians, iteration, loop, log, run.dataset.model_path,
+                                       run.strategy)
                 progress.close()
-                log.write(dataset.model_path)
+                log.write(run.dataset.model_path)
                 print(f"Stopped at iteration {iteration}; resume with --start_checkpoint {path}")
                 return 130
     progress.close()
+    run.group.barrier("the end of training")
+    if not main:
+        return 0
     elapsed = time.perf_counter() - start
-    curve = log.write(dataset.model_path)
+    curve = log.write(run.dataset.model_path)
     steps = max(iteration - first_iter, 1)
     summary = (f"\nTraining complete: {iteration} iterations in {elapsed:.1f} s "
                f"({elapsed / steps:.3f} s/iteration), {gaussians.num_points} Gaussians")
+    if run.group.distributed:
+        summary += f", {run.group.world_size} processes"
+    if run.check_replicas:
+        summary += f", replicas identical after all {run.replica_checks} row edits"
     if last_eval and last_eval["test"]:
         summary += f", test PSNR {last_eval['test'][1]:.2f} dB"
-    print(summary + f"\nModel: {dataset.model_path}  (training curve: {curve})")
+    print(summary + f"\nModel: {run.dataset.model_path}  (training curve: {curve})")
     return 0
 
 
@@ -363,9 +516,20 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     torch.autograd.set_detect_anomaly(args.detect_anomaly)
     viewer = None if args.disable_viewer else ViewerSettings(ip=args.ip, port=args.port)
-    return training(dataset, opt, pipe, args.test_iterations, args.save_iterations,
-                    args.checkpoint_iterations, args.start_checkpoint, args.debug_from,
-                    args.device, args.quiet, viewer_settings=viewer)
+    group = join(args.device, args.dist_timeout, args.threads)
+    if group.distributed and group.is_main:
+        print(f"Data-parallel training: {group.world_size} processes, batch of "
+              f"{opt.batch_size} views, {torch.get_num_threads()} threads each")
+    if opt.batch_size % group.world_size:
+        raise UsageError(f"--batch_size {opt.batch_size} must be a multiple of the number of "
+                         f"processes ({group.world_size})")
+    try:
+        return training(dataset, opt, pipe, args.test_iterations, args.save_iterations,
+                        args.checkpoint_iterations, args.start_checkpoint, args.debug_from,
+                        args.device, args.quiet, viewer_settings=viewer, group=group,
+                        check_replicas=args.check_replicas)
+    finally:
+        group.close()
 
 
 if __name__ == "__main__":

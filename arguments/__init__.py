@@ -96,6 +96,9 @@ class OptimizationParams:
     # has init_fill × cap_max points (MCMC: 0.25, so that a small SfM cloud still reaches the
     # budget early; see README, "Densification strategies"). None: the strategy's default.
     init_fill: Optional[float] = field(default=None, metadata={"type": float})
+    # Ours: views per optimizer step (their gradients averaged). --iterations and every schedule
+    # count views, so B = 1 is the original and B > 1 sees the same views in fewer steps.
+    batch_size: int = 1
 
     def __post_init__(self):
         for flag, value, allowed in (("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES),
@@ -103,6 +106,9 @@ class OptimizationParams:
                                      ("init_type", self.init_type, INIT_TYPES)):
             if value not in allowed:
                 raise UsageError(f"--{flag} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.batch_size < 1 or self.iterations % self.batch_size:
+            raise UsageError(f"--batch_size must be >= 1 and divide --iterations "
+                             f"({self.iterations}), not {self.batch_size}")
         if self.strategy == "mcmc" and self.cap_max <= 0:
             raise UsageError("--strategy mcmc needs --cap_max N, the most Gaussians (N > 0)")
         for name, value in STRATEGY_DEFAULTS[self.strategy].items():

@@ -32,6 +32,7 @@ from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_gro
 
 MIN_NEIGHBOUR_DIST2 = 1e-7  # floor of the squared neighbour distance that sets initial scales
 ADAM_EPS = 1e-15
+ADAM_BETAS = (0.9, 0.999)  # torch's defaults, as the original uses
 F_REST_LR_DIVISOR = 20.0  # higher SH coefficients learn 20x slower than the DC term
 
 # Optimizer group name → attribute holding that parameter (the order is the PLY's and capture's).
@@ -144,6 +145,12 @@ class GaussianModel:
     def training_setup(self, training_args):
         self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
         self.denom = torch.zeros((self.num_points, 1), device=self.device)
+        # A batch of B views per step (--batch_size): learning rates × √B and Adam's betas raised
+        # to the B-th power, as Grendel-GS does, so that B steps' worth of views move the model
+        # about as far as B single-view steps would. B = 1 leaves the original's values.
+        batch = getattr(training_args, "batch_size", 1)
+        lr_scale = math.sqrt(batch)
+        betas = (ADAM_BETAS[0] ** batch, ADAM_BETAS[1] ** batch)
         rates = {
             "xyz": training_args.position_lr_init * self.spatial_lr_scale,
             "f_dc": training_args.feature_lr,
@@ -152,16 +159,18 @@ class GaussianModel:
             "scaling": training_args.scaling_lr,
             "rotation": training_args.rotation_lr,
         }
+        if batch != 1:
+            rates = {name: rate * lr_scale for name, rate in rates.items()}
         groups = [{"params": [getattr(self, attr)], "lr": rates[name], "name": name}
                   for name, attr in PARAMETER_ATTRIBUTES.items()]
         if self.optimizer_type == "sparse_adam":
             from utils.sparse_adam import SparseGaussianAdam
-            self.optimizer = SparseGaussianAdam(groups, lr=0.0, eps=ADAM_EPS)
+            self.optimizer = SparseGaussianAdam(groups, lr=0.0, betas=betas, eps=ADAM_EPS)
         elif self.optimizer_type == "default":
             # fused: torch's single-kernel Adam (same algorithm and state; 5x faster on the CPU
             # than the per-tensor loop at 100k Gaussians; results agree to float rounding).
             # --reference_kernels keeps the per-tensor loop, as the original.
-            self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=ADAM_EPS,
+            self.optimizer = torch.optim.Adam(groups, lr=0.0, betas=betas, eps=ADAM_EPS,
                                               fused=not training_args.reference_kernels)
         else:
             raise ValueError(f"--optimizer_type must be 'default' or 'sparse_adam', "
@@ -170,8 +179,8 @@ class GaussianModel:
         # lr_delay_mult is not passed for xyz, as in the original (position_lr_delay_mult has
         # no effect there either: without delay steps the delay branch never runs).
         self.xyz_scheduler_args = get_expon_lr_func(
-            lr_init=training_args.position_lr_init * self.spatial_lr_scale,
-            lr_final=training_args.position_lr_final * self.spatial_lr_scale,
+            lr_init=training_args.position_lr_init * self.spatial_lr_scale * lr_scale,
+            lr_final=training_args.position_lr_final * self.spatial_lr_scale * lr_scale,
             max_steps=training_args.position_lr_max_steps)
 
     def current_xyz_lr(self) -> float:

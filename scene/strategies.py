@@ -70,7 +70,17 @@ class Strategy:
         return False
 
     def after_backward(self, iteration: int, gaussians, out, extent: float) -> None:
-        """After backward, before the optimizer step: statistics and row edits."""
+        """After backward, before the optimizer step: statistics and row edits (one view per
+        step; with a batch the loop calls the two halves itself)."""
+        self.record_view(iteration, gaussians, out)
+        self.refine(iteration, gaussians, extent)
+
+    def record_view(self, iteration: int, gaussians, view) -> None:
+        """Statistics of one rendered view (view.viewspace_points.grad, .visibility_filter,
+        .radii), before any row edit of this step."""
+
+    def refine(self, iteration: int, gaussians, extent: float) -> None:
+        """Row edits scheduled at this iteration (after every view's statistics)."""
 
     def after_optimizer_step(self, iteration: int, gaussians) -> None:
         """After the optimizer step (not run at the last iteration, which has no step)."""
@@ -134,13 +144,15 @@ class DefaultStrategy(Strategy):
             iteration % self.opacity_reset_interval == 0
             or (self.white_background and iteration == self.densify_from_iter))
 
-    # --- the loop's hook ----------------------------------------------------------------------
-    def after_backward(self, iteration, gaussians, out, extent):
+    # --- the loop's hooks ---------------------------------------------------------------------
+    def record_view(self, iteration, gaussians, view):
         if not self.collects_statistics(iteration):
             return
         with torch.profiler.record_function("densification statistics"):  # benchmarks/train.py
-            gaussians.update_max_radii(out.radii)
-            gaussians.add_densification_stats(out.viewspace_points, out.visibility_filter)
+            gaussians.update_max_radii(view.radii)
+            gaussians.add_densification_stats(view.viewspace_points, view.visibility_filter)
+
+    def refine(self, iteration, gaussians, extent):
         if self.densifies_at(iteration):
             self.densify_and_prune(gaussians, extent, self.max_screen_size(iteration))
         if self.resets_opacity_at(iteration):
@@ -227,7 +239,7 @@ class MCMCStrategy(Strategy):
         return (self.opacity_reg * gaussians.get_opacity.abs().mean()
                 + self.scale_reg * gaussians.get_scaling.abs().mean())
 
-    def after_backward(self, iteration, gaussians, out, extent):
+    def refine(self, iteration, gaussians, extent):
         if self.refines_at(iteration):
             self.relocate_dead(gaussians)
             self.add_new(gaussians)
