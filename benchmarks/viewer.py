@@ -30,6 +30,7 @@ from diff_gaussian_rasterization.testing import random_cloud  # noqa: E402
 from scene import GaussianModel  # noqa: E402
 from scene.cameras import ViewCamera  # noqa: E402
 from utils.general_utils import inverse_sigmoid  # noqa: E402
+from utils.system_utils import free_port, write_text_atomic  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "data", "garden_dev")
 SIZES = [(640, 480), (1280, 720)]
@@ -75,12 +76,6 @@ def frame_rates(repeats: int):
             print(f"  {points:>7} Gaussians {width}x{height}: {1e3 * median:7.1f} ms/frame, "
                   f"{1.0 / median:5.1f} fps")
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def training_ms_per_step(mode: str, iterations: int) -> float:
@@ -133,9 +128,7 @@ def main(argv=None):
     result = {"threads": torch.get_num_threads(), "frames": frames,
               "training_ms_per_step": training, "train_iterations": args.train_iterations}
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_text_atomic(args.json, json.dumps(result, indent=1))
     return result
 
 

@@ -16,17 +16,12 @@ from PIL import Image
 import render
 import train
 from scene.cameras import Camera, ViewCamera, camera_pose
+from utils.system_utils import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "garden_dev"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FRAME_PSNR_FLOOR_DB = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_view_camera_reproduces_a_dataset_camera():

@@ -2,6 +2,7 @@
 import contextlib
 import os
 import re
+import socket
 import tempfile
 
 
@@ -27,6 +28,13 @@ def write_text_atomic(path, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now (for test and benchmark servers)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def searchForMaxIteration(folder) -> int:

@@ -4,6 +4,9 @@ loads the web server."""
 from .settings import (DEFAULT_IP, DEFAULT_MAX_RESOLUTION, DEFAULT_PORT, DEFAULT_RENDER_SHARE,
                        ViewerSettings)
 
+__all__ = ["DEFAULT_IP", "DEFAULT_MAX_RESOLUTION", "DEFAULT_PORT", "DEFAULT_RENDER_SHARE",
+           "Viewer", "ViewerSettings"]
+
 
 def __getattr__(name):
     if name == "Viewer":
