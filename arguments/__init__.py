@@ -26,7 +26,7 @@ STRATEGIES = ("default", "mcmc")  # --strategy (scene/strategies.py)
 # iteration 3,500 instead of 6,500); see README, "Densification strategies".
 STRATEGY_DEFAULTS = {
     "default": {"densification_interval": 100, "densify_until_iter": 15_000, "init_fill": 0.0},
-    "mcmc": {"densification_interval": 50, "densify_until_iter": 25_000, "init_fill": 0.25},
+    "mcmc": {"densification_interval": 50, "densify_until_iter": 25_000, "init_fill": 0.0},
 }
 INIT_TYPES = ("sfm", "random")  # --init_type: the dataset's SfM points or random points
 
@@ -93,8 +93,9 @@ class OptimizationParams:
     init_type: str = "sfm"
     init_num: int = 100_000  # --init_type random: how many points
     # Ours: with --init_type sfm, jittered copies of the SfM points are added until the start
-    # has init_fill × cap_max points (MCMC: 0.25, so that a small SfM cloud still reaches the
-    # budget early; see README, "Densification strategies"). None: the strategy's default.
+    # has init_fill × cap_max points, so that a small SfM cloud reaches an MCMC budget early
+    # (default 0: the paper's start; 0.25 helped on one scene and hurt on the other, see README,
+    # "Densification strategies"). None: the strategy's default.
     init_fill: Optional[float] = field(default=None, metadata={"type": float})
     # Ours: views per optimizer step (their gradients averaged). --iterations and every schedule
     # count views, so B = 1 is the original and B > 1 sees the same views in fewer steps.
