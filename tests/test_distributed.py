@@ -47,6 +47,22 @@ def test_two_processes_match_one_process_through_densification(tmp_path):
     assert (tmp_path / "one" / ply).stat().st_size > 1_000_000  # densified well past the SfM
 
 
+def test_mcmc_and_sparse_adam_match_one_process(tmp_path):
+    """MCMC's sampling and noise draw from the same seeded RNG on every process; sparse_adam
+    updates the Gaussians visible in any view of the batch."""
+    args = [*COMMON, "--iterations", "60", "--save_iterations", "60", "--strategy", "mcmc",
+            "--cap_max", "6000", "--densify_from_iter", "10", "--densification_interval", "10",
+            "--optimizer_type", "sparse_adam"]
+    single = one_process(*args, "-m", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr
+    proc = torchrun(*args, "-m", str(tmp_path / "two"), "--check_replicas")
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "6000 Gaussians, 2 processes, replicas identical after all 5 row edits" in output
+    ply = Path("point_cloud") / "iteration_60" / "point_cloud.ply"
+    assert (tmp_path / "two" / ply).read_bytes() == (tmp_path / "one" / ply).read_bytes()
+
+
 def test_killed_process_ends_the_job_with_one_line_and_the_checkpoint_resumes(tmp_path):
     model = tmp_path / "model"
     proc = torchrun(*COMMON, "-m", str(model), "--iterations", "100000",
