@@ -117,12 +117,13 @@ def main(argv=None):
     p.add_argument("--psnr_views", type=int, default=3000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--skip_psnr", action="store_true")
+    p.add_argument("--all_reduce_sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     print(f"views per second at --batch_size 2, garden_dev 320x240 ({args.views} views):")
     result = {"views_per_second": views_per_second(args.views)}
     print("gradient all-reduce per step, 2 gloo processes on this machine:")
-    result["all_reduce_ms"] = all_reduce_times()
+    result["all_reduce_ms"] = all_reduce_times(args.all_reduce_sizes)
     if not args.skip_psnr:
         print(f"test PSNR after {args.psnr_views} views (make demo's flags):")
         result["psnr_by_batch"] = psnr_by_batch(args.psnr_views, args.seeds)

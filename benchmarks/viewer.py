@@ -47,7 +47,7 @@ def cloud_model(points: int) -> GaussianModel:
     return model
 
 
-def frame_rates(repeats: int):
+def frame_rates(repeats: int, models=MODELS, sizes=SIZES):
     from viewer.server import JPEG_QUALITY
     from viser._scene_api import _encode_image_binary  # what set_background_image sends
 
@@ -55,9 +55,9 @@ def frame_rates(repeats: int):
         compute_cov3D_python = convert_SHs_python = debug = antialiasing = False
 
     rows = []
-    for points in MODELS:
+    for points in models:
         model = cloud_model(points)
-        for width, height in SIZES:
+        for width, height in sizes:
             view = ViewCamera(np.eye(3), np.array([0.0, 0.0, -5.0]), 2 * np.arctan(0.6),
                               width, height)
             from gaussian_renderer import render
@@ -116,11 +116,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--train_iterations", type=int, default=300)
+    p.add_argument("--models", type=int, nargs="+", default=MODELS, help="Gaussians per model")
+    p.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for w, h in SIZES])
+    p.add_argument("--skip_page", action="store_true", help="no run with a browser page")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     print(f"frames served ({torch.get_num_threads()} threads), render + JPEG:")
-    frames = frame_rates(args.repeats)
-    modes = ["disabled", "no page"] + (["page"] if shutil.which("chromium") else [])
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
+    frames = frame_rates(args.repeats, args.models, sizes)
+    modes = ["disabled", "no page"] + (["page"] if shutil.which("chromium")
+                                       and not args.skip_page else [])
     training = {}
     for mode in modes:
         training[mode] = training_ms_per_step(mode, args.train_iterations)

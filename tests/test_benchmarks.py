@@ -31,6 +31,19 @@ def test_knn_benchmark(tmp_path):
     assert {row["cloud"] for row in result["results"]} == {"uniform", "clustered"}
 
 
+def test_viewer_benchmark(tmp_path):
+    result = run_script("viewer.py", "--repeats", "1", "--models", "2000", "--sizes", "64x48",
+                        "--train_iterations", "30", "--skip_page", tmp_path=tmp_path)
+    assert result["frames"][0]["fps"] > 0
+    assert set(result["training_ms_per_step"]) == {"disabled", "no page"}
+
+
+def test_distributed_benchmark(tmp_path):
+    result = run_script("distributed.py", "--views", "20", "--skip_psnr", "--all_reduce_sizes",
+                        "1000", tmp_path=tmp_path)
+    assert len(result["views_per_second"]) == 2 and result["all_reduce_ms"]["1000"] > 0
+
+
 @pytest.mark.parametrize("extra", [[], ["--reference_kernels"],
                                    ["--strategy", "mcmc", "--cap_max", "8000"]])
 def test_training_benchmark(tmp_path, extra):
