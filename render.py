@@ -18,7 +18,7 @@ from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, 
                        extract, get_combined_args)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
-from scene.cameras import Camera
+from scene.cameras import Camera, scored_part
 from scene.colmap_loader import qvec2rotmat, rotmat2qvec
 from utils.cli import run_main
 from utils.errors import DatasetError
@@ -29,12 +29,17 @@ COMPARISON_VIEWS = 4  # rows in comparison.png
 VIDEO_FPS = 30
 
 
-def render_set(model_path, name, iteration, views, gaussians, pipe, background, quiet=False):
+def render_set(model_path, name, iteration, views, gaussians, pipe, background, quiet=False,
+               train_test_exp=False):
+    """With --train_test_exp (read from cfg_args), images carry their trained exposure and only
+    their right halves are written (what the original scores)."""
     folder = os.path.join(model_path, name, f"ours_{iteration}")
     rows = []
     for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
-        image = torch.clamp(render(view, gaussians, pipe, background).render, 0.0, 1.0)
-        gt = view.original_image[0:3]
+        image = torch.clamp(render(view, gaussians, pipe, background,
+                                   use_trained_exp=train_test_exp).render, 0.0, 1.0)
+        image = scored_part(image, train_test_exp)
+        gt = scored_part(view.original_image[0:3], train_test_exp)
         save_png(image, os.path.join(folder, "renders", f"{idx:05d}.png"))
         save_png(gt, os.path.join(folder, "gt", f"{idx:05d}.png"))
         if idx < COMPARISON_VIEWS:
@@ -102,10 +107,12 @@ def render_sets(dataset, iteration, pipe, skip_train, skip_test, video, frames_p
     outputs = []
     if not skip_train:
         outputs.append(render_set(dataset.model_path, "train", scene.loaded_iter,
-                                  scene.getTrainCameras(), gaussians, pipe, background, quiet))
+                                  scene.getTrainCameras(), gaussians, pipe, background, quiet,
+                                  scene.train_test_exp))
     if not skip_test and scene.getTestCameras():
         outputs.append(render_set(dataset.model_path, "test", scene.loaded_iter,
-                                  scene.getTestCameras(), gaussians, pipe, background, quiet))
+                                  scene.getTestCameras(), gaussians, pipe, background, quiet,
+                                  scene.train_test_exp))
     if video:
         path = os.path.join(dataset.model_path, f"video_ours_{scene.loaded_iter}.mp4")
         cameras = video_path_cameras(scene.getTrainCameras(), frames_per_view, device)

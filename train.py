@@ -24,6 +24,7 @@ from arguments import (ModelParams, OptimizationParams, PipelineParams, add_devi
                        add_group, check_device, extract, namespace_text)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
+from scene.cameras import scored_part
 from scene.strategies import Strategy, make_strategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from utils.cli import run_main
@@ -121,6 +122,8 @@ def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, mod
     extras = {"format": CHECKPOINT_FORMAT, "rng": rng,
               "viewpoint_stack": list(loop.viewpoint_stack), "ema_loss": loop.ema_loss,
               "history": log.history, "strategy": strategy.state_dict()}
+    if gaussians.exposures is not None:  # the original drops them; resume needs them
+        extras["exposure"] = gaussians.exposures.state_dict()
     path = checkpoint_path(model_path, iteration)
     with atomic_path(path) as tmp:
         torch.save((gaussians.capture(), iteration, extras), tmp)
@@ -145,6 +148,8 @@ def load_checkpoint(path, gaussians, opt, loop: LoopState, log: TrainingLog,
         loop.ema_loss = extras["ema_loss"]
         log.history = extras["history"]
     gaussians.restore(model_params, opt)
+    if len(contents) > 2 and gaussians.exposures is not None and "exposure" in contents[2]:
+        gaussians.exposures.load_state_dict(contents[2]["exposure"], path)
     return first_iter
 
 
@@ -168,8 +173,10 @@ def evaluate(scene: Scene, gaussians, pipe, background):
             continue
         l1_total = psnr_total = 0.0
         for cam in cameras:
-            image = torch.clamp(render(cam, gaussians, pipe, background).render, 0.0, 1.0)
-            gt = cam.original_image.to(image.device)
+            image = torch.clamp(render(cam, gaussians, pipe, background,
+                                       use_trained_exp=scene.train_test_exp).render, 0.0, 1.0)
+            gt = scored_part(cam.original_image.to(image.device), scene.train_test_exp)
+            image = scored_part(image, scene.train_test_exp)
             l1_total += l1_loss(image, gt).item()
             psnr_total += psnr(image, gt).item()
         results[name] = (l1_total / len(cameras), psnr_total / len(cameras))
@@ -209,8 +216,8 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
     if iteration - 1 == debug_from:
         pipe.debug = True
     bg = torch.rand(3, device=device) if opt.random_background else background
-    out = render(camera, gaussians, pipe, bg)
-    loss, _ = photometric_loss(out.render, camera.original_image.to(device), opt.lambda_dssim,
+    out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
+    loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
                                fused=not opt.reference_kernels)
     regularization = strategy.regularization(gaussians)
     if regularization is not None:
@@ -275,9 +282,9 @@ def batch_step(views, gaussians, loop: LoopState, train_cameras, pipe, opt, back
     for j in group.my_views(batch):
         camera = train_cameras[picks[j]]
         bg = torch.rand(3, device=device) if opt.random_background else background
-        out = render(camera, gaussians, pipe, bg)
-        loss, _ = photometric_loss(out.render, camera.original_image.to(device),
-                                   opt.lambda_dssim, fused=not opt.reference_kernels)
+        out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
+        loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
+                                   fused=not opt.reference_kernels)
         regularization = strategy.regularization(gaussians)
         if regularization is not None:
             loss = loss + regularization

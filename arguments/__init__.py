@@ -38,8 +38,13 @@ class ModelParams:
     source_path: str = field(default="", metadata={"short": "s"})
     model_path: str = field(default="", metadata={"short": "m"})
     images: str = field(default="images", metadata={"short": "i"})
+    # GS-2024: folder (under the source) of monocular inverse-depth maps; turns on depth loss.
+    depths: str = field(default="", metadata={"short": "d"})
     resolution: int = field(default=-1, metadata={"short": "r"})
     white_background: bool = field(default=False, metadata={"short": "w"})
+    # GS-2024: per-image exposure compensation; test images train on their left half and are
+    # scored on their right half.
+    train_test_exp: bool = False
     # "" = the training device (--device); the original defaults to "cuda".
     data_device: str = ""
     eval: bool = False
@@ -64,8 +69,14 @@ class OptimizationParams:
     opacity_lr: float = 0.025
     scaling_lr: float = 0.005
     rotation_lr: float = 0.001
+    exposure_lr_init: float = 0.01
+    exposure_lr_final: float = 0.001
+    exposure_lr_delay_steps: int = 0
+    exposure_lr_delay_mult: float = 0.0
     percent_dense: float = 0.01
     lambda_dssim: float = 0.2
+    depth_l1_weight_init: float = 1.0
+    depth_l1_weight_final: float = 0.01
     # None: the strategy's default (STRATEGY_DEFAULTS below).
     densification_interval: Optional[int] = field(default=None, metadata={"type": int})
     opacity_reset_interval: int = 3000

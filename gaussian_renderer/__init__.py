@@ -32,7 +32,9 @@ def raster_settings(camera, sh_degree, bg_color, pipe, scaling_modifier=1.0):
 
 
 def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=1.0,
-           override_color=None) -> RenderResult:
+           override_color=None, use_trained_exp=False) -> RenderResult:
+    """use_trained_exp: apply the camera's exposure (--train_test_exp) to the image, when the
+    model has one for it."""
     # A non-leaf zero tensor whose .grad receives the screen-space mean gradient: the rasterizer
     # never reads its values, only returns dL/d(means2D) through it (densification statistics).
     screenspace_points = torch.zeros_like(pc.get_xyz, requires_grad=True) + 0
@@ -64,5 +66,10 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=
         means3D=pc.get_xyz, means2D=screenspace_points, shs=shs, colors_precomp=colors_precomp,
         opacities=pc.get_opacity, scales=scales, rotations=rotations,
         cov3D_precomp=cov3D_precomp, dc=dc)
+    if use_trained_exp and pc.exposures is not None:
+        # Clamped as the 2024 original clamps every render: a photo's clipped highlights then
+        # ask nothing of an exposure with a gain above 1 (our renders without exposure stay
+        # unclamped in training, as before).
+        image = pc.exposures.apply(image, viewpoint_camera.image_name).clamp(0.0, 1.0)
     return RenderResult(render=image, viewspace_points=screenspace_points,
                         visibility_filter=radii > 0, radii=radii, depth=depth)

@@ -10,6 +10,7 @@ import torch
 from utils.camera_utils import camera_to_JSON
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
 from .cameras import cameraList_from_camInfos
+from .exposure import EXPOSURE_FILE, Exposures
 from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info
 from .gaussian_model import GaussianModel
 from .strategies import Initialisation
@@ -53,16 +54,26 @@ class Scene:
         self.background = torch.tensor(background, dtype=torch.float32, device=device)  # [3]
         data_device = args.data_device or device
         self.train_cameras, self.test_cameras = {}, {}
+        # --train_test_exp (GS-2024): the test images also train, on their left half, and are
+        # scored on their right half.
+        self.train_test_exp = bool(getattr(args, "train_test_exp", False))
         for scale in resolution_scales:
             print("Loading Training Cameras")
             self.train_cameras[scale] = cameraList_from_camInfos(
                 train_infos, scale, args, background, device, data_device)
+            if self.train_test_exp:
+                self.train_cameras[scale] += cameraList_from_camInfos(
+                    test_infos, scale, args, background, device, data_device, half="left")
             print("Loading Test Cameras")
             self.test_cameras[scale] = cameraList_from_camInfos(
-                test_infos, scale, args, background, device, data_device)
+                test_infos, scale, args, background, device, data_device,
+                half="right" if self.train_test_exp else "")
 
         if self.loaded_iter:
             self.gaussians.load_ply(self.ply_path(self.loaded_iter))
+            exposure_file = os.path.join(self.model_path, EXPOSURE_FILE)
+            if self.train_test_exp and os.path.exists(exposure_file):
+                self.gaussians.exposures = Exposures.from_file(exposure_file, device)
         else:
             points = scene_info.point_cloud
             if init.points == "random":  # in the cube the cameras span
@@ -73,6 +84,9 @@ class Scene:
             self.gaussians.create_from_pcd(points, scene_info.train_cameras, self.cameras_extent,
                                            init_opacity=init.opacity,
                                            init_scale_factor=init.scale_factor)
+            if self.train_test_exp:  # one exposure per training image (test images included)
+                self.gaussians.exposures = Exposures(
+                    [cam.image_name for cam in self.train_cameras[resolution_scales[0]]], device)
 
     def ply_path(self, iteration: int) -> str:
         return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}",
@@ -80,6 +94,8 @@ class Scene:
 
     def save(self, iteration: int) -> None:
         self.gaussians.save_ply(self.ply_path(iteration))
+        if self.gaussians.exposures is not None:
+            self.gaussians.exposures.save(self.model_path)
 
     def getTrainCameras(self, scale=1.0):
         return self.train_cameras[scale]

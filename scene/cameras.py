@@ -22,7 +22,7 @@ class Camera:
 
     def __init__(self, colmap_id, R, T, FoVx, FoVy, image: torch.Tensor, image_name: str,
                  uid: int, principal_ndc=(0.0, 0.0), trans=np.zeros(3), scale: float = 1.0,
-                 device="cpu", data_device="cpu"):
+                 device="cpu", data_device="cpu", half: str = ""):
         self.colmap_id = colmap_id
         self.uid = uid
         self.R, self.T = R, T
@@ -35,6 +35,33 @@ class Camera:
         self.trans, self.scale = trans, scale
 
         set_view_matrices(self, R, T, FoVx, FoVy, self.principal_ndc, trans, scale, device)
+        # --train_test_exp: a test image trains on its left half ("left") and is scored on its
+        # right half ("right"); the mask [1, H, W] is 1 on the half in use.
+        self.half = half
+        self.alpha_mask = None
+        if half:
+            self.alpha_mask = torch.zeros(1, self.image_height, self.image_width,
+                                          device=data_device)
+            middle = self.image_width // 2
+            if half == "left":
+                self.alpha_mask[..., :middle] = 1.0
+            else:
+                self.alpha_mask[..., middle:] = 1.0
+
+    def training_pair(self, image: torch.Tensor):
+        """(render, photo) as the loss compares them: both masked where the camera has a mask
+        (the original masks only the render, so the masked half still adds a constant and, near
+        the edge, SSIM gradients from pixels the render may not use)."""
+        gt = self.original_image.to(image.device)
+        if self.alpha_mask is None:
+            return image, gt
+        mask = self.alpha_mask.to(image.device)
+        return image * mask, gt * mask
+
+
+def scored_part(image: torch.Tensor, train_test_exp: bool) -> torch.Tensor:
+    """What evaluation, render.py and metrics compare: with --train_test_exp the right half."""
+    return image[..., image.shape[-1] // 2:] if train_test_exp else image
 
 
 def set_view_matrices(camera, R, T, FoVx, FoVy, principal_ndc=(0.0, 0.0), trans=np.zeros(3),
@@ -74,18 +101,19 @@ def camera_pose(camera):
     return R, -R @ np.asarray(camera.T, dtype=np.float64)
 
 
-def loadCam(args, cam_info, resolution_scale, background, device, data_device):
+def loadCam(args, cam_info, resolution_scale, background, device, data_device, half=""):
     image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
     # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
     principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
     return Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
                   FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
                   uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
-                  data_device=data_device)
+                  data_device=data_device, half=half)
 
 
-def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device):
+def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device,
+                             half=""):
     if args.resolution == -1 and any(c.width > AUTO_MAX_WIDTH for c in cam_infos):
         print(LARGE_IMAGE_NOTICE)
-    return [loadCam(args, c, resolution_scale, background, device, data_device)
+    return [loadCam(args, c, resolution_scale, background, device, data_device, half)
             for c in cam_infos]

@@ -61,6 +61,7 @@ class GaussianModel:
         self.denom = empty(1)
         self.optimizer = None
         self.spatial_lr_scale = 0.0
+        self.exposures = None  # scene.exposure.Exposures with --train_test_exp
 
     # --- activations -----------------------------------------------------------------------
     @property
@@ -90,6 +91,10 @@ class GaussianModel:
     @property
     def get_opacity(self):
         return torch.sigmoid(self._opacity)
+
+    def get_exposure_from_name(self, image_name: str):
+        """[3, 4] exposure of a training image (the original's name), or None."""
+        return None if self.exposures is None else self.exposures.matrix(image_name)
 
     def get_full_covariance(self, scaling_modifier: float = 1.0):
         """[N, 3, 3] R·S·Sᵀ·Rᵀ."""
@@ -176,6 +181,8 @@ class GaussianModel:
             raise ValueError(f"--optimizer_type must be 'default' or 'sparse_adam', "
                              f"not {self.optimizer_type!r}")
         check_one_tensor_per_group(self.optimizer)
+        if self.exposures is not None:
+            self.exposures.training_setup(training_args)
         # lr_delay_mult is not passed for xyz, as in the original (position_lr_delay_mult has
         # no effect there either: without delay steps the delay branch never runs).
         self.xyz_scheduler_args = get_expon_lr_func(
@@ -187,7 +194,9 @@ class GaussianModel:
         return next(g["lr"] for g in self.optimizer.param_groups if g["name"] == "xyz")
 
     def update_learning_rate(self, iteration: int) -> float:
-        """Only xyz is scheduled; returns its new rate."""
+        """Only xyz (and the exposures) are scheduled; returns the new xyz rate."""
+        if self.exposures is not None:
+            self.exposures.update_learning_rate(iteration)
         for group in self.optimizer.param_groups:
             if group["name"] == "xyz":
                 lr = self.xyz_scheduler_args(iteration)
@@ -196,7 +205,10 @@ class GaussianModel:
 
     def optimizer_step(self, visible: torch.Tensor):
         """One optimizer step and zero_grad. visible [N] bool (radii > 0) is used by
-        sparse_adam, which updates only those rows; Adam updates every row."""
+        sparse_adam, which updates only those rows; Adam updates every row. The exposures
+        (--train_test_exp) step first, as the original."""
+        if self.exposures is not None:
+            self.exposures.step()
         if self.optimizer_type == "sparse_adam":
             self.optimizer.step(visible, self.num_points)
         else:
