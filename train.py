@@ -518,6 +518,9 @@ def main(argv=None) -> int:
     pipe = extract(PipelineParams, args)
     if not dataset.source_path:
         raise UsageError("--source_path/-s is required")
+    if dataset.depths:
+        raise UsageError("-d/--depths: depth regularisation is not implemented yet "
+                         "(see README, \"Training: what it does\")")
     check_device(args.device)
     print("Optimizing " + (dataset.model_path or "(new output folder)"))
     seed_everything(args.seed)
