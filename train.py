@@ -30,7 +30,7 @@ from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from utils.cli import run_main
 from utils.errors import DatasetError, ReportedError, UsageError
 from utils.distributed import Group, join
-from utils.general_utils import rng_state, seed_everything, set_rng_state
+from utils.general_utils import get_expon_lr_func, rng_state, seed_everything, set_rng_state
 from utils.image_utils import psnr
 from utils.loss_utils import l1_loss, photometric_loss
 from utils.system_utils import atomic_path, write_text_atomic
@@ -219,6 +219,7 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
     out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
     loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
                                fused=not opt.reference_kernels)
+    loss = loss + depth_loss(out, camera, opt, iteration)
     regularization = strategy.regularization(gaussians)
     if regularization is not None:
         loss = loss + regularization
@@ -227,6 +228,20 @@ def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, op
     loss.backward()
     loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
     return out
+
+
+def depth_loss(out, camera, opt, iteration: int):
+    """-d (GS-2024): w(iteration) · mean |rendered inverse depth − the camera's aligned map|,
+    w decaying from --depth_l1_weight_init to _final over --iterations; 0 for a camera without
+    a reliable map (then nothing is added to the graph)."""
+    if camera.invdepthmap is None or not camera.depth_reliable:
+        return 0.0
+    weight = get_expon_lr_func(opt.depth_l1_weight_init, opt.depth_l1_weight_final,
+                               max_steps=opt.iterations)(iteration)
+    if weight <= 0:
+        return 0.0
+    target = camera.invdepthmap.to(out.depth.device)
+    return weight * torch.abs(out.depth - target).mean()
 
 
 def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt):
@@ -285,6 +300,7 @@ def batch_step(views, gaussians, loop: LoopState, train_cameras, pipe, opt, back
         out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
         loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
                                    fused=not opt.reference_kernels)
+        loss = loss + depth_loss(out, camera, opt, views[j])
         regularization = strategy.regularization(gaussians)
         if regularization is not None:
             loss = loss + regularization
@@ -518,9 +534,6 @@ def main(argv=None) -> int:
     pipe = extract(PipelineParams, args)
     if not dataset.source_path:
         raise UsageError("--source_path/-s is required")
-    if dataset.depths:
-        raise UsageError("-d/--depths: depth regularisation is not implemented yet "
-                         "(see README, \"Training: what it does\")")
     check_device(args.device)
     print("Optimizing " + (dataset.model_path or "(new output folder)"))
     seed_everything(args.seed)

@@ -5,15 +5,39 @@ import os
 import random
 import shutil
 
+import numpy as np
 import torch
 
 from utils.camera_utils import camera_to_JSON
+from utils.errors import DatasetError
+from utils.make_depth_scale import DEPTH_PARAMS_FILE
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
 from .cameras import cameraList_from_camInfos
 from .exposure import EXPOSURE_FILE, Exposures
 from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info
 from .gaussian_model import GaussianModel
 from .strategies import Initialisation
+
+
+def read_depth_setup(args):
+    """(maps folder, depth_params, median of the positive scales) for -d, from
+    <source>/<depths> and <source>/sparse/0/depth_params.json (utils/make_depth_scale.py)."""
+    folder = os.path.join(args.source_path, args.depths)
+    if not os.path.isdir(folder):
+        raise DatasetError(folder, "-d/--depths: no such folder of depth maps")
+    path = os.path.join(args.source_path, "sparse", "0", DEPTH_PARAMS_FILE)
+    try:
+        with open(path) as f:
+            params = json.load(f)
+        scales = [float(p["scale"]) for p in params.values()]
+    except FileNotFoundError:
+        raise DatasetError(path, "missing: run python utils/make_depth_scale.py --base_dir "
+                                 f"{args.source_path} --depths_dir {folder}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DatasetError(path, f"not a depth_params file ({exc})") from None
+    positive = [s for s in scales if s > 0]
+    median = float(np.median(positive)) if positive else 0.0
+    return folder, params, median
 
 
 class Scene:
@@ -57,13 +81,16 @@ class Scene:
         # --train_test_exp (GS-2024): the test images also train, on their left half, and are
         # scored on their right half.
         self.train_test_exp = bool(getattr(args, "train_test_exp", False))
+        depths = read_depth_setup(args) if getattr(args, "depths", "") and not load_iteration \
+            else None
         for scale in resolution_scales:
             print("Loading Training Cameras")
             self.train_cameras[scale] = cameraList_from_camInfos(
-                train_infos, scale, args, background, device, data_device)
+                train_infos, scale, args, background, device, data_device, depths=depths)
             if self.train_test_exp:
                 self.train_cameras[scale] += cameraList_from_camInfos(
-                    test_infos, scale, args, background, device, data_device, half="left")
+                    test_infos, scale, args, background, device, data_device, half="left",
+                    depths=depths)
             print("Loading Test Cameras")
             self.test_cameras[scale] = cameraList_from_camInfos(
                 test_infos, scale, args, background, device, data_device,

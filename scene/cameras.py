@@ -1,11 +1,13 @@
 """A training/test view: its image and its matrices in the layout the rasterizer expects, and
 its construction from a dataset reader's CameraInfo (the original's loadCam)."""
 import math
+from typing import Optional
 
 import numpy as np
 import torch
 
 from utils.camera_utils import AUTO_MAX_WIDTH, LARGE_IMAGE_NOTICE, load_image
+from utils.make_depth_scale import depth_map_path, read_inverse_depth
 from utils.graphics_utils import getProjectionMatrix, getWorld2View2
 
 ZNEAR = 0.01  # projection-matrix clip planes of the original (culling uses the rasterizer's 0.2)
@@ -39,6 +41,10 @@ class Camera:
         # right half ("right"); the mask [1, H, W] is 1 on the half in use.
         self.half = half
         self.alpha_mask = None
+        # -d: the monocular inverse depth aligned to the SfM points [1, H, W], or None; an
+        # unreliable camera (scale far from the median) has no depth loss.
+        self.invdepthmap = None
+        self.depth_reliable = False
         if half:
             self.alpha_mask = torch.zeros(1, self.image_height, self.image_width,
                                           device=data_device)
@@ -101,19 +107,48 @@ def camera_pose(camera):
     return R, -R @ np.asarray(camera.T, dtype=np.float64)
 
 
-def loadCam(args, cam_info, resolution_scale, background, device, data_device, half=""):
+def aligned_inverse_depth(path: str, size, params: Optional[dict], median_scale: float):
+    """(inverse depth [1, H, W] at `size` (W, H), reliable) from a map file and its depth_params
+    entry, as the original's Camera: resized (bilinear), negatives set to 0, reliable unless
+    the scale is outside [0.2, 5] × the median scale, then · scale + offset when scale > 0."""
+    values = torch.from_numpy(read_inverse_depth(path))[None, None]
+    width, height = size
+    if values.shape[-2:] != (height, width):
+        values = torch.nn.functional.interpolate(values, size=(height, width), mode="bilinear",
+                                                 align_corners=False)
+    values = values[0].clamp_min(0.0)
+    if params is None:
+        return values, False
+    scale, offset = params["scale"], params["offset"]
+    reliable = 0.2 * median_scale <= scale <= 5.0 * median_scale and scale > 0
+    if scale > 0:
+        values = values * scale + offset
+    return values, reliable
+
+
+def loadCam(args, cam_info, resolution_scale, background, device, data_device, half="",
+            depths=None):
+    """depths: None, or (folder of maps, depth_params dict, median scale) for -d."""
     image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
     # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
     principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
-    return Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
-                  FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
-                  uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
-                  data_device=data_device, half=half)
+    camera = Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
+                    FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
+                    uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
+                    data_device=data_device, half=half)
+    if depths is not None:
+        folder, params, median_scale = depths
+        invdepth, camera.depth_reliable = aligned_inverse_depth(
+            depth_map_path(folder, cam_info.image_name),
+            (camera.image_width, camera.image_height), params.get(cam_info.image_name),
+            median_scale)
+        camera.invdepthmap = invdepth.to(data_device)
+    return camera
 
 
 def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device,
-                             half=""):
+                             half="", depths=None):
     if args.resolution == -1 and any(c.width > AUTO_MAX_WIDTH for c in cam_infos):
         print(LARGE_IMAGE_NOTICE)
-    return [loadCam(args, c, resolution_scale, background, device, data_device, half)
+    return [loadCam(args, c, resolution_scale, background, device, data_device, half, depths)
             for c in cam_infos]

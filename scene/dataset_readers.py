@@ -19,7 +19,7 @@ from plyfile import PlyData, PlyElement
 from utils.graphics_utils import BasicPointCloud, focal2fov, fov2focal
 from utils.sh_utils import SH2RGB
 from utils.system_utils import atomic_path
-from .colmap_loader import (qvec2rotmat, read_extrinsics_binary, read_extrinsics_text,
+from utils.colmap_loader import (qvec2rotmat, read_extrinsics_binary, read_extrinsics_text,
                             read_intrinsics_binary, read_intrinsics_text, read_points3D_binary,
                             read_points3D_text)
 from utils.errors import DatasetError
