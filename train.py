@@ -205,26 +205,41 @@ class StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
-                  debug_from, device, strategy: Strategy):
-    """Schedule → pick camera → render → loss (+ the strategy's regulariser) → backward.
-    Returns the render result."""
-    gaussians.update_learning_rate(iteration)
-    if iteration % SH_DEGREE_INTERVAL == 0:
-        gaussians.oneupSHdegree()
-    camera = train_cameras[pick_camera(loop, len(train_cameras))]
-    if iteration - 1 == debug_from:
-        pipe.debug = True
+def apply_schedule(views, gaussians, pipe, debug_from) -> None:
+    """The per-iteration schedule for a step covering `views` (1-based view numbers): the xyz
+    (and exposure) learning rate at the step's last view, one more SH degree at every multiple of
+    SH_DEGREE_INTERVAL, the rasterizer's debug mode from --debug_from."""
+    gaussians.update_learning_rate(views[-1])
+    for view in views:
+        if view % SH_DEGREE_INTERVAL == 0:
+            gaussians.oneupSHdegree()
+        if view - 1 == debug_from:
+            pipe.debug = True
+
+
+def view_loss(view, camera, gaussians, pipe, opt, background, device, strategy: Strategy):
+    """(render result, loss) of one training view: render (with its exposure), photometric
+    loss (+ depth loss, + the strategy's regulariser); a non-finite loss stops training."""
     bg = torch.rand(3, device=device) if opt.random_background else background
     out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
     loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
                                fused=not opt.reference_kernels)
-    loss = loss + depth_loss(out, camera, opt, iteration)
+    loss = loss + depth_loss(out, camera, opt, view)
     regularization = strategy.regularization(gaussians)
     if regularization is not None:
         loss = loss + regularization
     if not torch.isfinite(loss):
-        raise TrainingDiverged(iteration, f"loss is {loss.item()}")
+        raise TrainingDiverged(view, f"loss is {loss.item()}")
+    return out, loss
+
+
+def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
+                  debug_from, device, strategy: Strategy):
+    """Schedule → pick camera → render → loss (+ the strategy's regulariser) → backward.
+    Returns the render result."""
+    apply_schedule([iteration], gaussians, pipe, debug_from)
+    camera = train_cameras[pick_camera(loop, len(train_cameras))]
+    out, loss = view_loss(iteration, camera, gaussians, pipe, opt, background, device, strategy)
     loss.backward()
     loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
     return out
@@ -245,12 +260,10 @@ def depth_loss(out, camera, opt, iteration: int):
 
 
 def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt):
-    """The strategy's statistics and row edits → optimizer step → the strategy's post-step
-    work (neither at the last iteration, as the original)."""
-    strategy.after_backward(iteration, gaussians, out, extent)
-    if iteration < opt.iterations:
-        gaussians.optimizer_step(out.visibility_filter)
-        strategy.after_optimizer_step(iteration, gaussians)
+    """refine_and_step for one view (training_step's result): the strategy's statistics and row
+    edits → optimizer step → the strategy's post-step work (neither at the last iteration)."""
+    refine_and_step([iteration], gaussians, BatchResult([out], out.visibility_filter), strategy,
+                    extent, opt)
 
 
 class _Gradient:
@@ -285,27 +298,13 @@ def batch_step(views, gaussians, loop: LoopState, train_cameras, pipe, opt, back
         out = training_step(views[0], gaussians, loop, train_cameras, pipe, opt, background,
                             debug_from, device, strategy)
         return BatchResult([out], out.visibility_filter)
-    batch, last = len(views), views[-1]
-    gaussians.update_learning_rate(last)
-    for view in views:
-        if view % SH_DEGREE_INTERVAL == 0:
-            gaussians.oneupSHdegree()
-        if view - 1 == debug_from:
-            pipe.debug = True
+    batch = len(views)
+    apply_schedule(views, gaussians, pipe, debug_from)
     picks = [pick_camera(loop, len(train_cameras)) for _ in views]
     records, losses = [], []
     for j in group.my_views(batch):
-        camera = train_cameras[picks[j]]
-        bg = torch.rand(3, device=device) if opt.random_background else background
-        out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
-        loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
-                                   fused=not opt.reference_kernels)
-        loss = loss + depth_loss(out, camera, opt, views[j])
-        regularization = strategy.regularization(gaussians)
-        if regularization is not None:
-            loss = loss + regularization
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(views[j], f"loss is {loss.item()}")
+        out, loss = view_loss(views[j], train_cameras[picks[j]], gaussians, pipe, opt,
+                              background, device, strategy)
         (loss / batch).backward()
         # The statistics see each view's own gradient (× B undoes the 1/B of the batch mean),
         # so --densify_grad_threshold keeps its meaning.

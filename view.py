@@ -12,7 +12,7 @@ from argparse import ArgumentParser
 
 from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, check_device,
                        extract, get_combined_args)
-from scene import GaussianModel, Scene
+from scene import GaussianModel, Scene, background_color
 from utils.cli import run_main
 from utils.errors import DatasetError, UsageError
 from utils.system_utils import searchForMaxIteration
@@ -43,9 +43,7 @@ def load_model(args, device):
             raise DatasetError(ply, "no such file")
         gaussians = GaussianModel(ply_sh_degree(ply), device=device)
         gaussians.load_ply(ply)
-        import torch
-        background = torch.tensor([1.0, 1.0, 1.0] if getattr(args, "white_background", False)
-                                  else [0.0] * 3)
+        background = background_color(bool(getattr(args, "white_background", False)), device)
         return gaussians, {}, background, pipe, os.path.dirname(os.path.abspath(ply))
     if not args.model_path:
         raise UsageError("give -m <model folder> or a .ply path")
@@ -61,8 +59,7 @@ def load_model(args, device):
               f"its cameras")
         ply = os.path.join(folder, f"iteration_{iteration}", "point_cloud.ply")
         gaussians.load_ply(ply)
-        import torch
-        background = torch.tensor([1.0, 1.0, 1.0] if dataset.white_background else [0.0] * 3)
+        background = background_color(dataset.white_background, device)
         return gaussians, {}, background, pipe, args.model_path
     scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
     cameras = {"train": scene.getTrainCameras(), "test": scene.getTestCameras()}

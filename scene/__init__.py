@@ -19,6 +19,12 @@ from .gaussian_model import GaussianModel
 from .strategies import Initialisation
 
 
+def background_color(white: bool, device="cpu") -> torch.Tensor:
+    """[3] float32: white with -w, else black."""
+    return torch.tensor([1.0, 1.0, 1.0] if white else [0.0, 0.0, 0.0], dtype=torch.float32,
+                        device=device)
+
+
 def read_depth_setup(args):
     """(maps folder, depth_params, median of the positive scales) for -d, from
     <source>/<depths> and <source>/sparse/0/depth_params.json (utils/make_depth_scale.py)."""
@@ -73,9 +79,9 @@ class Scene:
         self.cameras_extent = scene_info.nerf_normalization["radius"]
 
         # The one background colour: RGBA images are composited on it, and training and
-        # rendering draw on it (-w: white, else black).
-        background = [1.0, 1.0, 1.0] if args.white_background else [0.0, 0.0, 0.0]
-        self.background = torch.tensor(background, dtype=torch.float32, device=device)  # [3]
+        # rendering draw on it.
+        self.background = background_color(args.white_background, device)
+        background = self.background.tolist()
         data_device = args.data_device or device
         self.train_cameras, self.test_cameras = {}, {}
         # --train_test_exp (GS-2024): the test images also train, on their left half, and are

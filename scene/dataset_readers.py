@@ -20,8 +20,8 @@ from utils.graphics_utils import BasicPointCloud, focal2fov, fov2focal
 from utils.sh_utils import SH2RGB
 from utils.system_utils import atomic_path
 from utils.colmap_loader import (qvec2rotmat, read_extrinsics_binary, read_extrinsics_text,
-                            read_intrinsics_binary, read_intrinsics_text, read_points3D_binary,
-                            read_points3D_text)
+                                 read_intrinsics_binary, read_intrinsics_text, read_model_file,
+                                 read_points3D_binary, read_points3D_text)
 from utils.errors import DatasetError
 
 LLFF_HOLD = 8  # --eval holds out every 8th image (sorted by name), as the original
@@ -143,17 +143,6 @@ def jittered_point_cloud(pcd: BasicPointCloud, count: int) -> BasicPointCloud:
 
 # --- COLMAP --------------------------------------------------------------------------------
 
-def _read_model_file(folder, stem, read_binary, read_text):
-    """`<stem>.bin` if present, else `<stem>.txt` (an unreadable .bin is an error, not a silent
-    fallback to a possibly stale .txt)."""
-    binary, text = os.path.join(folder, stem + ".bin"), os.path.join(folder, stem + ".txt")
-    if os.path.exists(binary):
-        return read_binary(binary), binary
-    if os.path.exists(text):
-        return read_text(text), text
-    raise DatasetError(binary, f"missing (neither {stem}.bin nor {stem}.txt is in {folder})")
-
-
 def _pinhole_intrinsics(intr, cameras_file):
     """(fx, fy, cx, cy) of an undistorted camera; any other model is an error."""
     if intr.model == "SIMPLE_PINHOLE":
@@ -202,9 +191,9 @@ def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD) -> SceneInfo:
     sparse = os.path.join(path, "sparse", "0")
     if not os.path.isdir(sparse):
         raise DatasetError(sparse, "missing: a COLMAP dataset keeps its model in sparse/0")
-    cam_extrinsics, extrinsics_file = _read_model_file(
+    cam_extrinsics, extrinsics_file = read_model_file(
         sparse, "images", read_extrinsics_binary, read_extrinsics_text)
-    cam_intrinsics, intrinsics_file = _read_model_file(
+    cam_intrinsics, intrinsics_file = read_model_file(
         sparse, "cameras", read_intrinsics_binary, read_intrinsics_text)
     if not cam_extrinsics:
         raise DatasetError(extrinsics_file, "no registered images")
@@ -220,7 +209,7 @@ def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD) -> SceneInfo:
     ply_path = os.path.join(sparse, "points3D.ply")
     if not os.path.exists(ply_path):
         print("Converting point3d.bin to .ply, will happen only the first time you open the scene.")
-        (xyz, rgb, _), points_file = _read_model_file(
+        (xyz, rgb, _), points_file = read_model_file(
             sparse, "points3D", read_points3D_binary, read_points3D_text)
         if len(xyz) == 0:
             raise DatasetError(points_file, (

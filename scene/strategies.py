@@ -4,8 +4,9 @@ The training loop calls the same hooks of whichever strategy `--strategy` names 
 on its name:
 
     loss = photometric + strategy.regularization(gaussians)      (None: nothing to add)
-    loss.backward()
-    strategy.after_backward(iteration, gaussians, out, extent)    statistics, densify/prune/reset
+    loss.backward()                                               (each view of the step)
+    strategy.record_view(iteration, gaussians, out)               statistics, each view in order
+    strategy.refine(iteration, gaussians, extent)                 densify/prune/reset, relocate
     optimizer step
     strategy.after_optimizer_step(iteration, gaussians)           (MCMC: position noise)
 
@@ -62,18 +63,12 @@ class Strategy:
         return None
 
     def collects_statistics(self, iteration: int) -> bool:
-        """Whether after_backward needs the view-space gradients of this iteration."""
+        """Whether record_view needs the view-space gradients of this iteration."""
         return False
 
     def edits_rows_at(self, iteration: int) -> bool:
-        """Whether after_backward changes the set of Gaussians at this iteration."""
+        """Whether refine changes the set of Gaussians at this iteration."""
         return False
-
-    def after_backward(self, iteration: int, gaussians, out, extent: float) -> None:
-        """After backward, before the optimizer step: statistics and row edits (one view per
-        step; with a batch the loop calls the two halves itself)."""
-        self.record_view(iteration, gaussians, out)
-        self.refine(iteration, gaussians, extent)
 
     def record_view(self, iteration: int, gaussians, view) -> None:
         """Statistics of one rendered view (view.viewspace_points.grad, .visibility_filter,

@@ -31,36 +31,39 @@ def one_process(*args):
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_two_processes_match_one_process_through_densification(tmp_path):
-    args = [*COMMON, *FAST_SCHEDULE, "--iterations", "120", "--save_iterations", "120"]
+def assert_two_processes_match_one(tmp_path, args, iterations, summary) -> Path:
+    """Train `args` for `iterations` views in one process and under torchrun with two, and
+    check that the run says `summary` and the two final PLYs are the same bytes. Returns the
+    PLY's path in the single-process model."""
+    args = [*args, "--iterations", str(iterations), "--save_iterations", str(iterations)]
     single = one_process(*args, "-m", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr
     proc = torchrun(*args, "-m", str(tmp_path / "two"), "--check_replicas")
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
-    # every row edit (clone/split/prune, opacity reset) left both processes bit-identical
-    assert "2 processes, replicas identical after all 11 row edits" in output
-    ply = Path("point_cloud") / "iteration_120" / "point_cloud.ply"
+    assert summary in output
+    ply = Path("point_cloud") / f"iteration_{iterations}" / "point_cloud.ply"
     # Bit-identical, not just close: with one view per process the all-reduce adds the same two
     # gradients one process accumulates, and densification replays every view's record in order.
     assert (tmp_path / "two" / ply).read_bytes() == (tmp_path / "one" / ply).read_bytes()
-    assert (tmp_path / "one" / ply).stat().st_size > 1_000_000  # densified well past the SfM
+    return tmp_path / "one" / ply
+
+
+def test_two_processes_match_one_process_through_densification(tmp_path):
+    # every row edit (clone/split/prune, opacity reset) left both processes bit-identical
+    ply = assert_two_processes_match_one(
+        tmp_path, [*COMMON, *FAST_SCHEDULE], 120,
+        "2 processes, replicas identical after all 11 row edits")
+    assert ply.stat().st_size > 1_000_000  # densified well past the SfM points
 
 
 def test_mcmc_and_sparse_adam_match_one_process(tmp_path):
     """MCMC's sampling and noise draw from the same seeded RNG on every process; sparse_adam
     updates the Gaussians visible in any view of the batch."""
-    args = [*COMMON, "--iterations", "60", "--save_iterations", "60", "--strategy", "mcmc",
-            "--cap_max", "6000", "--densify_from_iter", "10", "--densification_interval", "10",
-            "--optimizer_type", "sparse_adam"]
-    single = one_process(*args, "-m", str(tmp_path / "one"))
-    assert single.returncode == 0, single.stderr
-    proc = torchrun(*args, "-m", str(tmp_path / "two"), "--check_replicas")
-    output, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, output
-    assert "6000 Gaussians, 2 processes, replicas identical after all 5 row edits" in output
-    ply = Path("point_cloud") / "iteration_60" / "point_cloud.ply"
-    assert (tmp_path / "two" / ply).read_bytes() == (tmp_path / "one" / ply).read_bytes()
+    assert_two_processes_match_one(
+        tmp_path, [*COMMON, "--strategy", "mcmc", "--cap_max", "6000", "--densify_from_iter",
+                   "10", "--densification_interval", "10", "--optimizer_type", "sparse_adam"],
+        60, "6000 Gaussians, 2 processes, replicas identical after all 5 row edits")
 
 
 def test_killed_process_ends_the_job_with_one_line_and_the_checkpoint_resumes(tmp_path):

@@ -5,6 +5,7 @@ Function names, record types and fields are the original's (`read_extrinsics_bin
 original, a truncated or malformed file raises DatasetError naming the file and the problem.
 """
 import collections
+import os
 import struct
 
 import numpy as np
@@ -153,6 +154,17 @@ def read_extrinsics_binary(path_to_model_file):
                                  point3D_ids=np.array(rec["id"]))
     r.expect_end()
     return images
+
+
+def read_model_file(folder, stem, read_binary, read_text, **kwargs):
+    """(contents, path) of `<stem>.bin` if present, else `<stem>.txt` (an unreadable .bin is an
+    error, not a silent fallback to a possibly stale .txt); kwargs go to the reader."""
+    binary, text = os.path.join(folder, stem + ".bin"), os.path.join(folder, stem + ".txt")
+    if os.path.exists(binary):
+        return read_binary(binary, **kwargs), binary
+    if os.path.exists(text):
+        return read_text(text, **kwargs), text
+    raise DatasetError(binary, f"missing (neither {stem}.bin nor {stem}.txt is in {folder})")
 
 
 def read_points3D_binary(path_to_model_file, with_ids: bool = False):

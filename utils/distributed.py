@@ -84,14 +84,6 @@ class Group:
         count = sum(g.shape[0] for g in gathered)
         return [gathered[j % self.world_size][j // self.world_size] for j in range(count)]
 
-    def any(self, mask: torch.Tensor) -> torch.Tensor:
-        """Element-wise OR of a bool tensor over the ranks."""
-        if not self.distributed:
-            return mask
-        values = mask.to(torch.uint8)
-        self._all_reduce(values, "the visibility exchange", torch.distributed.ReduceOp.MAX)
-        return values.bool()
-
     def same_on_every_rank(self, tensors: List[torch.Tensor]) -> bool:
         """Whether every rank holds bit-identical `tensors` (compares a SHA-256 of their bytes)."""
         if not self.distributed:

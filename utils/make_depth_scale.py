@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: python utils/make_depth_scale.
 
 from utils.cli import run_main  # noqa: E402
 from utils.colmap_loader import (qvec2rotmat, read_extrinsics_binary,  # noqa: E402
+                                 read_model_file,
                                  read_extrinsics_text, read_intrinsics_binary,
                                  read_intrinsics_text, read_points3D_binary, read_points3D_text)
 from utils.errors import DatasetError, UsageError  # noqa: E402
@@ -91,21 +92,13 @@ def fit_scale_offset(inv_colmap: np.ndarray, inv_map: np.ndarray):
     return float(scale), float(t_colmap - t_map * scale)
 
 
-def _model_file(folder, stem, read_binary, read_text, **kwargs):
-    binary, text = os.path.join(folder, stem + ".bin"), os.path.join(folder, stem + ".txt")
-    if os.path.exists(binary):
-        return read_binary(binary, **kwargs)
-    if os.path.exists(text):
-        return read_text(text, **kwargs)
-    raise DatasetError(binary, f"missing (neither {stem}.bin nor {stem}.txt is in {folder})")
-
-
 def depth_params(base_dir: str, depths_dir: str) -> dict:
     sparse = os.path.join(base_dir, "sparse", "0")
-    cameras = _model_file(sparse, "cameras", read_intrinsics_binary, read_intrinsics_text)
-    images = _model_file(sparse, "images", read_extrinsics_binary, read_extrinsics_text)
-    xyzs, _, _, ids = _model_file(sparse, "points3D", read_points3D_binary, read_points3D_text,
-                                  with_ids=True)
+    cameras, _ = read_model_file(sparse, "cameras", read_intrinsics_binary,
+                                 read_intrinsics_text)
+    images, _ = read_model_file(sparse, "images", read_extrinsics_binary, read_extrinsics_text)
+    (xyzs, _, _, ids), _ = read_model_file(sparse, "points3D", read_points3D_binary,
+                                           read_points3D_text, with_ids=True)
     index_of = {int(i): k for k, i in enumerate(ids)}
     params = {}
     for image in sorted(images.values(), key=lambda im: im.name):

@@ -232,14 +232,18 @@ class Viewer:
             self._gt = gui.add_image(np.zeros((8, 8, 3), np.uint8), label="Ground truth",
                                      visible=False)
 
-    def _set(self, name, value) -> None:
-        setattr(self, name, value)
+    def _settings_changed(self) -> None:
+        """Every browser's frame is out of date: draw them again."""
         self.settings_version += 1
         self._wake.set()
 
+    def _set(self, name, value) -> None:
+        setattr(self, name, value)
+        self._settings_changed()
+
     def _set_resolution(self, value) -> None:
         self.settings.max_resolution = int(value)
-        self._set("settings_version", self.settings_version)
+        self._settings_changed()
 
     def _toggle_pause(self) -> None:
         if self.paused.is_set():
@@ -272,7 +276,7 @@ class Viewer:
     def _toggle_frustums(self) -> None:
         for handle in self._frustums:
             handle.visible = bool(self._show_cameras.value)
-        self._set("settings_version", self.settings_version)
+        self._settings_changed()
 
     def _goto_selected(self, client) -> None:
         if client is not None and self._goto.value in self.cameras:
