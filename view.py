@@ -1,7 +1,7 @@
 """Open a trained model in the web viewer (no training):
 
     python view.py -m output/garden [--iteration N] [--ip 127.0.0.1] [--port 6009]
-    python view.py path/to/point_cloud.ply          # any standard 3DGS PLY
+    python view.py path/to/point_cloud.ply          # any 3DGS PLY, or .compressed.ply/.spz/.splat
 
 With -m, the dataset's cameras (from the model's cfg_args) are drawn as frustums and their photos
 shown when one is selected; a bare PLY is shown without cameras. Ctrl-C stops the server.
@@ -15,22 +15,9 @@ from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, 
 from scene import GaussianModel, Scene, background_color
 from utils.cli import run_main
 from utils.errors import DatasetError, UsageError
+from utils.splat_io import read_splats, saved_point_cloud
 from utils.system_utils import searchForMaxIteration
 from viewer.settings import DEFAULT_IP, DEFAULT_MAX_RESOLUTION, DEFAULT_PORT, ViewerSettings
-
-
-def ply_sh_degree(path: str) -> int:
-    """The SH degree a 3DGS PLY holds, from its number of f_rest properties (3·((d+1)² − 1))."""
-    from plyfile import PlyData
-    try:
-        names = PlyData.read(path)["vertex"].data.dtype.names
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(path, f"not a 3DGS point_cloud.ply ({exc})") from None
-    rest = sum(1 for n in names if n.startswith("f_rest_"))
-    for degree in range(4):
-        if rest == 3 * ((degree + 1) ** 2 - 1):
-            return degree
-    raise DatasetError(path, f"has {rest} f_rest properties, which is no SH degree 0-3")
 
 
 def load_model(args, device):
@@ -41,7 +28,8 @@ def load_model(args, device):
     if ply:
         if not os.path.isfile(ply):
             raise DatasetError(ply, "no such file")
-        gaussians = GaussianModel(ply_sh_degree(ply), device=device)
+        data = read_splats(ply)  # any format utils/splat_io reads
+        gaussians = GaussianModel(data.sh_degree, device=device)
         gaussians.load_ply(ply)
         background = background_color(bool(getattr(args, "white_background", False)), device)
         return gaussians, {}, background, pipe, os.path.dirname(os.path.abspath(ply))
@@ -57,8 +45,7 @@ def load_model(args, device):
         # The photos moved or are on another machine: show the model alone.
         print(f"note: dataset {dataset.source_path!r} not found; showing the model without "
               f"its cameras")
-        ply = os.path.join(folder, f"iteration_{iteration}", "point_cloud.ply")
-        gaussians.load_ply(ply)
+        gaussians.load_ply(saved_point_cloud(os.path.join(folder, f"iteration_{iteration}")))
         background = background_color(dataset.white_background, device)
         return gaussians, {}, background, pipe, args.model_path
     scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
@@ -68,7 +55,7 @@ def load_model(args, device):
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description="Web viewer for a trained model")
-    parser.add_argument("ply", nargs="?", default=None, help="a 3DGS PLY file (instead of -m)")
+    parser.add_argument("ply", nargs="?", default=None, help="a 3DGS PLY, .compressed.ply, .spz or .splat file (instead of -m)")
     add_group(parser, ModelParams, sentinel=True)
     add_group(parser, PipelineParams)
     parser.add_argument("--iteration", default=-1, type=int)

@@ -11,6 +11,7 @@ import torch
 from utils.camera_utils import camera_to_JSON
 from utils.errors import DatasetError
 from utils.make_depth_scale import DEPTH_PARAMS_FILE
+from utils.splat_io import saved_point_cloud
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
 from .cameras import cameraList_from_camInfos
 from .exposure import EXPOSURE_FILE, Exposures
@@ -103,7 +104,8 @@ class Scene:
                 half="right" if self.train_test_exp else "")
 
         if self.loaded_iter:
-            self.gaussians.load_ply(self.ply_path(self.loaded_iter))
+            # The saved PLY, or an exported web format that replaced it (export.py).
+            self.gaussians.load_ply(saved_point_cloud(self.iteration_folder(self.loaded_iter)))
             exposure_file = os.path.join(self.model_path, EXPOSURE_FILE)
             if self.train_test_exp and os.path.exists(exposure_file):
                 self.gaussians.exposures = Exposures.from_file(exposure_file, device)
@@ -121,9 +123,11 @@ class Scene:
                 self.gaussians.exposures = Exposures(
                     [cam.image_name for cam in self.train_cameras[resolution_scales[0]]], device)
 
+    def iteration_folder(self, iteration: int) -> str:
+        return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}")
+
     def ply_path(self, iteration: int) -> str:
-        return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}",
-                            "point_cloud.ply")
+        return os.path.join(self.iteration_folder(iteration), "point_cloud.ply")
 
     def save(self, iteration: int) -> None:
         self.gaussians.save_ply(self.ply_path(iteration))

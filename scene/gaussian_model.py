@@ -18,7 +18,6 @@ import math
 
 import numpy as np
 import torch
-from plyfile import PlyData, PlyElement
 from torch import nn
 
 from diff_gaussian_rasterization.reference import covariance_3d
@@ -26,7 +25,7 @@ from utils.errors import DatasetError
 from simple_knn._C import distCUDA2
 from utils.general_utils import get_expon_lr_func, inverse_sigmoid, normalize_rows
 from utils.sh_utils import RGB2SH
-from utils.system_utils import atomic_path
+from utils.splat_io import SplatData, detect_format, read_splats, write_splats
 from .densification import INIT_OPACITY, OPACITY_RESET_CEILING
 from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_group
 
@@ -279,56 +278,35 @@ class GaussianModel:
         are >= 0, so this equals the original's update on visible Gaussians only)."""
         torch.maximum(self.max_radii2D, radii.to(self.max_radii2D.dtype), out=self.max_radii2D)
 
-    # --- PLY (standard 3DGS layout) ---------------------------------------------------------
-    def construct_list_of_attributes(self):
-        names = ["x", "y", "z", "nx", "ny", "nz"]
-        names += [f"f_dc_{i}" for i in range(self._features_dc.shape[1] * 3)]
-        names += [f"f_rest_{i}" for i in range(self._features_rest.shape[1] * 3)]
-        names.append("opacity")
-        names += [f"scale_{i}" for i in range(self._scaling.shape[1])]
-        names += [f"rot_{i}" for i in range(self._rotation.shape[1])]
-        return names
+    # --- files (PLY and the compact web formats: utils/splat_io) -------------------------------
+    def splat_data(self) -> SplatData:
+        """The raw parameters as numpy arrays (what every file format writes)."""
+        to_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        return SplatData(xyz=to_np(self._xyz), f_dc=to_np(self._features_dc[:, 0]),
+                         f_rest=to_np(self._features_rest), opacity=to_np(self._opacity[:, 0]),
+                         scale=to_np(self._scaling), rotation=to_np(self._rotation))
 
     def save_ply(self, path):
-        """Binary little-endian PLY of the raw parameters, SH coefficients channel-major;
-        written to a temporary name and renamed."""
-        to_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
-        xyz = to_np(self._xyz)
-        columns = np.concatenate([
-            xyz, np.zeros_like(xyz),
-            to_np(self._features_dc.transpose(1, 2).flatten(start_dim=1)),
-            to_np(self._features_rest.transpose(1, 2).flatten(start_dim=1)),
-            to_np(self._opacity), to_np(self._scaling), to_np(self._rotation)], axis=1)
-        dtype = [(name, "f4") for name in self.construct_list_of_attributes()]
-        # All properties are f4: view the [N, C] float32 block as N records without copying.
-        elements = np.ascontiguousarray(columns, dtype=np.float32).view(dtype)[:, 0]
-        with atomic_path(path) as tmp:
-            PlyData([PlyElement.describe(elements, "vertex")]).write(tmp)
+        """The original's binary PLY, written to a temporary name and renamed."""
+        write_splats(self.splat_data(), path, "ply")
 
     def load_ply(self, path):
-        try:
-            vertex = PlyData.read(path)["vertex"]
-            names = vertex.data.dtype.names
-            column = lambda name: np.asarray(vertex[name], dtype=np.float32)  # noqa: E731
-            numbered = lambda prefix: sorted(  # noqa: E731
-                (n for n in names if n.startswith(prefix)), key=lambda n: int(n.split("_")[-1]))
-            xyz = np.stack([column("x"), column("y"), column("z")], 1)
-            opacity = column("opacity")[:, None]
-            dc = np.stack([column(f"f_dc_{i}") for i in range(3)], 1)
-            rest_names = numbered("f_rest_")
-            scales = np.stack([column(n) for n in numbered("scale_")], 1)
-            rots = np.stack([column(n) for n in numbered("rot")], 1)
-        except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise DatasetError(path, f"not a 3DGS point_cloud.ply ({exc})") from None
-        expected = 3 * (self.max_sh_degree + 1) ** 2 - 3
-        if len(rest_names) != expected:
-            raise DatasetError(path, f"has {len(rest_names)} f_rest properties; SH degree "
-                                     f"{self.max_sh_degree} needs {expected} (check --sh_degree)")
-        rest = (np.stack([column(n) for n in rest_names], 1).reshape(len(xyz), 3, -1)
-                if rest_names else np.zeros((len(xyz), 3, 0), np.float32))
-        self._set_parameters(xyz=xyz, f_dc=dc[:, None, :], f_rest=rest.transpose(0, 2, 1),
-                             opacity=opacity, scaling=scales, rotation=rots)
-        self.max_radii2D = torch.zeros(len(xyz), device=self.device)
+        """Load a saved model from any file utils/splat_io reads (the PLY, or an exported
+        .compressed.ply / .spz / .splat). A PLY must hold exactly this model's SH degree; the
+        lossy web formats may hold fewer bands (.splat has none), which load as zeros."""
+        data = read_splats(path)
+        if data.sh_degree != self.max_sh_degree:
+            lossy = detect_format(path) in ("spz", "splat", "compressed_ply")
+            if data.sh_degree > self.max_sh_degree or not lossy:
+                expected = 3 * (self.max_sh_degree + 1) ** 2 - 3
+                raise DatasetError(path, f"has {3 * data.f_rest.shape[1]} f_rest properties; "
+                                         f"SH degree {self.max_sh_degree} needs {expected} "
+                                         f"(check --sh_degree)")
+            data = data.with_sh_degree(self.max_sh_degree)
+        self._set_parameters(xyz=data.xyz, f_dc=data.f_dc[:, None, :], f_rest=data.f_rest,
+                             opacity=data.opacity[:, None], scaling=data.scale,
+                             rotation=data.rotation)
+        self.max_radii2D = torch.zeros(len(data), device=self.device)
         self.active_sh_degree = self.max_sh_degree
 
     # --- checkpoints --------------------------------------------------------------------------

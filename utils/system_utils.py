@@ -16,6 +16,11 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the mode a plain open() would (models and
+    # exports are shared, served by web servers).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
