@@ -54,7 +54,16 @@ $(VENV)/.ssim: $(VENV)/.deps $(SSIM_SOURCES)
 	$(PIP) install -q --no-build-isolation ./$(SSIM)
 	touch $@
 
-test: setup
+# PlayCanvas's splat-transform (npm): the independent reader tests/test_export.py converts our
+# .spz / .splat / compressed PLY exports back with. Without npm those checks are skipped.
+SPLAT_TRANSFORM_VERSION := 3.7.0
+$(VENV)/.splat-transform: $(VENV)/.deps
+	@if command -v npm > /dev/null; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
+	    @playcanvas/splat-transform@$(SPLAT_TRANSFORM_VERSION) && touch $@; \
+	else echo "npm not found: tests/test_export.py skips its splat-transform checks"; fi
+
+test: setup $(VENV)/.splat-transform
 	$(PY) -m pytest -q -rs tests
 	$(MAKE) --no-print-directory test-portable
 
