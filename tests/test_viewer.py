@@ -57,6 +57,48 @@ def test_port_in_use_warns_once_and_training_goes_on(tmp_path, capsys):
     assert (tmp_path / "point_cloud" / "iteration_5" / "point_cloud.ply").exists()
 
 
+def test_frames_at_a_dataset_camera_carry_its_trained_exposure(tmp_path):
+    """--train_test_exp models: after "Go to camera", frames are drawn with that photo's
+    exposure (as render.py writes them) while the box is ticked; free view has none."""
+    from diff_gaussian_rasterization.testing import random_cloud
+    from arguments import PipelineParams
+    from gaussian_renderer import render as render_view
+    from scene import GaussianModel
+    from scene.exposure import Exposures, apply_exposure
+    from utils.general_utils import inverse_sigmoid
+    from viewer import Viewer
+    from viewer.settings import ViewerSettings
+
+    cloud = random_cloud(500, seed=0)
+    model = GaussianModel(3)
+    model._set_parameters(xyz=cloud.means3D, f_dc=cloud.shs[:, :1], f_rest=cloud.shs[:, 1:],
+                          opacity=inverse_sigmoid(cloud.opacities),
+                          scaling=torch.log(cloud.scales), rotation=cloud.rotations)
+    model.active_sh_degree = 3
+    model.exposures = Exposures(["img_a", "img_b"])
+    exposure = torch.tensor([[0.6, 0.0, 0.1, 0.05], [0.0, 1.3, 0.0, 0.0], [0.0, 0.2, 0.9, -0.1]])
+    with torch.no_grad():
+        model.exposures._exposure[1] = exposure
+    pipe = PipelineParams()
+    viewer = Viewer(model, {}, torch.zeros(3), pipe, str(tmp_path),
+                    settings=ViewerSettings(port=free_port()), training=False)
+    try:
+        view = ViewCamera(np.eye(3), np.array([0.0, 0.0, -5.0]), 2 * np.arctan(0.6), 96, 72)
+        plain = viewer.draw(view)
+        viewer.exposure_photo = "img_b"
+        exposed = viewer.draw(view)
+        with torch.no_grad():
+            expected = apply_exposure(render_view(view, model, pipe, torch.zeros(3)).render,
+                                      exposure)
+        expected = expected.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+        assert np.abs(exposed.astype(int) - expected).max() <= 1
+        assert np.abs(exposed.astype(int) - plain).mean() > 5  # the exposure shows
+        viewer._use_exposure.value = False
+        assert np.array_equal(viewer.draw(view), plain)
+    finally:
+        viewer.stop()
+
+
 # --- in a browser ------------------------------------------------------------------------------
 browser_test = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Chromium: apt-get install chromium (Debian), as .ci/run does")

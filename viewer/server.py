@@ -128,6 +128,9 @@ class Viewer:
         self.model_version = 0
         self.settings_version = 0
         self.mode = RENDER_MODES[0]
+        # --train_test_exp: the image whose trained exposure colours the frames while "Apply the
+        # photo's exposure" is ticked (the photo last gone to), or None for the model's colours.
+        self.exposure_photo: Optional[str] = None
         self.background = [float(v) for v in background.cpu()]
         self.paused = threading.Event()
         self._clients: Dict[int, ClientState] = {}
@@ -231,6 +234,12 @@ class Viewer:
             self._goto.on_update(lambda event: self._goto_selected(event.client))
             self._gt = gui.add_image(np.zeros((8, 8, 3), np.uint8), label="Ground truth",
                                      visible=False)
+            # Models trained with --train_test_exp: frames at a dataset camera can carry that
+            # photo's trained exposure (what render.py does), so they compare with the photo.
+            self._use_exposure = gui.add_checkbox(
+                "Apply the photo's exposure", initial_value=True,
+                visible=self.gaussians.exposures is not None)
+            self._use_exposure.on_update(lambda _: self._settings_changed())
 
     def _settings_changed(self) -> None:
         """Every browser's frame is out of date: draw them again."""
@@ -279,12 +288,15 @@ class Viewer:
         self._settings_changed()
 
     def _goto_selected(self, client) -> None:
-        if client is not None and self._goto.value in self.cameras:
+        if self._goto.value not in self.cameras:  # "(free view)"
+            self._set("exposure_photo", None)
+        elif client is not None:
             self._go_to(client, self._goto.value)
 
     def _go_to(self, client, name: str, show_photo: bool = True) -> None:
         """Move this browser's view onto dataset camera `name` and show its photo."""
         cam = self.cameras[name]
+        self._set("exposure_photo", cam.image_name)
         R, centre = camera_pose(cam)
         with client.atomic():
             client.camera.up_direction = -R[:, 1]
@@ -342,9 +354,14 @@ class Viewer:
                                   device=self.gaussians.device)
         with torch.no_grad(), self.gate.viewer():
             out = render(view, self.gaussians, self.pipe, background)
+            image = out.render
+            exposures = self.gaussians.exposures
+            if exposures is not None and self.exposure_photo is not None \
+                    and self._use_exposure.value:
+                image = exposures.apply(image, self.exposure_photo)
         if self.mode == "inverse depth":
             return inverse_depth_image(out.depth)
-        image = out.render.clamp(0, 1).mul(255).round().byte()
+        image = image.clamp(0, 1).mul(255).round().byte()
         return image.permute(1, 2, 0).contiguous().cpu().numpy()
 
     def _next_job(self):
