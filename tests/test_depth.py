@@ -1,6 +1,7 @@
 """Depth regularisation (-d, GS-2024) and utils/make_depth_scale.py: the robust scale/offset fit,
-maps rendered from a trained model aligned back to the SfM points, the depth loss lowering the
-depth error, and one-line errors for missing maps or parameters."""
+maps rendered from a trained model aligned to SfM points on its surfaces (exactly) and to the
+sample's own SfM points (roughly), the depth loss lowering the depth error, and one-line errors
+for missing maps or parameters."""
 import json
 import shutil
 import subprocess
