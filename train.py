@@ -4,7 +4,8 @@
 
 Flags and defaults are the original's (GS-2024), plus --seed and --device. The loop reads like
 the algorithm: pick camera → render → loss → backward → densification statistics →
-densify/prune → optimizer step → report/save.
+densify/prune → optimizer step → report/save; one step is training/step.py, checkpoints are
+training/checkpoints.py.
 """
 import os
 import random
@@ -14,8 +15,8 @@ import time
 import uuid
 from argparse import ArgumentParser
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from tqdm import tqdm
@@ -27,41 +28,20 @@ from scene import GaussianModel, Scene
 from scene.cameras import scored_part
 from scene.strategies import Strategy, make_strategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
+from training.checkpoints import load_checkpoint, save_checkpoint
+from training.step import LoopState, batch_step, check_finite, refine_and_step
 from utils.cli import run_main
 from utils.errors import DatasetError, ReportedError, UsageError
 from utils.distributed import Group, join
-from utils.general_utils import get_expon_lr_func, rng_state, seed_everything, set_rng_state
+from utils.general_utils import seed_everything
 from utils.image_utils import psnr
-from utils.loss_utils import l1_loss, photometric_loss
-from utils.system_utils import atomic_path, write_text_atomic
+from utils.loss_utils import l1_loss
+from utils.system_utils import write_text_atomic
 from utils.training_log import TrainingLog
 from viewer.settings import DEFAULT_IP, DEFAULT_PORT, ViewerSettings
 
-EMA_WEIGHT = 0.4  # progress-bar loss: 0.4·loss + 0.6·previous, as the original
 PROGRESS_EVERY = 10  # iterations between progress-bar (and curve) updates
 TRAIN_REPORT_VIEWS = (5, 10, 15, 20, 25)  # train cameras evaluated at test iterations
-SH_DEGREE_INTERVAL = 1000  # one more SH degree every 1000 iterations
-CHECKPOINT_FORMAT = 1  # our extra checkpoint element (RNG states, camera order, curve)
-
-
-class TrainingDiverged(ReportedError):
-    """NaN/Inf in the loss or a parameter; the checkpoints already written stay."""
-    exit_code = 3
-
-    def __init__(self, iteration: int, what: str):
-        super().__init__(f"training diverged at iteration {iteration}: {what}; the checkpoints "
-                         f"already written are kept")
-
-
-@dataclass
-class LoopState:
-    """Everything beyond the model that an exact resume needs."""
-    viewpoint_stack: List[int] = field(default_factory=list)  # train-camera indices left
-    ema_loss: float = 0.0
-    # Picks the cameras. A copy of Python's global RNG taken before the loop starts (so the
-    # stream is the one the original draws from random.randint), kept apart so that libraries
-    # drawing from the global one on other threads (the web server does) cannot change it.
-    camera_rng: random.Random = field(default_factory=random.Random)
 
 
 def build_parser() -> ArgumentParser:
@@ -101,63 +81,6 @@ def prepare_output(dataset: ModelParams) -> None:
     print(f"Output folder: {dataset.model_path}")
     os.makedirs(dataset.model_path, exist_ok=True)
     write_text_atomic(os.path.join(dataset.model_path, "cfg_args"), namespace_text(dataset))
-
-
-def checkpoint_path(model_path: str, iteration: int) -> str:
-    return os.path.join(model_path, f"chkpnt{iteration}.pth")
-
-
-def check_finite(gaussians: GaussianModel, iteration: int) -> None:
-    for name in PARAMETER_ATTRIBUTES.values():
-        if not torch.isfinite(getattr(gaussians, name)).all():
-            raise TrainingDiverged(iteration, f"{name} holds NaN/Inf")
-
-
-def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, model_path,
-                    strategy: Strategy):
-    """The original's (capture, iteration) plus a third element with what exact resume needs.
-    Refuses to write a non-finite model, so the last good checkpoint stays."""
-    check_finite(gaussians, iteration)
-    rng = dict(rng_state(), python=loop.camera_rng.getstate())
-    extras = {"format": CHECKPOINT_FORMAT, "rng": rng,
-              "viewpoint_stack": list(loop.viewpoint_stack), "ema_loss": loop.ema_loss,
-              "history": log.history, "strategy": strategy.state_dict()}
-    if gaussians.exposures is not None:  # the original drops them; resume needs them
-        extras["exposure"] = gaussians.exposures.state_dict()
-    path = checkpoint_path(model_path, iteration)
-    with atomic_path(path) as tmp:
-        torch.save((gaussians.capture(), iteration, extras), tmp)
-    return path
-
-
-def load_checkpoint(path, gaussians, opt, loop: LoopState, log: TrainingLog,
-                    strategy: Strategy) -> int:
-    if not os.path.isfile(path):
-        raise DatasetError(path, "checkpoint not found")
-    try:
-        contents = torch.load(path, map_location=gaussians.device, weights_only=True)
-        model_params, first_iter = contents[0], contents[1]
-    except Exception as exc:  # any unreadable file: report it as one line
-        raise DatasetError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") \
-            from None
-    if len(contents) > 2:  # ours: continue bit-exactly
-        extras = contents[2]
-        strategy.check_state(extras.get("strategy", {"name": "default"}), path)
-        set_rng_state(extras["rng"])
-        loop.viewpoint_stack = list(extras["viewpoint_stack"])
-        loop.ema_loss = extras["ema_loss"]
-        log.history = extras["history"]
-    gaussians.restore(model_params, opt)
-    if len(contents) > 2 and gaussians.exposures is not None and "exposure" in contents[2]:
-        gaussians.exposures.load_state_dict(contents[2]["exposure"], path)
-    return first_iter
-
-
-def pick_camera(loop: LoopState, num_cameras: int) -> int:
-    """A random train camera without replacement; each pass is a fresh permutation."""
-    if not loop.viewpoint_stack:
-        loop.viewpoint_stack = list(range(num_cameras))
-    return loop.viewpoint_stack.pop(loop.camera_rng.randint(0, len(loop.viewpoint_stack) - 1))
 
 
 @torch.no_grad()
@@ -203,134 +126,6 @@ class StopRequest:
 
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self.previous)
-
-
-def apply_schedule(views, gaussians, pipe, debug_from) -> None:
-    """The per-iteration schedule for a step covering `views` (1-based view numbers): the xyz
-    (and exposure) learning rate at the step's last view, one more SH degree at every multiple of
-    SH_DEGREE_INTERVAL, the rasterizer's debug mode from --debug_from."""
-    gaussians.update_learning_rate(views[-1])
-    for view in views:
-        if view % SH_DEGREE_INTERVAL == 0:
-            gaussians.oneupSHdegree()
-        if view - 1 == debug_from:
-            pipe.debug = True
-
-
-def view_loss(view, camera, gaussians, pipe, opt, background, device, strategy: Strategy):
-    """(render result, loss) of one training view: render (with its exposure), photometric
-    loss (+ depth loss, + the strategy's regulariser); a non-finite loss stops training."""
-    bg = torch.rand(3, device=device) if opt.random_background else background
-    out = render(camera, gaussians, pipe, bg, use_trained_exp=gaussians.exposures is not None)
-    loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
-                               fused=not opt.reference_kernels)
-    loss = loss + depth_loss(out, camera, opt, view)
-    regularization = strategy.regularization(gaussians)
-    if regularization is not None:
-        loss = loss + regularization
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(view, f"loss is {loss.item()}")
-    return out, loss
-
-
-def training_step(iteration, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
-                  debug_from, device, strategy: Strategy):
-    """Schedule → pick camera → render → loss (+ the strategy's regulariser) → backward.
-    Returns the render result."""
-    apply_schedule([iteration], gaussians, pipe, debug_from)
-    camera = train_cameras[pick_camera(loop, len(train_cameras))]
-    out, loss = view_loss(iteration, camera, gaussians, pipe, opt, background, device, strategy)
-    loss.backward()
-    loop.ema_loss = EMA_WEIGHT * loss.item() + (1 - EMA_WEIGHT) * loop.ema_loss
-    return out
-
-
-def depth_loss(out, camera, opt, iteration: int):
-    """-d (GS-2024): w(iteration) · mean |rendered inverse depth − the camera's aligned map|,
-    w decaying from --depth_l1_weight_init to _final over --iterations; 0 for a camera without
-    a reliable map (then nothing is added to the graph)."""
-    if camera.invdepthmap is None or not camera.depth_reliable:
-        return 0.0
-    weight = get_expon_lr_func(opt.depth_l1_weight_init, opt.depth_l1_weight_final,
-                               max_steps=opt.iterations)(iteration)
-    if weight <= 0:
-        return 0.0
-    target = camera.invdepthmap.to(out.depth.device)
-    return weight * torch.abs(out.depth - target).mean()
-
-
-def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt):
-    """refine_and_step for one view (training_step's result): the strategy's statistics and row
-    edits → optimizer step → the strategy's post-step work (neither at the last iteration)."""
-    refine_and_step([iteration], gaussians, BatchResult([out], out.visibility_filter), strategy,
-                    extent, opt)
-
-
-class _Gradient:
-    """Holds a view-space gradient as `.grad`, the way the rendered view's tensor carries it."""
-
-    def __init__(self, grad: torch.Tensor):
-        self.grad = grad
-
-
-@dataclass
-class ViewRecord:
-    """What the strategy's statistics read of one rendered view (a RenderResult's fields)."""
-    viewspace_points: _Gradient  # .grad [N, 2]
-    visibility_filter: torch.Tensor  # [N] bool
-    radii: torch.Tensor  # [N]
-
-
-@dataclass
-class BatchResult:
-    views: list  # per view of the batch, in order: RenderResult (one view, one process) or ViewRecord
-    visibility: torch.Tensor  # [N] bool, visible in any view of the batch
-
-
-def batch_step(views, gaussians, loop: LoopState, train_cameras, pipe, opt, background,
-               debug_from, device, strategy: Strategy, group: Group) -> BatchResult:
-    """One optimizer step's views (1-based view numbers `views`): schedule, the B cameras (the
-    same picks on every rank), this rank's renders, each loss (+ the strategy's regulariser)
-    divided by B and backpropagated; then the gradients summed over the ranks and every view's
-    statistics record and loss shared, so every rank holds the whole batch's. With one view in
-    one process this is exactly training_step."""
-    if len(views) == 1 and not group.distributed:
-        out = training_step(views[0], gaussians, loop, train_cameras, pipe, opt, background,
-                            debug_from, device, strategy)
-        return BatchResult([out], out.visibility_filter)
-    batch = len(views)
-    apply_schedule(views, gaussians, pipe, debug_from)
-    picks = [pick_camera(loop, len(train_cameras)) for _ in views]
-    records, losses = [], []
-    for j in group.my_views(batch):
-        out, loss = view_loss(views[j], train_cameras[picks[j]], gaussians, pipe, opt,
-                              background, device, strategy)
-        (loss / batch).backward()
-        # The statistics see each view's own gradient (× B undoes the 1/B of the batch mean),
-        # so --densify_grad_threshold keeps its meaning.
-        records.append(torch.cat([out.viewspace_points.grad[:, :2] * batch,
-                                  out.visibility_filter[:, None].float(),
-                                  out.radii[:, None].float()], dim=1))
-        losses.append(loss.detach().reshape(1))
-    group.sum_gradients([getattr(gaussians, name) for name in PARAMETER_ATTRIBUTES.values()])
-    shared = group.gather_views(torch.stack(records))
-    for value in group.gather_views(torch.stack(losses)):
-        loop.ema_loss = EMA_WEIGHT * value.item() + (1 - EMA_WEIGHT) * loop.ema_loss
-    view_records = [ViewRecord(_Gradient(r[:, :2]), r[:, 2] > 0.5, r[:, 3]) for r in shared]
-    visibility = torch.stack([r.visibility_filter for r in view_records]).any(dim=0)
-    return BatchResult(view_records, visibility)
-
-
-def refine_and_step(views, gaussians, result: BatchResult, strategy: Strategy, extent, opt):
-    """Every view's statistics (in batch order) → the row edits scheduled at any of the step's
-    views → optimizer step → the strategy's post-step work (neither at the last iteration)."""
-    for view, record in zip(views, result.views):
-        strategy.record_view(view, gaussians, record)
-    for view in views:
-        strategy.refine(view, gaussians, extent)
-    if views[-1] < opt.iterations:
-        gaussians.optimizer_step(result.visibility)
-        strategy.after_optimizer_step(views[-1], gaussians)
 
 
 def start_viewer(settings: Optional[ViewerSettings], scene: Scene, gaussians, pipe, model_path):

@@ -10,7 +10,7 @@ Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one train
 
 The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points,
 times --timed_steps training steps one by one (their median is the step time), then profiles
---profiled_steps more (train.training_step + train.densify_and_step, the
+--profiled_steps more (training_step + densify_and_step of training/step.py, the
 loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
 the loss forward/backward, the optimizer, the densification statistics, and the rest
 (activations, autograd, Python).
@@ -30,6 +30,7 @@ sys.path.insert(0, REPO)
 import torch  # noqa: E402
 
 import train  # noqa: E402
+from training.step import LoopState, densify_and_step, training_step  # noqa: E402
 from arguments import ModelParams, OptimizationParams, PipelineParams, extract  # noqa: E402
 from gaussian_renderer import render  # noqa: E402
 from scene import GaussianModel, Scene  # noqa: E402
@@ -118,7 +119,7 @@ def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer
     scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv)
     gaussians.training_setup(opt)
     strategy = make_strategy(opt)
-    loop, background = train.LoopState(), scene.background
+    loop, background = LoopState(), scene.background
     cameras = scene.getTrainCameras()
     it0 = 601  # inside the densification window, not a densification iteration
 
@@ -126,10 +127,10 @@ def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer
         for it in range(first, first + n):
             if strategy.edits_rows_at(it):
                 continue
-            out = train.training_step(it, gaussians, loop, cameras, pipe, opt, background, -1,
-                                      "cpu", strategy)
+            out = training_step(it, gaussians, loop, cameras, pipe, opt, background, -1, "cpu",
+                                strategy)
             with torch.no_grad():
-                train.densify_and_step(it, gaussians, out, strategy, scene.cameras_extent, opt)
+                densify_and_step(it, gaussians, out, strategy, scene.cameras_extent, opt)
 
     run(it0, 5)  # warm-up
     wall = []
