@@ -75,9 +75,9 @@ def main(argv=None) -> int:
                           training=False)
     if viewer is None:
         return 1
-    print(f"{gaussians.num_points:,} Gaussians; open {viewer.url} in a browser "
-          f"(Ctrl-C to stop)")
     try:
+        print(f"{gaussians.num_points:,} Gaussians; open {viewer.url} in a browser "
+              f"(Ctrl-C to stop)")
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:

@@ -140,14 +140,20 @@ class Viewer:
         self._last_status = 0.0
 
         self.server = viser.ViserServer(host=settings.ip, port=settings.port, verbose=False)
-        self.server.gui.configure_theme(control_width="medium", show_logo=False)
-        self._build_gui()
-        self._add_frustums()
-        self.server.on_client_connect(self._on_connect)
-        self.server.on_client_disconnect(self._on_disconnect)
-        self._thread = threading.Thread(target=self._render_loop, name="viewer-render",
-                                        daemon=True)
-        self._thread.start()
+        try:
+            self.server.gui.configure_theme(control_width="medium", show_logo=False)
+            self._build_gui()
+            self._add_frustums()
+            self.server.on_client_connect(self._on_connect)
+            self.server.on_client_disconnect(self._on_disconnect)
+            self._thread = threading.Thread(target=self._render_loop, name="viewer-render",
+                                            daemon=True)
+            self._thread.start()
+        except BaseException:
+            # The server already listens (its thread would keep the process alive): a Ctrl-C
+            # or an error while the page is being set up must close it.
+            self.server.stop()
+            raise
 
     @classmethod
     def start(cls, *args, settings: ViewerSettings, **kwargs) -> Optional["Viewer"]:
@@ -157,11 +163,15 @@ class Viewer:
                   f"(choose another with --port, or --disable_viewer)")
             return None
         viewer = cls(*args, settings=settings, **kwargs)
-        if viewer.server.get_port() != settings.port:  # taken between the check and the bind
+        try:
+            if viewer.server.get_port() != settings.port:  # taken between the check and bind
+                viewer.stop()
+                print(f"warning: viewer not started: {settings.ip}:{settings.port} is in use")
+                return None
+            print(f"Viewer: {viewer.url}")
+        except BaseException:  # Ctrl-C here: nobody else would close the server
             viewer.stop()
-            print(f"warning: viewer not started: {settings.ip}:{settings.port} is in use")
-            return None
-        print(f"Viewer: {viewer.url}")
+            raise
         return viewer
 
     @property
