@@ -165,6 +165,31 @@ def test_splat_transform_reads_our_exports(tmp_path, fmt):
         assert np.allclose(sigmoid(ours.opacity), sigmoid(theirs.opacity), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("version", ["3", "4"])
+def test_we_read_splat_transforms_spz(tmp_path, version):
+    """The other direction: PlayCanvas's SPZ writer (version 4, Zstandard, is its default) and
+    our reader. It writes PLY axes (no RUB conversion), so we read it with axes="raw"."""
+    from utils.splat_io import spz
+    command = splat_transform()
+    if command is None:
+        pytest.skip("PlayCanvas splat-transform not installed (make test installs it with npm; "
+                    "needs Node.js)")
+    source = random_splats(seed=4)
+    write_splats(source, tmp_path / "source.ply", "ply")
+    theirs = tmp_path / "theirs.spz"
+    done = subprocess.run([command, "-q", "-w", "--spz-version", version,
+                           str(tmp_path / "source.ply"), str(theirs)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert theirs.read_bytes()[:2] == (b"\x1f\x8b" if version == "3" else b"NG")
+    assert_within_steps("spz", spz.read(theirs, axes="raw"), theirs, source)
+    if version == "4":  # a cut file is one clear error
+        cut = tmp_path / "cut.spz"
+        cut.write_bytes(theirs.read_bytes()[:200])
+        one_line_error(run_export(cut, "--format", "ply", "-o", tmp_path / "o.ply"), "cut.spz",
+                       "SPZ version 4")
+
+
 def test_yz_flip_renders_the_same_scene():
     """The SPZ axis conversion is a change of coordinates: the flipped model seen by the flipped
     camera gives the same image (positions, rotations and SH signs all right)."""

@@ -1,4 +1,4 @@
-"""Niantic's SPZ, version 3 written, versions 2 and 3 read (github.com/nianticlabs/spz).
+"""Niantic's SPZ, version 3 written, versions 2, 3 and 4 read (github.com/nianticlabs/spz).
 
 A gzip stream of a 16-byte header — magic "NGSP" (0x5053474e), version, count (uint32 each),
 SH degree, fractional bits, flags (bit 0: trained with antialiasing), a reserved byte — then the
@@ -24,6 +24,7 @@ import struct
 import zlib
 
 import numpy as np
+import zstandard
 
 from utils.errors import DatasetError
 from .data import SplatData, logit, sigmoid, to_uint8, unit_quaternions
@@ -110,20 +111,28 @@ def encode(data: SplatData, axes: str = "rub") -> bytes:
     return header + b"".join(np.ascontiguousarray(b).tobytes() for b in blocks)
 
 
+def _block_sizes(n: int, degree: int, version: int) -> list:
+    """Bytes of each attribute block: positions, alphas, colours, scales, rotations, SH."""
+    k = (degree + 1) ** 2 - 1
+    return [9 * n, n, 3 * n, 3 * n, (3 if version == 2 else 4) * n, 3 * k * n]
+
+
+def _check_header(path, magic, version, degree, versions) -> None:
+    if magic != MAGIC:
+        raise DatasetError(path, "not an SPZ file (no NGSP magic)")
+    if version not in versions:
+        raise DatasetError(path, f"SPZ version {version} is not supported (versions 2-4 are)")
+    if degree > 3:
+        raise DatasetError(path, f"SPZ SH degree {degree} is not supported (0-3)")
+
+
 def decode(payload: bytes, path="<spz>", axes: str = "rub") -> SplatData:
+    """Versions 2 and 3: the gunzipped payload (16-byte header, then the blocks in order)."""
     if len(payload) < HEADER.size:
         raise DatasetError(path, "not an SPZ file (shorter than its header)")
     magic, version, n, degree, bits, _flags, _ = HEADER.unpack_from(payload)
-    if magic != MAGIC:
-        raise DatasetError(path, "not an SPZ file (no NGSP magic after gunzip)")
-    if version not in (2, 3):
-        raise DatasetError(path, f"SPZ version {version} is not supported (versions 2 and 3 "
-                                 f"are; splat-transform --spz-version 3 writes one)")
-    if degree > 3:
-        raise DatasetError(path, f"SPZ SH degree {degree} is not supported (0-3)")
-    k = (degree + 1) ** 2 - 1
-    rotation_bytes = 3 if version == 2 else 4
-    sizes = [9 * n, n, 3 * n, 3 * n, rotation_bytes * n, 3 * k * n]
+    _check_header(path, magic, version, degree, (2, 3))
+    sizes = _block_sizes(n, degree, version)
     if len(payload) < HEADER.size + sum(sizes):
         raise DatasetError(path, f"SPZ data is truncated ({len(payload)} bytes; {n} Gaussians "
                                  f"need {HEADER.size + sum(sizes)})")
@@ -131,6 +140,48 @@ def decode(payload: bytes, path="<spz>", axes: str = "rub") -> SplatData:
     for size in sizes:
         blocks.append(np.frombuffer(payload, np.uint8, size, offset))
         offset += size
+    return _from_blocks(blocks, n, degree, bits, version, axes)
+
+
+# Version 4 (what splat-transform writes by default): a 32-byte header that is not compressed —
+# magic, version, count (uint32), SH degree, fractional bits, flags, number of streams (uint8),
+# the table of contents' offset (uint32), reserved — then at that offset one (compressed size,
+# size) uint64 pair per stream, then the streams, each the block of versions 2-3 compressed
+# with Zstandard on its own.
+HEADER_V4 = struct.Struct("<IIIBBBBI")
+HEADER_V4_BYTES = 32
+
+
+def decode_v4(raw: bytes, path="<spz>", axes: str = "rub") -> SplatData:
+    if len(raw) < HEADER_V4_BYTES:
+        raise DatasetError(path, "not an SPZ file (shorter than its header)")
+    magic, version, n, degree, bits, _flags, streams, toc = HEADER_V4.unpack_from(raw)
+    _check_header(path, magic, version, degree, (4,))
+    sizes = _block_sizes(n, degree, version)[:6 if degree else 5]
+    if streams != len(sizes) or toc < HEADER_V4_BYTES or toc + 16 * streams > len(raw):
+        raise DatasetError(path, f"SPZ version 4 table of contents is broken ({streams} "
+                                 f"streams at byte {toc})")
+    blocks, offset = [], toc + 16 * streams
+    for i, expected in enumerate(sizes):
+        packed, size = struct.unpack_from("<QQ", raw, toc + 16 * i)
+        if size != expected or offset + packed > len(raw):
+            raise DatasetError(path, f"SPZ version 4 stream {i} is truncated or the wrong size")
+        try:
+            block = zstandard.ZstdDecompressor().decompress(raw[offset:offset + packed],
+                                                            max_output_size=size)
+        except zstandard.ZstdError as exc:
+            raise DatasetError(path, f"SPZ version 4 stream {i}: {exc}") from None
+        if len(block) != size:
+            raise DatasetError(path, f"SPZ version 4 stream {i} is truncated")
+        blocks.append(np.frombuffer(block, np.uint8))
+        offset += packed
+    if not degree:
+        blocks.append(np.zeros(0, np.uint8))
+    return _from_blocks(blocks, n, degree, bits, version, axes)
+
+
+def _from_blocks(blocks, n: int, degree: int, bits: int, version: int, axes: str) -> SplatData:
+    k = (degree + 1) ** 2 - 1
     positions, alphas, colors, scales, rotations, sh = blocks
     raw = positions.reshape(n, 3, 3).astype(np.int64)
     fixed = raw[:, :, 0] | (raw[:, :, 1] << 8) | (raw[:, :, 2] << 16)
@@ -160,10 +211,8 @@ def write(data: SplatData, path, axes: str = "rub") -> None:
 def read(path, axes: str = "rub") -> SplatData:
     with open(path, "rb") as f:
         raw = f.read()
-    if raw.startswith(MAGIC_BYTES):
-        version = struct.unpack_from("<I", raw, 4)[0] if len(raw) >= 8 else 0
-        raise DatasetError(path, f"SPZ version {version} (not gzip-compressed) is not supported "
-                                 f"(versions 2 and 3 are)")
+    if raw.startswith(MAGIC_BYTES):  # version 4: an uncompressed header
+        return decode_v4(raw, path, axes)
     try:
         payload = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
