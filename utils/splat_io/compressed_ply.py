@@ -17,8 +17,8 @@ import numpy as np
 from plyfile import PlyData, PlyElement
 
 from utils.errors import DatasetError
-from .data import SplatData, logit, sigmoid, unit_quaternions
 from utils.sh_utils import C0
+from .data import SplatData, logit, sigmoid, unit_quaternions
 
 CHUNK = 256
 CHUNK_PROPERTIES = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
