@@ -28,9 +28,9 @@ def load_model(args, device):
     if ply:
         if not os.path.isfile(ply):
             raise DatasetError(ply, "no such file")
-        data = read_splats(ply)  # any format utils/splat_io reads
+        data = read_splats(ply)  # any format utils/splat_io reads, read once
         gaussians = GaussianModel(data.sh_degree, device=device)
-        gaussians.load_ply(ply)
+        gaussians.load_splats(data, ply)
         background = background_color(bool(getattr(args, "white_background", False)), device)
         return gaussians, {}, background, pipe, os.path.dirname(os.path.abspath(ply))
     if not args.model_path:

@@ -294,7 +294,10 @@ class GaussianModel:
         """Load a saved model from any file utils/splat_io reads (the PLY, or an exported
         .compressed.ply / .spz / .splat). A PLY must hold exactly this model's SH degree; the
         lossy web formats may hold fewer bands (.splat has none), which load as zeros."""
-        data = read_splats(path)
+        self.load_splats(read_splats(path), path)
+
+    def load_splats(self, data: SplatData, path) -> None:
+        """load_ply for data already read from `path` (named in errors)."""
         if data.sh_degree != self.max_sh_degree:
             lossy = detect_format(path) in ("spz", "splat", "compressed_ply")
             if data.sh_degree > self.max_sh_degree or not lossy:
