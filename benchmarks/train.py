@@ -1,12 +1,14 @@
-"""Training benchmark on the bundled sample scene: seconds per iteration (median early and late),
-Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of one training step at about
-100k Gaussians. Prints a table, writes JSON and a plot.
+"""Training benchmark on the bundled sample scene (or `-s` another): seconds per iteration
+(median early and late), Gaussian count, peak RSS, test PSNR / SSIM / LPIPS, and a breakdown of
+one training step at about 100k Gaussians. Prints a table, writes JSON and a plot.
 
     python benchmarks/train.py --iterations 3000 --json benchmarks/results/train.json
-    python benchmarks/train.py --densify_grad_threshold 0.0005 --json ...   # the demo's settings
+    python benchmarks/train.py --densify_grad_threshold 0.0005 --json ...   # the former demo
     python benchmarks/train.py --reference_kernels ...   # PyTorch SSIM + per-tensor Adam
     python benchmarks/train.py --strategy mcmc --cap_max 100000 --iterations 7000 \
         --eval_iterations 3000 7000 --seed 1 --json ...   # MCMC, scored at 3000 and 7000
+    python benchmarks/train.py -s ../shared/data/crackle_shards --strategy mcmc --cap_max 100000 \
+        --densification_interval 10 --breakdown_points 0 ...   # another scene; train.py's flags
 
 The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points,
 times --timed_steps training steps one by one (their median is the step time), then profiles
@@ -54,6 +56,8 @@ STAGES = {
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-s", "--source_path", default=SAMPLE,
+                   help="the scene (default: the bundled sample)")
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--optimizer_type", default="default")
     p.add_argument("--densify_grad_threshold", type=float, default=None,
@@ -64,19 +68,22 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0, help="passed to train.py")
     p.add_argument("--eval_iterations", type=int, nargs="+", default=None,
                    help="saved iterations whose test views are scored (default: the last)")
-    p.add_argument("--breakdown_points", type=int, default=100_000)
+    p.add_argument("--breakdown_points", type=int, default=100_000,
+                   help="profile one step at about this many Gaussians (0: no breakdown)")
     p.add_argument("--timed_steps", type=int, default=60, help="steps whose median is reported")
     p.add_argument("--profiled_steps", type=int, default=30,
                    help="steps profiled after the timed ones for the per-stage breakdown")
     p.add_argument("--model_path", default=None, help="keep the trained model here")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None, help="PNG path (default: beside the JSON)")
-    return p.parse_args(argv)
+    # Any other flag (for example --cap_by_iter 2000) goes to train.py unchanged.
+    args, args.train_argv = p.parse_known_args(argv)
+    return args
 
 
-def train_run(model_path, iterations, optimizer_type, extra_argv=()):
+def train_run(source, model_path, iterations, optimizer_type, extra_argv=()):
     saves = sorted(set(range(250, iterations + 1, 250)) | {iterations})
-    argv = ["-s", SAMPLE, "-m", model_path, "--eval", "--quiet", "--iterations", str(iterations),
+    argv = ["-s", source, "-m", model_path, "--eval", "--quiet", "--iterations", str(iterations),
             "--test_iterations", "-1", "--save_iterations", *map(str, saves),
             "--optimizer_type", optimizer_type, "--disable_viewer", *extra_argv]
     start = time.perf_counter()
@@ -86,9 +93,9 @@ def train_run(model_path, iterations, optimizer_type, extra_argv=()):
         return json.load(f), wall, saves
 
 
-def load_scene(model_path, iteration, optimizer_type="default", extra_argv=()):
+def load_scene(model_path, iteration, optimizer_type="default", extra_argv=(), source=SAMPLE):
     parser = train.build_parser()
-    args = parser.parse_args(["-s", SAMPLE, "-m", model_path, "--eval",
+    args = parser.parse_args(["-s", source, "-m", model_path, "--eval",
                               "--optimizer_type", optimizer_type, *extra_argv])
     dataset, opt = extract(ModelParams, args), extract(OptimizationParams, args)
     pipe = extract(PipelineParams, args)
@@ -111,12 +118,13 @@ def test_scores(scene, gaussians, pipe):
 
 
 def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer_type,
-                   extra_argv=()):
+                   extra_argv=(), source=SAMPLE):
     """Profile training steps from a saved model: no densification (statistics only, as between
     densification iterations), the SH degree at its maximum. With --reference_kernels the
     PyTorch loss has no event of its own and counts under "rest"."""
     from torch.profiler import ProfilerActivity, profile
-    scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv)
+    scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv,
+                                             source)
     gaussians.training_setup(opt)
     strategy = make_strategy(opt)
     loop, background = LoopState(), scene.background
@@ -168,7 +176,9 @@ def main(argv=None):
         extra += ["--strategy", args.strategy, "--seed", str(args.seed)]
         if args.cap_max is not None:
             extra += ["--cap_max", str(args.cap_max)]
-        log, wall, saves = train_run(model_path, args.iterations, args.optimizer_type, extra)
+        extra += args.train_argv
+        log, wall, saves = train_run(args.source_path, model_path, args.iterations,
+                                     args.optimizer_type, extra)
         spi = dict(zip(log["iteration"], log["seconds_per_iteration"]))
         counts = dict(zip(log["iteration"], log["num_points"]))
         early = [s for i, s in spi.items() if EARLY[0] <= i <= EARLY[1]]
@@ -176,14 +186,17 @@ def main(argv=None):
         late = [s for i, s in spi.items() if i > late_from]
         scores_at = {}
         for it in args.eval_iterations or [args.iterations]:
-            scene, gaussians, _, pipe = load_scene(model_path, it)
+            scene, gaussians, _, pipe = load_scene(model_path, it, source=args.source_path)
             scores_at[it] = dict(test_scores(scene, gaussians, pipe), gaussians=gaussians.num_points,
                                  training_ms_per_step=1e3 * statistics.mean(
                                      s for i, s in spi.items() if i <= it))
         scores = scores_at[max(scores_at)]
-        nearest = min(saves, key=lambda i: abs(counts.get(i, 0) - args.breakdown_points))
-        breakdown = step_breakdown(model_path, nearest, args.timed_steps, args.profiled_steps,
-                                   args.optimizer_type, extra)
+        breakdown = None
+        if args.breakdown_points > 0:
+            nearest = min(saves, key=lambda i: abs(counts.get(i, 0) - args.breakdown_points))
+            breakdown = step_breakdown(model_path, nearest, args.timed_steps,
+                                       args.profiled_steps, args.optimizer_type, extra,
+                                       args.source_path)
     result = {
         "iterations": args.iterations, "optimizer_type": args.optimizer_type,
         "densify_grad_threshold": args.densify_grad_threshold,
@@ -193,12 +206,15 @@ def main(argv=None):
         "median_seconds_per_iteration_late": statistics.median(late) if late else None,
         "final_gaussians": log["num_points"][-1],
         "strategy": args.strategy, "cap_max": args.cap_max, "seed": args.seed,
+        "source_path": args.source_path, "train_argv": args.train_argv,
         "whole_process_ms_per_step": 1e3 * wall / args.iterations,
         "test_at": scores_at,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "test": scores, "breakdown": breakdown, "log": log,
     }
-    print(f"\ntraining {args.iterations} iterations on garden_dev (320x240, --eval), "
+    print(f"\ntraining {args.iterations} iterations on "
+          f"{os.path.basename(os.path.normpath(args.source_path))} (--eval"
+          + (", " + " ".join(args.train_argv) if args.train_argv else "") + "), "
           f"{result['threads']} threads, optimizer {args.optimizer_type}, densify_grad_threshold "
           f"{args.densify_grad_threshold or 'default'}"
           + (", reference kernels" if args.reference_kernels else ""))
@@ -218,10 +234,11 @@ def main(argv=None):
     print(f"  peak RSS                        {result['peak_rss_mb']:9.0f} MB")
     print(f"  test PSNR / SSIM / LPIPS-VGG     {scores['PSNR']:.2f} / {scores['SSIM']:.3f} / "
           f"{scores['LPIPS']:.3f}")
-    print(f"\nstep breakdown at {breakdown['gaussians']} Gaussians (iteration "
-          f"{breakdown['iteration']}), median step {breakdown['median_step_ms']:.1f} ms:")
-    for name, ms in breakdown["stages_ms"].items():
-        print(f"  {name:<50} {ms:7.1f} ms")
+    if breakdown is not None:
+        print(f"\nstep breakdown at {breakdown['gaussians']} Gaussians (iteration "
+              f"{breakdown['iteration']}), median step {breakdown['median_step_ms']:.1f} ms:")
+        for name, ms in breakdown["stages_ms"].items():
+            print(f"  {name:<50} {ms:7.1f} ms")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -8,12 +8,21 @@ import math
 import torch
 
 DEAD_OPACITY = 0.005  # a Gaussian at or below this opacity is "dead" and gets relocated
-GROWTH_RATE = 0.05  # each refinement adds at most 5 % new Gaussians, up to cap_max
+GROWTH_RATE = 0.05  # each refinement adds 5 % new Gaussians (or more: growth_count), up to cap_max
 MAX_COPIES = 51  # a Gaussian is split into at most this many copies (the paper's n_max)
 # Relocated opacities stay in [DEAD_OPACITY, 1 - eps]: never dead on arrival, never exactly 1.
 MAX_RELOCATED_OPACITY = 1.0 - torch.finfo(torch.float32).eps
 NOISE_GATE_SHARPNESS = 100.0  # noise gate: sigmoid(k·((1 − opacity) − x0)), the paper's k and x0
 NOISE_GATE_CENTRE = 1.0 - DEAD_OPACITY  # so the gate opens around the dead-opacity threshold
+
+
+def growth_count(count: int, cap_max: int, refinements_left: int = 0) -> int:
+    """How many Gaussians one refinement adds to `count`: 5 %, or the constant rate that reaches
+    cap_max within `refinements_left` refinements where 5 % would not (0: no such deadline)."""
+    target = int((1.0 + GROWTH_RATE) * count)
+    if refinements_left > 0 and 0 < count < cap_max:
+        target = max(target, math.ceil(count * (cap_max / count) ** (1.0 / refinements_left)))
+    return max(0, min(cap_max, target) - count)
 
 
 def binomial_table(n: int = MAX_COPIES) -> torch.Tensor:

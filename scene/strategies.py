@@ -206,6 +206,7 @@ class MCMCStrategy(Strategy):
     refine_until_iter: int
     refinement_interval: int
     init: Initialisation
+    cap_by_iter: int = 0
     min_opacity: float = mcmc.DEAD_OPACITY
 
     name = "mcmc"
@@ -216,6 +217,7 @@ class MCMCStrategy(Strategy):
                    scale_reg=opt.scale_reg, refine_from_iter=opt.densify_from_iter,
                    refine_until_iter=opt.densify_until_iter,
                    refinement_interval=opt.densification_interval,
+                   cap_by_iter=opt.cap_by_iter,
                    init=Initialisation(points=opt.init_type, num_random=opt.init_num,
                                        min_points=int(opt.init_fill * opt.cap_max),
                                        opacity=MCMC_INIT_OPACITY,
@@ -237,7 +239,7 @@ class MCMCStrategy(Strategy):
     def refine(self, iteration, gaussians, extent):
         if self.refines_at(iteration):
             self.relocate_dead(gaussians)
-            self.add_new(gaussians)
+            self.add_new(gaussians, self.refinements_left(iteration))
 
     def after_optimizer_step(self, iteration, gaussians):
         self.add_noise(gaussians, gaussians.current_xyz_lr())
@@ -274,10 +276,17 @@ class MCMCStrategy(Strategy):
         gaussians.edit_rows(RowEdit(assign=assign, zero_moments=sources))
         return len(dead_rows)
 
-    def add_new(self, gaussians) -> int:
-        """Append min(cap_max, 1.05·N) − N copies of Gaussians sampled by opacity."""
-        n = gaussians.num_points
-        count = max(0, min(self.cap_max, int((1.0 + mcmc.GROWTH_RATE) * n)) - n)
+    def refinements_left(self, iteration: int) -> int:
+        """Refinements from `iteration` up to --cap_by_iter, both included (0: no deadline)."""
+        last = min(self.cap_by_iter, self.refine_until_iter - 1)
+        if self.cap_by_iter <= 0 or iteration > last:
+            return 0
+        return last // self.refinement_interval - iteration // self.refinement_interval + 1
+
+    def add_new(self, gaussians, refinements_left: int = 0) -> int:
+        """Append copies of Gaussians sampled by opacity: 5 % of N, more where needed to reach
+        cap_max within `refinements_left` refinements, never beyond cap_max."""
+        count = mcmc.growth_count(gaussians.num_points, self.cap_max, refinements_left)
         if count == 0:
             return 0
         sources = mcmc.sample_by_opacity(gaussians.get_opacity[:, 0], count)

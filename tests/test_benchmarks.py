@@ -45,10 +45,13 @@ def test_distributed_benchmark(tmp_path):
 
 
 @pytest.mark.parametrize("extra", [[], ["--reference_kernels"],
-                                   ["--strategy", "mcmc", "--cap_max", "8000"]])
+                                   ["--strategy", "mcmc", "--cap_max", "8000",
+                                    "--cap_by_iter", "20", "-s", str(REPO / "data" / "garden_dev")]])
 def test_training_benchmark(tmp_path, extra):
     result = run_script("train.py", "--iterations", "30", "--timed_steps", "2", "--profiled_steps", "2", *extra,
                         tmp_path=tmp_path)
     assert result["final_gaussians"] > 0 and result["breakdown"]["median_step_ms"] > 0
     assert result["reference_kernels"] == ("--reference_kernels" in extra)
     assert result["strategy"] == ("mcmc" if "mcmc" in extra else "default")
+    # flags of train.py's own go through unchanged
+    assert result["train_argv"] == (["--cap_by_iter", "20"] if "mcmc" in extra else [])

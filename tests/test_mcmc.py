@@ -138,6 +138,28 @@ def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
     assert model.xyz_gradient_accum.shape[0] == 45
 
 
+def test_growth_meets_the_cap_by_iter_deadline_and_is_5_percent_otherwise():
+    assert mcmc.growth_count(1000, 10_000) == 50  # the paper's 5 %
+    assert mcmc.growth_count(1000, 10_000, refinements_left=100) == 50  # 5 % is enough
+    assert mcmc.growth_count(1000, 10_000, refinements_left=1) == 9000  # last chance: the cap
+    assert mcmc.growth_count(1000, 1010, refinements_left=3) == 10  # never past the cap
+    strategy = MCMCStrategy.from_params(OptimizationParams(
+        strategy="mcmc", cap_max=100_000, cap_by_iter=2000, densification_interval=50))
+    count, reached = 1869, None
+    for it in range(1, 3001):
+        if strategy.refines_at(it):
+            count += mcmc.growth_count(count, strategy.cap_max, strategy.refinements_left(it))
+            reached = reached or (it if count == strategy.cap_max else None)
+        if it == 1000:
+            at_1000 = count
+    # a constant rate (about 14 % per refinement from 1,869) that lands on the cap exactly at the
+    # deadline; without a deadline 5 % reaches only 1869 · 1.05^50 ≈ 21k by iteration 3000
+    assert reached == 2000 and 1869 * 1.14 ** 10 < at_1000 < 1869 * 1.15 ** 10
+    assert strategy.refinements_left(550) == 30 and strategy.refinements_left(2050) == 0
+    assert MCMCStrategy.from_params(OptimizationParams(
+        strategy="mcmc", cap_max=100_000, cap_by_iter=0)).refinements_left(550) == 0
+
+
 def test_covariance_times_equals_the_covariance_matrix_product():
     g = torch.Generator().manual_seed(0)
     quats = torch.nn.functional.normalize(torch.randn(100, 4, generator=g, dtype=torch.float64))
@@ -195,10 +217,12 @@ def test_strategy_flags():
         OptimizationParams(strategy="mcmc")
     with pytest.raises(UsageError, match="strategy"):
         OptimizationParams(strategy="gsplat")
-    # MCMC's own defaults for the shared schedule flags: every 50 iterations until 25,000;
-    # flags given explicitly win, and the default strategy keeps the original's.
+    # MCMC's own defaults for the shared schedule flags: every 25 iterations until 25,000, the
+    # budget reached by 2,000; flags given explicitly win; the default strategy keeps the
+    # original's.
     refine = [i for i in range(1, 30001) if mcmc_strategy.refines_at(i)]
-    assert refine[0] == 550 and refine[-1] == 24950 and len(refine) == 489
+    assert refine[0] == 525 and refine[-1] == 24975 and len(refine) == 979
+    assert mcmc_strategy.cap_by_iter == 2000
     explicit = make_strategy(OptimizationParams(strategy="mcmc", cap_max=1000,
                                                 densification_interval=100))
     assert [i for i in range(1, 1001) if explicit.refines_at(i)] == [600, 700, 800, 900, 1000]

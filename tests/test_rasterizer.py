@@ -180,6 +180,42 @@ def test_one_gaussian_covering_the_image():
     assert (color[1] < 1.0).all() and (color[1] > 0.25).all(), "every pixel is covered"
 
 
+def test_a_needle_seen_side_on_keeps_a_positive_conic_and_finite_gradients():
+    """The Gaussian and camera that made an MCMC run on crackle_shards diverge (iteration 3261):
+    scales 2e-4 / 5.8 / 0.34, 0.66 in front of the camera and far outside the guard band. Its
+    2D covariance has a c and b^2 near 4e12, so a c - b^2 cancelled in float32 to -1.4e6
+    (truly +2.2e6): an indefinite conic and NaN gradients for its position, scale and rotation
+    (this test fails so on the kernels without the bound). The kernels and the reference now
+    raise det to its bound lp (a + c) - lp^2."""
+    from diff_gaussian_rasterization import GaussianRasterizationSettings
+    view = torch.tensor([0.986127794, -0.123091541, 0.111357085, 0, 0.149634376, 0.949606717,
+                         -0.275420815, 0, -0.0718434677, 0.288262963, 0.954852343, 0,
+                         -0.101386137, -2.90027404, 3.37901115, 1]).reshape(4, 4)
+    proj = torch.tensor([2.11794043, -0.352490515, 0.111368224, 0.111357085, 0.321374863,
+                         2.71933675, -0.275448352, -0.275420815, -0.154300675, 0.825482905,
+                         0.954947829, 0.954852343, -0.217750475, -8.30535603, 3.36934805,
+                         3.37901115]).reshape(4, 4)
+    settings = GaussianRasterizationSettings(
+        image_height=240, image_width=320, tanfovx=0.465606991, tanfovy=0.349205243,
+        bg=torch.zeros(3), scale_modifier=1.0, viewmatrix=view, projmatrix=proj, sh_degree=0,
+        campos=torch.tensor([-0.633296311, 3.69994068, -2.39769888]), prefiltered=False,
+        debug=False, antialiasing=False)
+    means = torch.tensor([[-3.20562553, 3.68196011, -1.41401768]], requires_grad=True)
+    scales = torch.tensor([[-8.52589798, 1.75999606, -1.0793153]]).exp().requires_grad_()
+    rotations = torch.tensor([[0.865414917, -0.346624643, -0.0827079117, -0.352232665]],
+                             requires_grad=True)
+    opacities = torch.tensor([[0.355504155]], requires_grad=True)
+    colors = torch.full((1, 3), 0.5, requires_grad=True)
+    color, radii, invdepth = GaussianRasterizer(settings)(
+        means3D=means, means2D=torch.zeros(1, 3, requires_grad=True), opacities=opacities,
+        colors_precomp=colors, scales=scales, rotations=rotations)
+    assert radii.item() > 0 and torch.isfinite(color).all()
+    g = torch.Generator().manual_seed(0)
+    ((color * torch.randn(color.shape, generator=g)).sum() + invdepth.sum()).backward()
+    for tensor in (means, scales, rotations, opacities, colors):
+        assert torch.isfinite(tensor.grad).all(), tensor.grad
+
+
 def test_no_gaussians():
     cloud = random_cloud(0, seed=0)
     settings = look_at_settings(20, 10, bg=(0.25, 0.5, 0.75))

@@ -130,6 +130,10 @@ def rasterize_reference(settings, means3D, means2D, opacities, shs=None, colors_
     a = a + LOW_PASS_VARIANCE
     c = c + LOW_PASS_VARIANCE
     det = a * c - b * b
+    # As the kernels: det is at least lp (a + c) - lp^2 (the raw covariance is PSD); rounding can
+    # take a c - b^2 below that for needles seen from the side, so it is raised to the bound.
+    det_floor = LOW_PASS_VARIANCE * (a + c) - LOW_PASS_VARIANCE * LOW_PASS_VARIANCE
+    det = torch.where(det < det_floor, det_floor, det)
     if s.antialiasing:
         opacities = opacities * torch.sqrt((det_raw / det).clamp(min=ANTIALIAS_MIN_DET_RATIO))
     conic_a, conic_b, conic_c = c / det, -b / det, a / det
@@ -139,7 +143,7 @@ def rasterize_reference(settings, means3D, means2D, opacities, shs=None, colors_
         disc = torch.sqrt((mid * mid - det).clamp(min=EIGEN_MIN_DISCRIMINANT))
         radius = torch.ceil(RADIUS_SIGMAS * torch.sqrt(torch.maximum(mid + disc, mid - disc)))
         x0, y0, x1, y1 = tile_rects(xy, radius, W, H)
-        visible = ((tz > NEAR_PLANE) & (det != 0) & torch.isfinite(radius)
+        visible = ((tz > NEAR_PLANE) & torch.isfinite(radius)
                    & torch.isfinite(xy).all(1) & ((x1 - x0) * (y1 - y0) > 0))
         radii = torch.where(visible, radius, torch.zeros_like(radius)).to(torch.int32)
 

@@ -123,6 +123,7 @@ struct Conic {
   float det;      // its determinant
   float A, B, C;  // inverse covariance
   float aa_scale; // opacity factor (1 without antialiasing)
+  bool floored;   // det was raised to its lower bound (see make_conic)
 };
 
 DGR_HD Conic make_conic(Vec3 cov, bool antialiasing) {
@@ -132,6 +133,13 @@ DGR_HD Conic make_conic(Vec3 cov, bool antialiasing) {
   k.b = cov.y;
   k.c = cov.z + LOW_PASS_VARIANCE;
   k.det = k.a * k.c - k.b * k.b;
+  // The raw covariance is positive semi-definite, so det >= lp (a + c) - lp^2 > 0. For a needle
+  // seen from the side (a c ~ b^2 ~ 1e12), a c - b^2 cancels in float32 and can come out far
+  // below that, even negative: an indefinite "conic", NaN gradients, a diverged run (seen with
+  // MCMC). The original has the same formula; we raise det to the bound instead.
+  const float det_floor = LOW_PASS_VARIANCE * (k.a + k.c) - LOW_PASS_VARIANCE * LOW_PASS_VARIANCE;
+  k.floored = k.det < det_floor;
+  if (k.floored) k.det = det_floor;
   k.aa_scale = antialiasing ? sqrtf(fmaxf(ANTIALIAS_MIN_DET_RATIO, det_raw / k.det)) : 1.0f;
   const float inv_det = 1.0f / k.det;
   k.A = k.c * inv_det;
@@ -234,7 +242,6 @@ DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCa
   gaussian_cov3d(in, cam.scale_modifier, cov3d);
   const EwaJacobian ej = ewa_jacobian(t, cam);
   const Conic k = make_conic(project_cov(ej, cov3d), cam.antialiasing);
-  if (k.det == 0.0f) return out;
 
   const float radius = screen_radius(k);
   const Vec2 xy = {ndc2pix(ph.x * pw, cam.width), ndc2pix(ph.y * pw, cam.height)};
@@ -338,10 +345,19 @@ DGR_HD void conic_backward(Vec3 cov, const Conic& k, bool antialiasing, float op
   // A = c'/D, B = -b/D, C = a'/D with D = a'c' - b^2 and a' = a + lp, c' = c + lp.
   const float D = k.det, iD = 1.0f / D, iD2 = iD * iD;
   const float a = k.a, b = k.b, c = k.c;
-  float da = g.conic_a * (-c * c * iD2) + g.conic_b * (b * c * iD2) + g.conic_c * (iD - a * c * iD2);
-  float dc = g.conic_a * (iD - a * c * iD2) + g.conic_b * (a * b * iD2) + g.conic_c * (-a * a * iD2);
-  float db = g.conic_a * (2.0f * b * c * iD2) + g.conic_b * (-iD - 2.0f * b * b * iD2) +
-             g.conic_c * (2.0f * a * b * iD2);
+  float da, db, dc;
+  if (!k.floored) {
+    da = g.conic_a * (-c * c * iD2) + g.conic_b * (b * c * iD2) + g.conic_c * (iD - a * c * iD2);
+    dc = g.conic_a * (iD - a * c * iD2) + g.conic_b * (a * b * iD2) + g.conic_c * (-a * a * iD2);
+    db = g.conic_a * (2.0f * b * c * iD2) + g.conic_b * (-iD - 2.0f * b * b * iD2) +
+         g.conic_c * (2.0f * a * b * iD2);
+  } else {
+    // D = lp (a' + c') - lp^2: dD/da' = dD/dc' = lp, dD/db = 0.
+    const float lp = LOW_PASS_VARIANCE;
+    da = g.conic_a * (-c * lp * iD2) + g.conic_b * (b * lp * iD2) + g.conic_c * (iD - a * lp * iD2);
+    dc = g.conic_a * (iD - c * lp * iD2) + g.conic_b * (b * lp * iD2) + g.conic_c * (-a * lp * iD2);
+    db = -g.conic_b * iD;
+  }
   // The blended opacity is opacity * h, h = sqrt(max(min_ratio, det_raw / D)).
   *dL_dopacity = g.opacity * k.aa_scale;
   if (antialiasing) {
