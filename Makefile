@@ -20,8 +20,8 @@ export MAX_JOBS ?= 2
 DEMO_MODEL ?= output/garden_dev_demo
 DEMO_ITERATIONS ?= 3000
 # The recommended CPU recipe: 3DGS-MCMC with a budget of 100k Gaussians (README, "Densification
-# strategies": above the original's densification on the sample at 3000 and 7000 iterations, a
-# quarter of its Gaussians).
+# strategies": 0.75 dB above the original's densification on the sample at 3000 iterations, with
+# a fifth of its Gaussians).
 DEMO_FLAGS ?= --strategy mcmc --cap_max 100000
 
 .PHONY: setup test test-portable demo bench cuda-check clean
