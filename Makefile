@@ -97,6 +97,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/rasterizer.py --json benchmarks/results/rasterizer.json
 	$(PY) benchmarks/knn.py --json benchmarks/results/simple_knn.json
+	$(PY) benchmarks/row_edit.py --json benchmarks/results/row_edit.json
 
 clean:
 	rm -rf $(VENV) .build $(DGR)/build $(DGR)/*.egg-info $(KNN)/build $(KNN)/*.egg-info \

@@ -55,10 +55,16 @@ def check_one_tensor_per_group(optimizer: torch.optim.Optimizer) -> None:
 
 def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch.Tensor],
                    edit: RowEdit):
-    """Apply `edit`; returns (parameters by group name, statistics by name), all new tensors.
+    """Apply `edit`; returns (parameters by group name, statistics by name).
 
-    The optimizer is updated in place: each group gets its new nn.Parameter and the Adam state
-    moves to it with its moments edited row for row."""
+    An edit that keeps the row count (no keep, no append: MCMC's relocation, the opacity reset)
+    writes into the existing parameters and moments, so it costs only the rows it touches;
+    otherwise each group gets a new nn.Parameter and the Adam state moves to it with its moments
+    edited row for row. The values are the same either way."""
+    same_rows = all(edit.replace[g["name"]].shape == g["params"][0].shape
+                    for g in optimizer.param_groups if g["name"] in edit.replace)
+    if edit.keep is None and not edit.append and same_rows:
+        return _edit_in_place(optimizer, edit), statistics
     if edit.append:
         names = {g["name"] for g in optimizer.param_groups}
         assert set(edit.append) == names, f"append needs rows for every group {sorted(names)}"
@@ -97,3 +103,32 @@ def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch
                  if appended else None)
         new_statistics[name] = edit.rows(stat, zeros)
     return params, new_statistics
+
+
+@torch.no_grad()
+def _edit_in_place(optimizer: torch.optim.Optimizer, edit: RowEdit) -> Dict[str, nn.Parameter]:
+    """assign / zero_moments / replace without a new tensor: at 100k Gaussians a relocation
+    otherwise copies every parameter and moment of every group (~60 MB) to change a few
+    thousand rows."""
+    params = {}
+    for group in optimizer.param_groups:
+        name = group["name"]
+        param = group["params"][0]
+        state = optimizer.state.get(param, {})
+        moments = [state[key] for key in ADAM_MOMENTS if key in state]
+        if name in edit.replace:
+            param.copy_(edit.replace[name].detach())
+            for moment in moments:
+                moment.zero_()
+        elif name in edit.assign:
+            rows, values = edit.assign[name]
+            param.index_put_((rows,), values.detach().to(param.dtype))
+        if edit.zero_moments is not None and name not in edit.replace:
+            for moment in moments:
+                moment.index_fill_(0, edit.zero_moments, 0.0)
+        # Every edit leaves the parameters without a gradient, so the optimizer step of an
+        # iteration that edits rows skips them, as in the original, the MCMC paper's code and
+        # gsplat (each makes new parameters there); the rows' gradients are stale by now.
+        param.grad = None
+        params[name] = param
+    return params

@@ -38,6 +38,12 @@ def test_viewer_benchmark(tmp_path):
     assert set(result["training_ms_per_step"]) == {"disabled", "no page"}
 
 
+def test_row_edit_benchmark(tmp_path):
+    result = run_script("row_edit.py", "--sizes", "2000", "--repeats", "2", tmp_path=tmp_path)
+    (row,) = result["results"]
+    assert row["dead"] == 60 and row["relocate_ms"] > 0 and row["edit_rebuilt_ms"] > 0
+
+
 def test_distributed_benchmark(tmp_path):
     result = run_script("distributed.py", "--views", "20", "--skip_psnr", "--all_reduce_sizes",
                         "1000", tmp_path=tmp_path)

@@ -11,6 +11,7 @@ from arguments import OptimizationParams
 from scene.densification import SCREEN_SIZE_PRUNE_PIXELS
 from scene.strategies import DefaultStrategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES, STATISTICS, GaussianModel
+from scene.optimizer_surgery import RowEdit
 from utils.errors import DatasetError
 from utils.graphics_utils import BasicPointCloud
 
@@ -143,6 +144,39 @@ def test_opacity_reset_zeroes_only_opacity_moments():
     assert after["opacity"][1].abs().max() == 0 and after["opacity"][2].abs().max() == 0
     assert after["opacity"][3] == before["opacity"][3]  # Adam step count kept
     torch.testing.assert_close(after["xyz"][1], before["xyz"][1], rtol=0, atol=0)
+
+
+def test_row_count_keeping_edits_run_in_place_with_the_same_result_as_a_rebuild():
+    """Relocation-like and reset-like edits write into the existing tensors (keep=None) and give
+    bit for bit what the rebuilding path (an all-True keep) gives; either way every parameter
+    is left without a gradient, so that iteration's optimizer step skips it."""
+    rows = torch.tensor([1, 4, 9, 10])
+    sources = torch.tensor([0, 2])
+    results = []
+    for keep in (None, torch.ones(12, dtype=torch.bool)):
+        model, _ = make_model()
+        take_adam_step(model)
+        params_before = {name: getattr(model, attr) for name, attr in PARAMETER_ATTRIBUTES.items()}
+        for param in params_before.values():
+            param.grad = torch.ones_like(param)
+        g = torch.Generator().manual_seed(3)  # the same values for both paths
+        values = {name: torch.randn((len(rows),) + p.shape[1:], generator=g)
+                  for name, p in params_before.items()}
+        model.edit_rows(RowEdit(keep=keep, assign={n: (rows, v) for n, v in values.items()},
+                                zero_moments=sources))
+        model.edit_rows(RowEdit(keep=keep, replace={"opacity": torch.zeros(12, 1)}))
+        assert_consistent(model)
+        for name, attr in PARAMETER_ATTRIBUTES.items():
+            param = getattr(model, attr)
+            assert param.grad is None
+            assert (param is params_before[name]) == (keep is None)
+        results.append(snapshot(model))
+    for name, in_place in results[0].items():
+        for a, b in zip(in_place, results[1][name]):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert results[0]["opacity"][1].abs().max() == 0  # replaced: moments restart
+    assert results[0]["xyz"][1][sources].abs().max() == 0  # sources: zero moments
+    assert results[0]["xyz"][1][[3, 5]].abs().min() > 0  # others keep theirs
 
 
 def test_xyz_learning_rate_follows_the_exponential_schedule():
