@@ -17,7 +17,6 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from arguments import OptimizationParams  # noqa: E402
@@ -25,24 +24,19 @@ from scene import GaussianModel  # noqa: E402
 from scene.gaussian_model import PARAMETER_ATTRIBUTES  # noqa: E402
 from scene.optimizer_surgery import RowEdit  # noqa: E402
 from scene.strategies import MCMCStrategy  # noqa: E402
-from utils.graphics_utils import BasicPointCloud  # noqa: E402
+from scene.synthetic import random_point_cloud, step_on_random_gradients  # noqa: E402
 
 
 def make_model(n: int, seed: int = 0):
     """N random Gaussians after one Adam step (so every moment exists), opacities spread."""
-    rng = np.random.default_rng(seed)
-    pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
-                          rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
     opt = OptimizationParams(strategy="mcmc", cap_max=2 * n)
     model = GaussianModel(3, opt.optimizer_type)
     with contextlib.redirect_stdout(io.StringIO()):  # its "Number of points" line
-        model.create_from_pcd(pcd, None, 1.0, init_opacity=0.5, init_scale_factor=0.1)
+        model.create_from_pcd(random_point_cloud(n, seed), None, 1.0, init_opacity=0.5,
+                              init_scale_factor=0.1)
     model.training_setup(opt)
-    g = torch.Generator().manual_seed(seed)
-    for attr in PARAMETER_ATTRIBUTES.values():
-        getattr(model, attr).grad = torch.randn(getattr(model, attr).shape, generator=g)
-    model.optimizer.step()
-    model.optimizer.zero_grad(set_to_none=True)
+    step_on_random_gradients(model, seed)
+    g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         model._opacity[:] = torch.randn(n, 1, generator=g)
     return model, MCMCStrategy.from_params(opt)

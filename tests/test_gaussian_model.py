@@ -2,7 +2,6 @@
 rates; densification decisions on hand-built Gaussians; the screen-size prune; PLY round trip."""
 import math
 
-import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
@@ -12,31 +11,18 @@ from scene.densification import SCREEN_SIZE_PRUNE_PIXELS
 from scene.strategies import DefaultStrategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES, STATISTICS, GaussianModel
 from scene.optimizer_surgery import RowEdit
+from scene.synthetic import random_point_cloud, step_on_random_gradients as take_adam_step
 from utils.errors import DatasetError
-from utils.graphics_utils import BasicPointCloud
 
 EXTENT = 2.0
 
 
 def make_model(n=12, sh_degree=2, seed=0, **opt_overrides):
-    rng = np.random.default_rng(seed)
-    pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
-                          rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
     opt = OptimizationParams(**opt_overrides)
     model = GaussianModel(sh_degree, opt.optimizer_type)
-    model.create_from_pcd(pcd, None, EXTENT)
+    model.create_from_pcd(random_point_cloud(n, seed), None, EXTENT)
     model.training_setup(opt)
     return model, opt
-
-
-def take_adam_step(model, seed=1):
-    """Give every parameter a gradient and step, so that all Adam moments are non-zero."""
-    g = torch.Generator().manual_seed(seed)
-    for attr in PARAMETER_ATTRIBUTES.values():
-        param = getattr(model, attr)
-        param.grad = torch.randn(param.shape, generator=g)
-    model.optimizer.step()
-    model.optimizer.zero_grad(set_to_none=True)
 
 
 def snapshot(model):

@@ -12,11 +12,11 @@ import torch
 import train
 from arguments import OptimizationParams
 from scene import mcmc
-from scene.gaussian_model import PARAMETER_ATTRIBUTES, GaussianModel
+from scene.gaussian_model import GaussianModel
 from scene.strategies import DefaultStrategy, MCMCStrategy, make_strategy
+from scene.synthetic import random_point_cloud, step_on_random_gradients
 from utils.cli import report_errors
 from utils.errors import UsageError
-from utils.graphics_utils import BasicPointCloud
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "garden_dev"
@@ -54,18 +54,13 @@ def test_copy_counts_and_opacities_are_clamped():
 
 
 def model_with_moments(n=40, seed=0, dead=()):
-    rng = np.random.default_rng(seed)
-    pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
-                          rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
     opt = OptimizationParams(strategy="mcmc", cap_max=10_000)
     model = GaussianModel(1, opt.optimizer_type)
-    model.create_from_pcd(pcd, None, 1.0, init_opacity=0.5, init_scale_factor=0.1)
+    model.create_from_pcd(random_point_cloud(n, seed), None, 1.0, init_opacity=0.5,
+                          init_scale_factor=0.1)
     model.training_setup(opt)
-    g = torch.Generator().manual_seed(seed)
-    for attr in PARAMETER_ATTRIBUTES.values():
-        getattr(model, attr).grad = torch.randn(getattr(model, attr).shape, generator=g)
-    model.optimizer.step()
-    model.optimizer.zero_grad(set_to_none=True)
+    step_on_random_gradients(model, seed)
+    g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         model._opacity[:] = torch.randn(n, 1, generator=g)
         model._opacity[list(dead)] = -9.0  # opacity 1.2e-4: dead

@@ -13,17 +13,14 @@ from arguments import PipelineParams
 from gaussian_renderer import render
 from scene.cameras import Camera
 from scene.gaussian_model import PARAMETER_ATTRIBUTES, GaussianModel
-from utils.graphics_utils import BasicPointCloud
+from scene.synthetic import random_point_cloud
 
 HEIGHT, WIDTH = 48, 64
 
 
 def textured_model(n=300, seed=0) -> GaussianModel:
-    rng = np.random.default_rng(seed)
-    pcd = BasicPointCloud(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
-                          rng.uniform(0, 1, (n, 3)).astype(np.float32), np.zeros((n, 3)))
     model = GaussianModel(3)
-    model.create_from_pcd(pcd, None, 1.0)
+    model.create_from_pcd(random_point_cloud(n, seed), None, 1.0)
     g = torch.Generator().manual_seed(seed)
     model._set_parameters(
         f_rest=0.2 * torch.randn(model._features_rest.shape, generator=g),
