@@ -94,8 +94,11 @@ def test_exposures_follow_the_photos_gains_and_improve_test_psnr(tmp_path):
 
     data = tmp_path / "data"
     gains = gained_copy(data)
-    common = ["-s", str(data), "--quiet", "-r", "4", "--eval", "--iterations", "1000",
-              "--test_iterations", "-1", "--disable_viewer"]
+    # The MCMC recipe (a smaller budget for 80×60 images): its exposures find the gains closer
+    # than the default strategy's (README, "Exposure compensation").
+    common = ["-s", str(data), "--quiet", "-r", "4", "--eval", "--iterations", "3000",
+              "--strategy", "mcmc", "--cap_max", "30000", "--test_iterations", "-1",
+              "--disable_viewer"]
     assert train.main(common + ["-m", str(tmp_path / "exp"), "--train_test_exp"]) == 0
     assert train.main(common + ["-m", str(tmp_path / "plain")]) == 0
 
@@ -126,9 +129,13 @@ def test_exposures_follow_the_photos_gains_and_improve_test_psnr(tmp_path):
                     true.append(gains[cam.image_name])
     geo = lambda a: np.exp(np.log(a).mean(0))  # noqa: E731
     estimated, true = np.array(estimated), np.array(true)
-    error = np.abs((estimated / geo(estimated)) / (true / geo(true)) - 1)
+    # per image, its worst channel
+    error = np.abs((estimated / geo(estimated)) / (true / geo(true)) - 1).max(axis=1)
     print(f"right-half test PSNR: {results['exp']:.2f} dB with exposures, "
           f"{results['plain']:.2f} dB without; gain error median {np.median(error):.3f}, "
-          f"max {error.max():.3f}")
+          f"max {error.max():.3f}, within 5 %: {np.mean(error < 0.05):.2f}")
     assert results["exp"] > results["plain"] + 3.0
-    assert np.median(error) < 0.06
+    # Measured with these flags (training seeds 0, 1, 2): median 1.7-1.8 %, worst 4.7-5.6 %,
+    # 98-100 % within 5 %; PSNR 21.8 vs 14.5 dB (seed 0).
+    assert np.median(error) < 0.03
+    assert np.mean(error < 0.05) >= 0.9 and error.max() < 0.08
