@@ -19,27 +19,15 @@ sys.path.insert(0, REPO)
 
 import torch  # noqa: E402
 
-from arguments import OptimizationParams  # noqa: E402
-from scene import GaussianModel  # noqa: E402
 from scene.gaussian_model import PARAMETER_ATTRIBUTES  # noqa: E402
 from scene.optimizer_surgery import RowEdit  # noqa: E402
-from scene.strategies import MCMCStrategy  # noqa: E402
-from scene.synthetic import random_point_cloud, step_on_random_gradients  # noqa: E402
+from scene.synthetic import mcmc_model_with_moments  # noqa: E402
 
 
 def make_model(n: int, seed: int = 0):
     """N random Gaussians after one Adam step (so every moment exists), opacities spread."""
-    opt = OptimizationParams(strategy="mcmc", cap_max=2 * n)
-    model = GaussianModel(3, opt.optimizer_type)
     with contextlib.redirect_stdout(io.StringIO()):  # its "Number of points" line
-        model.create_from_pcd(random_point_cloud(n, seed), None, 1.0, init_opacity=0.5,
-                              init_scale_factor=0.1)
-    model.training_setup(opt)
-    step_on_random_gradients(model, seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        model._opacity[:] = torch.randn(n, 1, generator=g)
-    return model, MCMCStrategy.from_params(opt)
+        return mcmc_model_with_moments(n, sh_degree=3, cap_max=2 * n, seed=seed)
 
 
 def kill(model, fraction: float, g: torch.Generator) -> torch.Tensor:

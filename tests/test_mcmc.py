@@ -14,7 +14,7 @@ from arguments import OptimizationParams
 from scene import mcmc
 from scene.gaussian_model import GaussianModel
 from scene.strategies import DefaultStrategy, MCMCStrategy, make_strategy
-from scene.synthetic import random_point_cloud, step_on_random_gradients
+from scene.synthetic import mcmc_model_with_moments
 from utils.cli import report_errors
 from utils.errors import UsageError
 
@@ -54,17 +54,10 @@ def test_copy_counts_and_opacities_are_clamped():
 
 
 def model_with_moments(n=40, seed=0, dead=()):
-    opt = OptimizationParams(strategy="mcmc", cap_max=10_000)
-    model = GaussianModel(1, opt.optimizer_type)
-    model.create_from_pcd(random_point_cloud(n, seed), None, 1.0, init_opacity=0.5,
-                          init_scale_factor=0.1)
-    model.training_setup(opt)
-    step_on_random_gradients(model, seed)
-    g = torch.Generator().manual_seed(seed + 1)
+    model, strategy = mcmc_model_with_moments(n, sh_degree=1, cap_max=10_000, seed=seed)
     with torch.no_grad():
-        model._opacity[:] = torch.randn(n, 1, generator=g)
         model._opacity[list(dead)] = -9.0  # opacity 1.2e-4: dead
-    return model, MCMCStrategy.from_params(opt)
+    return model, strategy
 
 
 def state(model):
