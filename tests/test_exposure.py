@@ -96,8 +96,9 @@ def test_exposures_follow_the_photos_gains_and_improve_test_psnr(tmp_path):
     gains = gained_copy(data)
     # The MCMC recipe (a smaller budget for 80×60 images): its exposures find the gains closer
     # than the default strategy's. The exposures' final learning rate is full_eval.py's 1e-4,
-    # not the default 1e-3, whose Adam steps leave each exposure jittering by about 1 % at the
-    # end of the run (README, "Exposure compensation").
+    # not the default 1e-3, whose Adam steps still move each exposure by up to ~1 % per draw of
+    # its image at the end of the run. That closes the gap at this size and length only; at
+    # 320×240 or 7,000 iterations the worst image is above 5 % (README, "Exposure compensation").
     common = ["-s", str(data), "--quiet", "-r", "4", "--eval", "--iterations", "3000",
               "--strategy", "mcmc", "--cap_max", "30000", "--test_iterations", "-1",
               "--disable_viewer"]
@@ -138,7 +139,7 @@ def test_exposures_follow_the_photos_gains_and_improve_test_psnr(tmp_path):
           f"{results['plain']:.2f} dB without; gain error median {np.median(error):.3f}, "
           f"max {error.max():.3f}, within 5 %: {np.mean(error < 0.05):.2f}")
     assert results["exp"] > results["plain"] + 3.0
-    # Measured with these flags (training seeds 0-4): median 1.5-1.6 %, worst 4.5-4.7 % (the
+    # Measured with these flags (training seeds 0-4): median 1.5-1.6 %, worst 4.2-4.7 % (the
     # images with the most clipped pixels); PSNR 22.1 vs 14.5 dB (seed 0).
     assert np.median(error) < 0.03
     assert error.max() < 0.05
