@@ -1,6 +1,7 @@
 """The web viewer: its camera math, its port handling, and, in a real browser (headless
 Chromium driven by Playwright), that the page shows our rasterizer's frame of a dataset camera and
 that a connected page does not change training's result."""
+import os
 import shutil
 import socket
 import subprocess
@@ -226,14 +227,22 @@ def test_view_py_serves_a_bare_ply_and_stops_on_ctrl_c(small_model):
     import urllib.request
     port = free_port()
     ply = small_model / "point_cloud" / "iteration_300" / "point_cloud.ply"
+    # faulthandler: if Ctrl-C ever fails to stop it (seen once in many runs, never reproduced),
+    # SIGABRT makes it print every thread's stack, and the failure shows where it hung.
     proc = subprocess.Popen([sys.executable, "view.py", str(ply), "--port", str(port)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONUNBUFFERED": "1"})
     try:
         wait_for_port(port, proc)
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
         assert b"<html" in page.lower()
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            output, _ = proc.communicate(timeout=30)
+            pytest.fail("view.py did not stop within 30 s of Ctrl-C; its threads:\n" + output)
     finally:
         if proc.poll() is None:
             proc.kill()
