@@ -318,6 +318,18 @@ uint32_t splat_rows(const Splat& s, const TileOrigin& o) {
   return bits;
 }
 
+// The blend loops walk a splat's rows this many at a time, each stage (exponent, exp, update) for
+// all of their vectors together. The exp is a long dependency chain; laid side by side, the chains
+// of two rows overlap in the processor (forward blend about 10 % faster than one row at a time
+// with a branch per row and segment, backward likewise; four rows at a time measured no better).
+constexpr int ROWS_PER_STEP = 2;
+static_assert(BLOCK_Y % ROWS_PER_STEP == 0, "tile rows come in whole steps");
+// Widens a row span [lo, hi) to whole steps of ROWS_PER_STEP rows, within the tile.
+inline void align_span(int& lo, int& hi) {
+  lo -= lo % ROWS_PER_STEP;
+  hi += (ROWS_PER_STEP - hi % ROWS_PER_STEP) % ROWS_PER_STEP;
+}
+
 struct BlendOutputs {
   float* color;        // [3, H, W]
   float* invdepth;     // [H, W]
@@ -367,36 +379,46 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
     const vint position = splat_int((int32_t)(k - start + 1));
     RowPowerTerms<vfloat> terms[SEGMENTS];
     for (int seg = 0; seg < SEGMENTS; seg++) terms[seg] = row_power_terms(s, s.x - px[seg]);
-    for (uint32_t rows = splat_rows(s, o) & live_rows; rows != 0; rows &= rows - 1) {
-      const int r = __builtin_ctz(rows);
-      const float dy = s.y - (float)(o.y0 + r);
-      bool finished = false;
-      for (int seg = 0; seg < SEGMENTS; seg++) {
-        if (SEGMENTS > 1 && !any(live[r][seg])) continue;
-        const vfloat power = row_power(s, terms[seg], dy);
-        const vfloat alpha = splat_alpha(s.opacity, exp_nonpositive(power));
-        const vfloat test_T = T[r][seg] * (1.0f - alpha);
-        const vint valid = live[r][seg] & (power <= 0.0f) & (alpha >= ALPHA_MIN);
+    // The rows the splat reaches are contiguous (it is convex). The span is walked in steps of
+    // ROWS_PER_STEP rows without a branch: rows in it that no longer blend have no live lane,
+    // and rows the splat does not reach get alpha below the threshold, so neither changes a bit.
+    const uint32_t rows = splat_rows(s, o) & live_rows;
+    if (rows == 0) continue;
+    int span_lo = __builtin_ctz(rows), span_hi = 32 - __builtin_clz(rows);
+    align_span(span_lo, span_hi);
+    vint finished = splat_int(0);
+    for (int r = span_lo; r < span_hi; r += ROWS_PER_STEP) {
+      constexpr int K = ROWS_PER_STEP * SEGMENTS;  // vectors of the rows, row-major like the state
+      vfloat power[K], alpha[K];
+      for (int j = 0; j < ROWS_PER_STEP; j++) {
+        const float dy = s.y - (float)(o.y0 + r + j);
+        for (int seg = 0; seg < SEGMENTS; seg++) power[j * SEGMENTS + seg] = row_power(s, terms[seg], dy);
+      }
+      for (int k = 0; k < K; k++) alpha[k] = splat_alpha(s.opacity, exp_nonpositive(power[k]));
+      vfloat *Tk = &T[r][0], *Rk = &R[r][0], *Gk = &G[r][0], *Bk = &B[r][0], *Dk = &D[r][0];
+      vint *live_k = &live[r][0], *last_k = &last[r][0];
+      for (int k = 0; k < K; k++) {
+        const vfloat test_T = Tk[k] * (1.0f - alpha[k]);
+        const vint valid = live_k[k] & (power[k] <= 0.0f) & (alpha[k] >= ALPHA_MIN);
         const vint finish = valid & (test_T < TRANSMITTANCE_MIN);
         const vint add = valid & ~finish;
-        const vfloat w = select(add, alpha * T[r][seg], splat(0.0f));
-        R[r][seg] += w * s.r;
-        G[r][seg] += w * s.g;
-        B[r][seg] += w * s.b;
-        D[r][seg] += w * s.inv_depth;
-        T[r][seg] = select(add, test_T, T[r][seg]);
-        last[r][seg] = select(add, position, last[r][seg]);
-        if (any(finish)) {
-          live[r][seg] &= ~finish;
-          finished = true;
-        }
-      }
-      if (finished) {
-        bool row_live = false;
-        for (int seg = 0; seg < SEGMENTS; seg++) row_live |= any(live[r][seg]);
-        if (!row_live) live_rows &= ~(1u << r);
+        const vfloat w = select(add, alpha[k] * Tk[k], splat(0.0f));
+        Rk[k] += w * s.r;
+        Gk[k] += w * s.g;
+        Bk[k] += w * s.b;
+        Dk[k] += w * s.inv_depth;
+        Tk[k] = select(add, test_T, Tk[k]);
+        last_k[k] = select(add, position, last_k[k]);
+        live_k[k] &= ~finish;
+        finished |= finish;
       }
     }
+    if (any(finished))  // rare: some pixel saturated; drop rows with no live pixel left
+      for (int r = span_lo; r < span_hi; r++) {
+        vint row_live = live[r][0];
+        for (int seg = 1; seg < SEGMENTS; seg++) row_live |= live[r][seg];
+        if (!any(row_live)) live_rows &= ~(1u << r);
+      }
   }
 
   const int64_t HW = (int64_t)cam.width * cam.height;
@@ -483,19 +505,32 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
     uint32_t reach = 0;
     for (int v = 0; v < BLOCK_Y / LANES; v++)
       reach |= lane_bits(row_max_v[v] >= position) << (v * LANES);
+    // As in the forward pass, the span of rows in steps of ROWS_PER_STEP; rows of the span that
+    // this entry does not reach have no valid lane. Only the gradient step keeps its branch: it
+    // costs more than the exp, and only 57 % of the pixels visited take part (a trained model).
     bool touched = false;
-    for (uint32_t rows = splat_rows(s, o) & reach; rows != 0; rows &= rows - 1) {
-      const int r = __builtin_ctz(rows);
-      const float dy = s.y - (float)(o.y0 + r);
-      for (int seg = 0; seg < SEGMENTS; seg++) {
-        const vfloat power = row_power(s, terms[seg], dy);
-        const vfloat Gv = exp_nonpositive(power);
-        const vfloat alpha = splat_alpha(s.opacity, Gv);
-        const vint valid =
-            (position <= contrib[r][seg]) & (power <= 0.0f) & (alpha >= ALPHA_MIN);
+    const uint32_t rows = splat_rows(s, o) & reach;
+    int span_lo = rows ? __builtin_ctz(rows) : 0, span_hi = rows ? 32 - __builtin_clz(rows) : 0;
+    align_span(span_lo, span_hi);
+    for (int r = span_lo; r < span_hi; r += ROWS_PER_STEP) {
+      constexpr int K = ROWS_PER_STEP * SEGMENTS;
+      vfloat power[K], Gv[K], alpha[K];
+      float dy[ROWS_PER_STEP];
+      for (int j = 0; j < ROWS_PER_STEP; j++) {
+        dy[j] = s.y - (float)(o.y0 + r + j);
+        for (int seg = 0; seg < SEGMENTS; seg++) power[j * SEGMENTS + seg] = row_power(s, terms[seg], dy[j]);
+      }
+      for (int k = 0; k < K; k++) {
+        Gv[k] = exp_nonpositive(power[k]);
+        alpha[k] = splat_alpha(s.opacity, Gv[k]);
+      }
+      const vint* contrib_k = &contrib[r][0];
+      BackwardPixel<vfloat>* state_k = &px_state[r][0];
+      for (int k = 0; k < K; k++) {
+        const vint valid = (position <= contrib_k[k]) & (power[k] <= 0.0f) & (alpha[k] >= ALPHA_MIN);
         if (!any(valid)) continue;
         touched = true;
-        blend_backward_step(s, dx[seg], dy, Gv, alpha, valid, px_state[r][seg], sums);
+        blend_backward_step(s, dx[k % SEGMENTS], dy[k / SEGMENTS], Gv[k], alpha[k], valid, state_k[k], sums);
       }
     }
     if (!touched) {
