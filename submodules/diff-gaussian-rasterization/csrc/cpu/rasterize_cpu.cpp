@@ -324,10 +324,30 @@ uint32_t splat_rows(const Splat& s, const TileOrigin& o) {
 // with a branch per row and segment, backward likewise; four rows at a time measured no better).
 constexpr int ROWS_PER_STEP = 2;
 static_assert(BLOCK_Y % ROWS_PER_STEP == 0, "tile rows come in whole steps");
-// Widens a row span [lo, hi) to whole steps of ROWS_PER_STEP rows, within the tile.
-inline void align_span(int& lo, int& hi) {
-  lo -= lo % ROWS_PER_STEP;
-  hi += (ROWS_PER_STEP - hi % ROWS_PER_STEP) % ROWS_PER_STEP;
+constexpr int STEP_VECTORS = ROWS_PER_STEP * cpu::SEGMENTS;  // row-major, like the tile state
+
+// The tile rows [lo, hi) a blend loop walks for a splat: the span of its row mask (the rows a splat
+// reaches are contiguous, it is convex), widened to whole steps of ROWS_PER_STEP rows within the
+// tile; empty for an empty mask.
+struct RowSpan {
+  int lo, hi;
+};
+inline RowSpan step_span(uint32_t rows) {
+  if (rows == 0) return {0, 0};
+  RowSpan span{__builtin_ctz(rows), 32 - __builtin_clz(rows)};
+  span.lo -= span.lo % ROWS_PER_STEP;
+  span.hi += (ROWS_PER_STEP - span.hi % ROWS_PER_STEP) % ROWS_PER_STEP;
+  return span;
+}
+
+// The splat's exponents in the ROWS_PER_STEP tile rows from row r: power[j * SEGMENTS + seg] for
+// row r + j, whose vertical offset is dy[j].
+inline void step_powers(const Splat& s, const RowPowerTerms<cpu::vfloat>* terms, const TileOrigin& o,
+                        int r, cpu::vfloat* power, float* dy) {
+  for (int j = 0; j < ROWS_PER_STEP; j++) {
+    dy[j] = s.y - (float)(o.y0 + r + j);
+    for (int seg = 0; seg < cpu::SEGMENTS; seg++) power[j * cpu::SEGMENTS + seg] = row_power(s, terms[seg], dy[j]);
+  }
 }
 
 struct BlendOutputs {
@@ -382,22 +402,16 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
     // The rows the splat reaches are contiguous (it is convex). The span is walked in steps of
     // ROWS_PER_STEP rows without a branch: rows in it that no longer blend have no live lane,
     // and rows the splat does not reach get alpha below the threshold, so neither changes a bit.
-    const uint32_t rows = splat_rows(s, o) & live_rows;
-    if (rows == 0) continue;
-    int span_lo = __builtin_ctz(rows), span_hi = 32 - __builtin_clz(rows);
-    align_span(span_lo, span_hi);
+    const RowSpan span = step_span(splat_rows(s, o) & live_rows);
     vint finished = splat_int(0);
-    for (int r = span_lo; r < span_hi; r += ROWS_PER_STEP) {
-      constexpr int K = ROWS_PER_STEP * SEGMENTS;  // vectors of the rows, row-major like the state
-      vfloat power[K], alpha[K];
-      for (int j = 0; j < ROWS_PER_STEP; j++) {
-        const float dy = s.y - (float)(o.y0 + r + j);
-        for (int seg = 0; seg < SEGMENTS; seg++) power[j * SEGMENTS + seg] = row_power(s, terms[seg], dy);
-      }
-      for (int k = 0; k < K; k++) alpha[k] = splat_alpha(s.opacity, exp_nonpositive(power[k]));
+    for (int r = span.lo; r < span.hi; r += ROWS_PER_STEP) {
+      vfloat power[STEP_VECTORS], alpha[STEP_VECTORS];
+      float dy[ROWS_PER_STEP];
+      step_powers(s, terms, o, r, power, dy);
+      for (int k = 0; k < STEP_VECTORS; k++) alpha[k] = splat_alpha(s.opacity, exp_nonpositive(power[k]));
       vfloat *Tk = &T[r][0], *Rk = &R[r][0], *Gk = &G[r][0], *Bk = &B[r][0], *Dk = &D[r][0];
       vint *live_k = &live[r][0], *last_k = &last[r][0];
-      for (int k = 0; k < K; k++) {
+      for (int k = 0; k < STEP_VECTORS; k++) {
         const vfloat test_T = Tk[k] * (1.0f - alpha[k]);
         const vint valid = live_k[k] & (power[k] <= 0.0f) & (alpha[k] >= ALPHA_MIN);
         const vint finish = valid & (test_T < TRANSMITTANCE_MIN);
@@ -414,7 +428,7 @@ void blend_tile(int64_t tile, const RasterCamera& cam, const Splat* splats,
       }
     }
     if (any(finished))  // rare: some pixel saturated; drop rows with no live pixel left
-      for (int r = span_lo; r < span_hi; r++) {
+      for (int r = span.lo; r < span.hi; r++) {
         vint row_live = live[r][0];
         for (int seg = 1; seg < SEGMENTS; seg++) row_live |= live[r][seg];
         if (!any(row_live)) live_rows &= ~(1u << r);
@@ -509,24 +523,18 @@ void blend_backward_tile(int64_t tile, const RasterCamera& cam, const Splat* spl
     // this entry does not reach have no valid lane. Only the gradient step keeps its branch: it
     // costs more than the exp, and only 57 % of the pixels visited take part (a trained model).
     bool touched = false;
-    const uint32_t rows = splat_rows(s, o) & reach;
-    int span_lo = rows ? __builtin_ctz(rows) : 0, span_hi = rows ? 32 - __builtin_clz(rows) : 0;
-    align_span(span_lo, span_hi);
-    for (int r = span_lo; r < span_hi; r += ROWS_PER_STEP) {
-      constexpr int K = ROWS_PER_STEP * SEGMENTS;
-      vfloat power[K], Gv[K], alpha[K];
+    const RowSpan span = step_span(splat_rows(s, o) & reach);
+    for (int r = span.lo; r < span.hi; r += ROWS_PER_STEP) {
+      vfloat power[STEP_VECTORS], Gv[STEP_VECTORS], alpha[STEP_VECTORS];
       float dy[ROWS_PER_STEP];
-      for (int j = 0; j < ROWS_PER_STEP; j++) {
-        dy[j] = s.y - (float)(o.y0 + r + j);
-        for (int seg = 0; seg < SEGMENTS; seg++) power[j * SEGMENTS + seg] = row_power(s, terms[seg], dy[j]);
-      }
-      for (int k = 0; k < K; k++) {
+      step_powers(s, terms, o, r, power, dy);
+      for (int k = 0; k < STEP_VECTORS; k++) {
         Gv[k] = exp_nonpositive(power[k]);
         alpha[k] = splat_alpha(s.opacity, Gv[k]);
       }
       const vint* contrib_k = &contrib[r][0];
       BackwardPixel<vfloat>* state_k = &px_state[r][0];
-      for (int k = 0; k < K; k++) {
+      for (int k = 0; k < STEP_VECTORS; k++) {
         const vint valid = (position <= contrib_k[k]) & (power[k] <= 0.0f) & (alpha[k] >= ALPHA_MIN);
         if (!any(valid)) continue;
         touched = true;
