@@ -124,11 +124,28 @@ void for_each_touched_tile(const Splat& s, const TileRect& r, int width, int hei
       if (splat_touches_tile(t, tx, ty, width, height)) f(tx, ty);
 }
 
+// The exact tile test for LANES tiles of the rectangle at a time (lane i: the tile at bit
+// first + i); branch-free, where a test per tile costs a mispredicted branch about every other
+// tile (preprocessing ... faster).
 uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
+  using namespace cpu;
+  if (!(s.power_cut >= 0.0f)) return 0;
+  const TileTestSplat t(s);
+  const int n = rect_tiles(r);
   uint64_t mask = 0;
-  for_each_touched_tile(s, r, width, height, [&](int tx, int ty) {
-    mask |= uint64_t{1} << ((ty - r.y0) * (r.x1 - r.x0) + (tx - r.x0));
-  });
+  int tx = r.x0, ty = r.y0;
+  for (int first = 0; first < n; first += LANES) {
+    vfloat px0, px1, py0, py1;  // lanes past the rectangle's last tile test tiles below it
+    for (int i = 0; i < LANES; i++) {
+      px0[i] = (float)(tx * BLOCK_X);
+      px1[i] = (float)(mini(width, (tx + 1) * BLOCK_X) - 1);
+      py0[i] = (float)(ty * BLOCK_Y);
+      py1[i] = (float)(mini(height, (ty + 1) * BLOCK_Y) - 1);
+      if (++tx == r.x1) tx = r.x0, ty++;
+    }
+    const uint32_t in_rect = n - first >= LANES ? (1u << LANES) - 1 : (1u << (n - first)) - 1;
+    mask |= (uint64_t)(lane_bits(~splat_misses_boxes(t, px0, px1, py0, py1)) & in_rect) << first;
+  }
   return mask;
 }
 

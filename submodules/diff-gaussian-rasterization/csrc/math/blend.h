@@ -177,10 +177,14 @@ DGR_HD SplatGrad splat_grad(const Splat& s, float x, float y, float xx, float xy
 
 // Smallest value of the quadratic form q(d) = A dx^2 + 2 B dx dy + C dy^2 with dy fixed and dx in
 // [lo, hi] (A > 0, inv_A = 1 / A): the unconstrained minimiser -B dy / A clamped to the
-// interval. F = float, or a vector of dy values (one per tile row) on the CPU.
-template <class F>
-DGR_HD F min_form_on_segment(float A, float B, float C, float inv_A, F dy, float lo, float hi) {
-  const F dx = min_of(max_of(-B * inv_A * dy, lo), hi);
+// interval. F = float, or a vector of dy values (one per tile row, or per tile) on the CPU; the
+// bounds are floats or vectors of the same type.
+template <class F, class L>
+DGR_HD F min_form_on_segment(float A, float B, float C, float inv_A, F dy, L lo, L hi) {
+  const F lo_f = F{} + lo, hi_f = F{} + hi;  // broadcasts scalar bounds for vectors
+  F dx = -B * inv_A * dy;
+  dx = dx > lo_f ? dx : lo_f;
+  dx = dx < hi_f ? dx : hi_f;
   return A * dx * dx + 2.0f * B * dx * dy + C * dy * dy;
 }
 
@@ -194,20 +198,29 @@ struct TileTestSplat {
 };
 
 // True when the splat's alpha is below ALPHA_MIN (with a margin) at every point of the pixel box
-// [px0, px1] x [py0, py1]: then it contributes nothing there, and skipping it is exact.
-DGR_HD bool splat_misses_box(const TileTestSplat& t, float px0, float px1, float py0, float py1) {
+// [px0, px1] x [py0, py1]: then it contributes nothing there, and skipping it is exact. The caller
+// has checked that the splat can reach the threshold at all (power_cut >= 0). F = float, or a
+// vector of boxes (one per lane) on the CPU, which then gets a lane mask.
+template <class F>
+DGR_HD auto splat_misses_boxes(const TileTestSplat& t, F px0, F px1, F py0, F py1) {
   const Splat& s = t.s;
-  if (!(s.power_cut >= 0.0f)) return true;
   // d = mean - pixel ranges over [dx0, dx1] x [dy0, dy1].
-  const float dx0 = s.x - px1, dx1 = s.x - px0, dy0 = s.y - py1, dy1 = s.y - py0;
-  if (dx0 <= 0.0f && dx1 >= 0.0f && dy0 <= 0.0f && dy1 >= 0.0f) return false;
+  const F dx0 = s.x - px1, dx1 = s.x - px0, dy0 = s.y - py1, dy1 = s.y - py0;
+  const auto centre_outside = (dx0 > 0.0f) | (dx1 < 0.0f) | (dy0 > 0.0f) | (dy1 < 0.0f);
   // The form is convex, so away from its centre its minimum over the box lies on an edge.
   const float A = s.conic_a, B = s.conic_b, C = s.conic_c;
-  float q = minf(min_form_on_segment(A, B, C, t.inv_a, dy0, dx0, dx1),
-                 min_form_on_segment(A, B, C, t.inv_a, dy1, dx0, dx1));
-  q = minf(q, minf(min_form_on_segment(C, B, A, t.inv_c, dx0, dy0, dy1),
-                   min_form_on_segment(C, B, A, t.inv_c, dx1, dy0, dy1)));
-  return 0.5f * q > s.power_cut + SKIP_POWER_MARGIN;
+  const F q0 = min_form_on_segment(A, B, C, t.inv_a, dy0, dx0, dx1);
+  const F q1 = min_form_on_segment(A, B, C, t.inv_a, dy1, dx0, dx1);
+  const F q2 = min_form_on_segment(C, B, A, t.inv_c, dx0, dy0, dy1);
+  const F q3 = min_form_on_segment(C, B, A, t.inv_c, dx1, dy0, dy1);
+  const F q01 = q0 < q1 ? q0 : q1, q23 = q2 < q3 ? q2 : q3;
+  const F q = q01 < q23 ? q01 : q23;
+  return centre_outside & (0.5f * q > s.power_cut + SKIP_POWER_MARGIN);
+}
+
+DGR_HD bool splat_misses_box(const TileTestSplat& t, float px0, float px1, float py0, float py1) {
+  if (!(t.s.power_cut >= 0.0f)) return true;
+  return splat_misses_boxes(t, px0, px1, py0, py1);
 }
 
 // The same test for one pixel row (a segment of pixels at height py); with F a vector of
