@@ -183,25 +183,33 @@ void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int
 // the same order (by tile, then depth, then index) for much less work.
 
 // Stable LSD radix sort of the ids of binned Gaussians by the bits of their (positive) depths.
+// The four digits' histograms come from one pass over the keys, and a digit that every key shares
+// (the high bits of depths in a narrow range) needs no pass at all.
 std::vector<int32_t> sort_by_depth(const float* depths, const int32_t* tiles_touched, int64_t P) {
-  std::vector<int32_t> ids, tmp_ids;
-  std::vector<uint32_t> keys, tmp_keys;
+  constexpr int DIGITS = 4, RADIX = 256;
+  std::vector<int32_t> ids(P), tmp_ids;
+  std::vector<uint32_t> keys(P), tmp_keys;
+  std::vector<size_t> count(DIGITS * (RADIX + 1), 0);  // [digit][bucket + 1]
+  size_t n = 0;
   for (int64_t i = 0; i < P; i++) {
     if (tiles_touched[i] == 0) continue;
     uint32_t bits;
     std::memcpy(&bits, &depths[i], sizeof(bits));  // positive floats order like their bits
-    ids.push_back((int32_t)i);
-    keys.push_back(bits);
+    ids[n] = (int32_t)i;
+    keys[n++] = bits;
+    for (int d = 0; d < DIGITS; d++) count[d * (RADIX + 1) + ((bits >> (8 * d)) & 0xFF) + 1]++;
   }
-  const size_t n = ids.size();
+  ids.resize(n);
+  keys.resize(n);
   tmp_ids.resize(n);
   tmp_keys.resize(n);
-  for (int shift = 0; shift < 32; shift += 8) {
-    size_t count[257] = {0};
-    for (size_t i = 0; i < n; i++) count[((keys[i] >> shift) & 0xFF) + 1]++;
-    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+  for (int d = 0; d < DIGITS; d++) {
+    size_t* c = count.data() + d * (RADIX + 1);
+    if (std::find(c + 1, c + RADIX + 1, n) != c + RADIX + 1) continue;  // one bucket holds all
+    for (int b = 0; b < RADIX; b++) c[b + 1] += c[b];
+    const int shift = 8 * d;
     for (size_t i = 0; i < n; i++) {
-      const size_t dst = count[(keys[i] >> shift) & 0xFF]++;
+      const size_t dst = c[(keys[i] >> shift) & 0xFF]++;
       tmp_ids[dst] = ids[i];
       tmp_keys[dst] = keys[i];
     }
@@ -209,6 +217,23 @@ std::vector<int32_t> sort_by_depth(const float* depths, const int32_t* tiles_tou
     keys.swap(tmp_keys);
   }
   return ids;
+}
+
+// Calls f(i, e) for every tile entry e of the Gaussians order[lo .. hi), in that (depth) order.
+// The entries of consecutive Gaussians lie far apart, so each step would wait for two dependent
+// loads (offsets[i], then its entries); fetching them some Gaussians ahead overlaps those waits
+// (binning ... faster at 100k Gaussians).
+constexpr int64_t DEPTH_ORDER_PREFETCH_AHEAD = 16;
+template <class F>
+void for_each_in_depth_order(const std::vector<int32_t>& order, const int64_t* offsets,
+                             const int32_t* entry_tile, int64_t lo, int64_t hi, const F& f) {
+  constexpr int64_t AHEAD = DEPTH_ORDER_PREFETCH_AHEAD;
+  for (int64_t j = lo; j < hi; j++) {
+    if (j + AHEAD < hi) __builtin_prefetch(&offsets[order[j + AHEAD]]);
+    if (j + AHEAD / 2 < hi) __builtin_prefetch(&entry_tile[offsets[order[j + AHEAD / 2]]]);
+    const int32_t i = order[j];
+    for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) f(i, e);
+  }
 }
 
 struct Binning {
@@ -260,10 +285,9 @@ Binning bin_and_sort(const PreprocessBuffers& pre, int64_t P, const RasterCamera
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; c++) {
       int64_t* counts = cursor.data() + c * num_tiles;
-      for (int64_t j = c * chunk_len; j < std::min(n, (c + 1) * chunk_len); j++) {
-        const int32_t i = order[j];
-        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) counts[entry_tile[e]]++;
-      }
+      for_each_in_depth_order(order, offsets, entry_tile.data(), c * chunk_len,
+                              std::min(n, (c + 1) * chunk_len),
+                              [&](int32_t, int64_t e) { counts[entry_tile[e]]++; });
     }
   });
   b.tile_ranges = at::empty({num_tiles + 1}, at::kLong);
@@ -290,14 +314,12 @@ Binning bin_and_sort(const PreprocessBuffers& pre, int64_t P, const RasterCamera
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; c++) {
       int64_t* next = cursor.data() + c * num_tiles;
-      for (int64_t j = c * chunk_len; j < std::min(n, (c + 1) * chunk_len); j++) {
-        const int32_t i = order[j];
-        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
-          const int64_t slot = next[entry_tile[e]]++;
-          point_list[slot] = i;
-          entry_slots[e] = (int32_t)slot;
-        }
-      }
+      for_each_in_depth_order(order, offsets, entry_tile.data(), c * chunk_len,
+                              std::min(n, (c + 1) * chunk_len), [&](int32_t i, int64_t e) {
+                                const int64_t slot = next[entry_tile[e]]++;
+                                point_list[slot] = i;
+                                entry_slots[e] = (int32_t)slot;
+                              });
     }
   });
   return b;
