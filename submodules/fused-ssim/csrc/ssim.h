@@ -140,13 +140,22 @@ void forward(const float* x, const float* y, int64_t N, int H, int W, float* tmp
       float* d_exy = dmap + 2 * total + r * W;
       const float* xr = x + r * W;
       const float* yr = y + r * W;
-      double ssim_sum = 0, l1_sum = 0;
+      // The pixels first, into a row of SSIM values, then the sums: a loop that also carried the
+      // (ordered, double) sums would not vectorise, and SSIM's divisions dominate this pass.
+      thread_local std::vector<float> row_s;
+      row_s.resize(W);
+      float* s_row = row_s.data();
+#pragma omp simd
       for (int i = 0; i < W; ++i) {
         const SsimPixel p = ssim_pixel(mx[i], my[i], exx[i], eyy[i], exy[i]);
         d_mu[i] = p.d_mu;
         d_exx[i] = p.d_exx;
         d_exy[i] = p.d_exy;
-        ssim_sum += p.s;
+        s_row[i] = p.s;
+      }
+      double ssim_sum = 0, l1_sum = 0;
+      for (int i = 0; i < W; ++i) {
+        ssim_sum += s_row[i];
         l1_sum += std::fabs(xr[i] - yr[i]);
       }
       row_ssim[r] = ssim_sum;
