@@ -26,6 +26,14 @@ def test_rasterizer_benchmark(tmp_path):
     assert scene["tile_entries"] > 0 and scene["forward_ms"] > 0
 
 
+def test_compare_builds_benchmark(tmp_path):
+    # The installed build against itself: both copies load, run every view and agree bit for bit.
+    result = run_script("compare_builds.py", "installed", "installed", "--repeats", "1",
+                        tmp_path=tmp_path)
+    assert [row["identical"] for row in result["results"]] == [True, True]
+    assert all(row["forward_ms"] > 0 and row["backward_ms"] > 0 for row in result["results"])
+
+
 def test_knn_benchmark(tmp_path):
     result = run_script("knn.py", "--sizes", "2000", "--repeats", "1", tmp_path=tmp_path)
     assert {row["cloud"] for row in result["results"]} == {"uniform", "clustered"}
