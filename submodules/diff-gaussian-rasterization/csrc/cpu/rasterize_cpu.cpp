@@ -149,123 +149,28 @@ uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int hei
   return mask;
 }
 
-// Preprocessing and its backward take the projection math this many Gaussians at a time.
-constexpr int PROJECT_BLOCK = 64;
-
-// Field `field` of rows ids[0 .. count) of a [*, stride] array, one row per lane (lanes past
-// count repeat the last row).
-inline cpu::vfloat lanes_of_field(const float* rows, int stride, int field, const int64_t* ids,
-                                  int count) {
-  cpu::vfloat v;
-  for (int i = 0; i < cpu::LANES; i++) v[i] = rows[stride * ids[std::min(i, count - 1)] + field];
-  return v;
-}
-
-// The shape inputs of Gaussians ids[0 .. count), one per lane; cov3d is the storage for a
-// precomputed covariance.
-inline ShapeInputsT<cpu::vfloat> lanes_of_shape(const GaussianArrays& g, const int64_t* ids,
-                                                int count, cpu::vfloat cov3d[6]) {
-  ShapeInputsT<cpu::vfloat> shape;
-  shape.cov3d = nullptr;
-  if (g.cov3D) {
-    for (int e = 0; e < 6; e++) cov3d[e] = lanes_of_field(g.cov3D, 6, e, ids, count);
-    shape.cov3d = cov3d;
-  } else {
-    shape.scale = {lanes_of_field(g.scales, 3, 0, ids, count), lanes_of_field(g.scales, 3, 1, ids, count),
-                   lanes_of_field(g.scales, 3, 2, ids, count)};
-    shape.rot = {lanes_of_field(g.rotations, 4, 0, ids, count), lanes_of_field(g.rotations, 4, 1, ids, count),
-                 lanes_of_field(g.rotations, 4, 2, ids, count), lanes_of_field(g.rotations, 4, 3, ids, count)};
-  }
-  return shape;
-}
-
-inline Vec3T<cpu::vfloat> lanes_of_mean(const GaussianArrays& g, const int64_t* ids, int count) {
-  return {lanes_of_field(g.means3D, 3, 0, ids, count), lanes_of_field(g.means3D, 3, 1, ids, count),
-          lanes_of_field(g.means3D, 3, 2, ids, count)};
-}
-
-// The projections of Gaussians [b, b + n), n <= PROJECT_BLOCK, one Gaussian per vector lane:
-// project_gaussian's expressions on vectors (one Gaussian at a time waits on its long chain of
-// dependent operations; preprocessing 7.1 -> 5.4 ms at 100k Gaussians, two threads). Where the
-// compiler fuses a multiply and an add differs between the scalar and the vector form, so the
-// results may differ from the scalar function's in the last bit.
-void project_block(const GaussianArrays& g, const RasterCamera& cam, int64_t b, int n,
-                   Projection* out) {
-  using namespace cpu;
-  for (int j0 = 0; j0 < n; j0 += LANES) {
-    const int count = std::min(LANES, n - j0);
-    int64_t ids[LANES];
-    for (int i = 0; i < count; i++) ids[i] = b + j0 + i;
-    vfloat cov3d_given[6], cov3d[6];
-    const ShapeInputsT<vfloat> shape = lanes_of_shape(g, ids, count, cov3d_given);
-    if (shape.cov3d) {
-      for (int e = 0; e < 6; e++) cov3d[e] = shape.cov3d[e];
-    } else {
-      compute_cov3d(shape.scale, cam.scale_modifier, shape.rot, cov3d);
-    }
-    const ProjectionT<vfloat> p = project_gaussian(lanes_of_mean(g, ids, count), cov3d, cam);
-    for (int i = 0; i < count; i++)
-      out[j0 + i] = {p.depth[i], p.x[i], p.y[i], p.A[i], p.B[i], p.C[i], p.aa_scale[i], p.radius[i]};
-  }
-}
-
-// The projection gradients of Gaussians ids[0 .. n) from their summed blend-stage gradients, one
-// Gaussian per vector lane, as project_block does project_gaussian (preprocess backward
-// 13 -> 8 ms at 100k Gaussians, two threads).
-void project_backward_lanes(const GaussianArrays& g, const RasterCamera& cam, const int64_t* ids,
-                            const SplatGrad* sums, int n, ProjectionGradsT<float>* out) {
-  using namespace cpu;
-  for (int j0 = 0; j0 < n; j0 += LANES) {
-    const int count = std::min(LANES, n - j0);
-    int64_t local[LANES];
-    for (int i = 0; i < count; i++) local[i] = i;
-    const float* sum_rows = reinterpret_cast<const float*>(sums + j0);
-    SplatGradT<vfloat> grad;
-    for (int f = 0; f < SPLAT_GRAD_FLOATS; f++)
-      (&grad.mean2d_x)[f] = lanes_of_field(sum_rows, SPLAT_GRAD_FLOATS, f, local, count);
-    vfloat cov3d[6];
-    const ShapeInputsT<vfloat> shape = lanes_of_shape(g, ids + j0, count, cov3d);
-    const vfloat opacity = lanes_of_field(g.opacities, 1, 0, ids + j0, count);
-    const ProjectionGradsT<vfloat> pg =
-        project_backward(lanes_of_mean(g, ids + j0, count), shape, opacity, grad, cam);
-    for (int i = 0; i < count; i++) {
-      ProjectionGradsT<float>& o = out[j0 + i];
-      o.mean = {pg.mean.x[i], pg.mean.y[i], pg.mean.z[i]};
-      o.opacity = pg.opacity[i];
-      for (int k = 0; k < 3; k++) o.scale[k] = pg.scale[k][i];
-      for (int k = 0; k < 4; k++) o.rot[k] = pg.rot[k][i];
-      for (int e = 0; e < 6; e++) o.cov3d[e] = pg.cov3d[e][i];
-    }
-  }
-}
-
 void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int sh_degree,
                 const PreprocessBuffers& out) {
   at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
-    Projection proj[PROJECT_BLOCK];
-    for (int64_t b = begin; b < end; b += PROJECT_BLOCK) {
-      const int n = (int)std::min<int64_t>(PROJECT_BLOCK, end - b);
-      project_block(g, cam, b, n, proj);
-      for (int64_t i = b; i < b + n; i++) {
-        if (i + ROW_PREFETCH_AHEAD < end && g.sh) {
-          const char* sh_row = reinterpret_cast<const char*>(g.sh + g.sh_stride * (i + ROW_PREFETCH_AHEAD));
-          for (int64_t c = 0; c < g.sh_stride * (int64_t)sizeof(float); c += 64) __builtin_prefetch(sh_row + c);
-        }
-        const Preprocessed pre = finish_preprocess(g.at(i), proj[i - b], cam, sh_degree);
-        out.radii[i] = pre.radius;
-        out.tiles_touched[i] = 0;
-        for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = 0;
-        if (!pre.visible) continue;
-        out.splats[i] = pre.splat;
-        out.depths[i] = pre.depth;
-        out.rects[i] = pre.rect;
-        for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
-        if (rect_tiles(pre.rect) <= MASKED_RECT_TILES) {
-          out.tile_masks[i] = touched_tile_mask(pre.splat, pre.rect, cam.width, cam.height);
-          out.tiles_touched[i] = __builtin_popcountll(out.tile_masks[i]);
-        } else {
-          out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
-        }
+    for (int64_t i = begin; i < end; i++) {
+      if (i + ROW_PREFETCH_AHEAD < end && g.sh) {
+        const char* sh_row = reinterpret_cast<const char*>(g.sh + g.sh_stride * (i + ROW_PREFETCH_AHEAD));
+        for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(sh_row + b);
+      }
+      const Preprocessed pre = preprocess_gaussian(g.at(i), cam, sh_degree);
+      out.radii[i] = pre.radius;
+      out.tiles_touched[i] = 0;
+      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = 0;
+      if (!pre.visible) continue;
+      out.splats[i] = pre.splat;
+      out.depths[i] = pre.depth;
+      out.rects[i] = pre.rect;
+      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
+      if (rect_tiles(pre.rect) <= MASKED_RECT_TILES) {
+        out.tile_masks[i] = touched_tile_mask(pre.splat, pre.rect, cam.width, cam.height);
+        out.tiles_touched[i] = __builtin_popcountll(out.tile_masks[i]);
+      } else {
+        out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
       }
     }
   });
@@ -784,48 +689,34 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   BackwardResult res = allocate_gradients(g, /*zeroed=*/false);
   timer.lap("allocate grads");
 
-  // Reduce each Gaussian's entries (in a fixed order) and run its preprocess backward, a block of
-  // Gaussians at a time: sums first, then the drawn ones' projection gradients LANES at a time,
-  // then each one's colour gradients and stores.
+  // Reduce each Gaussian's entries (in a fixed order) and run its preprocess backward.
   const int64_t* offsets = st.entry_offsets.data_ptr<int64_t>();
   const int32_t* slots = st.entry_slots.data_ptr<int32_t>();
   const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
   const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
-  auto sum_entries = [&](int64_t i, int64_t prefetch_limit, SplatGrad* out) {
-    const int64_t j = i + ROW_PREFETCH_AHEAD;
-    if (j < prefetch_limit) {
-      const char* sh_row = reinterpret_cast<const char*>(arrays.sh + arrays.sh_stride * j);
-      const char* grad_row = reinterpret_cast<const char*>(grads.sh + arrays.sh_stride * j);
-      if (arrays.sh)
-        for (int64_t b = 0; b < arrays.sh_stride * (int64_t)sizeof(float); b += 64) {
-          __builtin_prefetch(sh_row + b);
-          __builtin_prefetch(grad_row + b, 1);
-        }
-      for (int64_t e = offsets[j]; e < offsets[j + 1]; e++) __builtin_prefetch(&entry_grads[slots[e]]);
-    }
-    float sum[SPLAT_GRAD_FLOATS] = {0};
-    for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
-      const float* rec = reinterpret_cast<const float*>(&entry_grads[slots[e]]);
-      for (int f = 0; f < SPLAT_GRAD_FLOATS; f++) sum[f] += rec[f];
-    }
-    std::memcpy(out, sum, sizeof(SplatGrad));
-  };
   at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
-    int64_t drawn[PROJECT_BLOCK];
-    SplatGrad sums[PROJECT_BLOCK];
-    ProjectionGradsT<float> projection_grads[PROJECT_BLOCK];
-    for (int64_t block = begin; block < end; block += PROJECT_BLOCK) {
-      int n = 0;
-      for (int64_t i = block; i < std::min(end, block + PROJECT_BLOCK); i++) {
-        grads.zero_row(i);
-        if (offsets[i + 1] == offsets[i]) continue;
-        sum_entries(i, end, &sums[n]);
-        drawn[n++] = i;
+    for (int64_t i = begin; i < end; i++) {
+      if (i + ROW_PREFETCH_AHEAD < end) {
+        const int64_t j = i + ROW_PREFETCH_AHEAD;
+        const char* sh_row = reinterpret_cast<const char*>(arrays.sh + arrays.sh_stride * j);
+        const char* grad_row = reinterpret_cast<const char*>(grads.sh + arrays.sh_stride * j);
+        if (arrays.sh)
+          for (int64_t b = 0; b < arrays.sh_stride * (int64_t)sizeof(float); b += 64) {
+            __builtin_prefetch(sh_row + b);
+            __builtin_prefetch(grad_row + b, 1);
+          }
+        for (int64_t e = offsets[j]; e < offsets[j + 1]; e++) __builtin_prefetch(&entry_grads[slots[e]]);
       }
-      project_backward_lanes(arrays, cam, drawn, sums, n, projection_grads);
-      for (int k = 0; k < n; k++)
-        preprocess_backward_finish(drawn[k], arrays, grads, clamped, cam, s.sh_degree, sums[k],
-                                   projection_grads[k]);
+      grads.zero_row(i);
+      if (offsets[i + 1] == offsets[i]) continue;
+      float sum[SPLAT_GRAD_FLOATS] = {0};
+      for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
+        const float* rec = reinterpret_cast<const float*>(&entry_grads[slots[e]]);
+        for (int f = 0; f < SPLAT_GRAD_FLOATS; f++) sum[f] += rec[f];
+      }
+      SplatGrad grad;
+      std::memcpy(&grad, sum, sizeof(grad));
+      preprocess_backward_one(i, arrays, grads, clamped, cam, s.sh_degree, grad);
     }
   });
   timer.lap("preprocess backward");

@@ -110,32 +110,6 @@ inline vfloat exp_nonpositive(vfloat x) {
 
 }  // namespace cpu
 
-// sqrt and ceil per lane for the per-Gaussian math written on F (vec.h): the vector forms of the
-// same correctly rounded operations, so each lane gets the scalar result.
-template <>
-struct LaneMath<cpu::vfloat> {
-  static cpu::vfloat sqrt(cpu::vfloat x) {
-#if defined(__AVX512F__)
-    return (cpu::vfloat)_mm512_sqrt_ps(cpu::to_native(x));
-#elif defined(__AVX2__)
-    return (cpu::vfloat)_mm256_sqrt_ps((__m256)x);
-#else
-    for (int i = 0; i < cpu::LANES; i++) x[i] = sqrtf(x[i]);
-    return x;
-#endif
-  }
-  static cpu::vfloat ceil(cpu::vfloat x) {
-#if defined(__AVX512F__)
-    return (cpu::vfloat)_mm512_roundscale_ps(cpu::to_native(x), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
-#elif defined(__AVX2__)
-    return (cpu::vfloat)_mm256_ceil_ps((__m256)x);
-#else
-    for (int i = 0; i < cpu::LANES; i++) x[i] = ceilf(x[i]);
-    return x;
-#endif
-  }
-};
-
 #if defined(__AVX512F__)
 // 1/x as the 14-bit hardware estimate refined by one Newton step, r (2 - x r): within about an
 // ulp, at a fraction of a vector division's cost (used by the backward blend, once per row).

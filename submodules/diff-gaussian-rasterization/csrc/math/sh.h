@@ -111,7 +111,7 @@ DGR_HD Vec3 sh_to_color(int degree, ShCoeffs sh, Vec3 mean, Vec3 campos, bool cl
   }
   for (int ch = 0; ch < 3; ch++) {
     clamped[ch] = rgb[ch] < 0.0f;
-    rgb[ch] = maxf(rgb[ch], 0.0f);
+    rgb[ch] = fmaxf(rgb[ch], 0.0f);
   }
   return {rgb[0], rgb[1], rgb[2]};
 }
