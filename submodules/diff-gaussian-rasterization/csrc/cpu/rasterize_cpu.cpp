@@ -125,8 +125,8 @@ void for_each_touched_tile(const Splat& s, const TileRect& r, int width, int hei
 }
 
 // The exact tile test for LANES tiles of the rectangle at a time (lane i: the tile at bit
-// first + i); branch-free, where a test per tile costs a mispredicted branch about every other
-// tile (preprocessing ... faster).
+// first + i), without a branch per tile (preprocess 8.0 -> 7.1 ms at 100k Gaussians, two
+// threads, against one scalar test per tile).
 uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
   using namespace cpu;
   if (!(s.power_cut >= 0.0f)) return 0;
@@ -222,7 +222,7 @@ std::vector<int32_t> sort_by_depth(const float* depths, const int32_t* tiles_tou
 // Calls f(i, e) for every tile entry e of the Gaussians order[lo .. hi), in that (depth) order.
 // The entries of consecutive Gaussians lie far apart, so each step would wait for two dependent
 // loads (offsets[i], then its entries); fetching them some Gaussians ahead overlaps those waits
-// (binning ... faster at 100k Gaussians).
+// (with the one-pass sort histograms, bin + sort + ranges 6.0 -> 3.5 ms at 100k Gaussians).
 constexpr int64_t DEPTH_ORDER_PREFETCH_AHEAD = 16;
 template <class F>
 void for_each_in_depth_order(const std::vector<int32_t>& order, const int64_t* offsets,
