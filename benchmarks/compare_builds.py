@@ -49,14 +49,21 @@ def load_builds(builds, workdir):
     return modules
 
 
+def sibling_benchmark(name):
+    """Another script of benchmarks/ as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark",
+                                                  os.path.join(REPO, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def model_views(model_path, iteration, source):
     """(settings fields, tensors) of every training camera of a trained model."""
-    spec = importlib.util.spec_from_file_location("train_benchmark",
-                                                  os.path.join(REPO, "benchmarks", "train.py"))
-    train_benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_benchmark)
     from gaussian_renderer import raster_settings
-    scene, g, _, pipe = train_benchmark.load_scene(model_path, iteration, source=source)
+    train_benchmark = sibling_benchmark("train")
+    scene, g, _, pipe = train_benchmark.load_scene(model_path, iteration,
+                                                   source=source or train_benchmark.SAMPLE)
     g.active_sh_degree = g.max_sh_degree
     with torch.no_grad():
         tensors = dict(means3D=g.get_xyz, dc=g.get_features_dc, shs=g.get_features_rest,
@@ -67,11 +74,7 @@ def model_views(model_path, iteration, source):
 
 
 def synthetic_view():
-    spec = importlib.util.spec_from_file_location("rasterizer_benchmark",
-                                                  os.path.join(REPO, "benchmarks", "rasterizer.py"))
-    rasterizer_benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rasterizer_benchmark)
-    settings, cloud = rasterizer_benchmark.make_scene(320, 240, 100_000)
+    settings, cloud = sibling_benchmark("rasterizer").make_scene(320, 240, 100_000)
     tensors = dict(means3D=cloud.means3D, shs=cloud.shs, opacities=cloud.opacities,
                    scales=cloud.scales, rotations=cloud.rotations)
     return [settings._asdict()], tensors
@@ -110,8 +113,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         modules = load_builds(args.builds, workdir)
         if args.model:
-            source = args.source_path or os.path.join(REPO, "data", "garden_dev")
-            views, tensors = model_views(args.model, args.iteration, source)
+            views, tensors = model_views(args.model, args.iteration, args.source_path)
         else:
             views, tensors = synthetic_view()
         height, width = views[0]["image_height"], views[0]["image_width"]

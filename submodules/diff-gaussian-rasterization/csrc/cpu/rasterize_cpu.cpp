@@ -137,10 +137,8 @@ uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int hei
   for (int first = 0; first < n; first += LANES) {
     vfloat px0, px1, py0, py1;  // lanes past the rectangle's last tile test tiles below it
     for (int i = 0; i < LANES; i++) {
-      px0[i] = (float)(tx * BLOCK_X);
-      px1[i] = (float)(mini(width, (tx + 1) * BLOCK_X) - 1);
-      py0[i] = (float)(ty * BLOCK_Y);
-      py1[i] = (float)(mini(height, (ty + 1) * BLOCK_Y) - 1);
+      const TileBox box = tile_box(tx, ty, width, height);
+      px0[i] = box.x0, px1[i] = box.x1, py0[i] = box.y0, py1[i] = box.y1;
       if (++tx == r.x1) tx = r.x0, ty++;
     }
     const uint32_t in_rect = n - first >= LANES ? (1u << LANES) - 1 : (1u << (n - first)) - 1;

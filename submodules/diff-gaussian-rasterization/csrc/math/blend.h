@@ -12,14 +12,15 @@
 namespace dgr {
 
 // Scalar helpers that also work lane-wise on GCC/Clang vector types (the CPU backend blends a
-// 16-pixel tile row as one vector); `select` and comparisons follow vector semantics there.
-template <class F>
-DGR_HD F min_of(F a, float b) {
-  const F bv = F{} + b;  // broadcasts for vectors
+// 16-pixel tile row as one vector); `select` and comparisons follow vector semantics there. The
+// bound b is a float (broadcast to every lane) or of a's own type.
+template <class F, class B>
+DGR_HD F min_of(F a, B b) {
+  const F bv = F{} + b;
   return a < bv ? a : bv;
 }
-template <class F>
-DGR_HD F max_of(F a, float b) {
+template <class F, class B>
+DGR_HD F max_of(F a, B b) {
   const F bv = F{} + b;
   return a > bv ? a : bv;
 }
@@ -181,10 +182,7 @@ DGR_HD SplatGrad splat_grad(const Splat& s, float x, float y, float xx, float xy
 // bounds are floats or vectors of the same type.
 template <class F, class L>
 DGR_HD F min_form_on_segment(float A, float B, float C, float inv_A, F dy, L lo, L hi) {
-  const F lo_f = F{} + lo, hi_f = F{} + hi;  // broadcasts scalar bounds for vectors
-  F dx = -B * inv_A * dy;
-  dx = dx > lo_f ? dx : lo_f;
-  dx = dx < hi_f ? dx : hi_f;
+  const F dx = min_of(max_of(-B * inv_A * dy, lo), hi);
   return A * dx * dx + 2.0f * B * dx * dy + C * dy * dy;
 }
 
@@ -213,8 +211,7 @@ DGR_HD auto splat_misses_boxes(const TileTestSplat& t, F px0, F px1, F py0, F py
   const F q1 = min_form_on_segment(A, B, C, t.inv_a, dy1, dx0, dx1);
   const F q2 = min_form_on_segment(C, B, A, t.inv_c, dx0, dy0, dy1);
   const F q3 = min_form_on_segment(C, B, A, t.inv_c, dx1, dy0, dy1);
-  const F q01 = q0 < q1 ? q0 : q1, q23 = q2 < q3 ? q2 : q3;
-  const F q = q01 < q23 ? q01 : q23;
+  const F q = min_of(min_of(q0, q1), min_of(q2, q3));
   return centre_outside & (0.5f * q > s.power_cut + SKIP_POWER_MARGIN);
 }
 
@@ -232,12 +229,19 @@ DGR_HD auto splat_misses_row(const Splat& s, float px0, float px1, F py) {
   return 0.5f * q > s.power_cut + SKIP_POWER_MARGIN;
 }
 
+// The pixel centres of tile (tx, ty) of an image of the given size: [x0, x1] x [y0, y1].
+struct TileBox {
+  float x0, x1, y0, y1;
+};
+DGR_HD TileBox tile_box(int tx, int ty, int width, int height) {
+  return {(float)(tx * BLOCK_X), (float)(mini(width, (tx + 1) * BLOCK_X) - 1),
+          (float)(ty * BLOCK_Y), (float)(mini(height, (ty + 1) * BLOCK_Y) - 1)};
+}
+
 // Does tile (tx, ty) of an image of the given size hold a pixel where the splat may be visible?
 DGR_HD bool splat_touches_tile(const TileTestSplat& t, int tx, int ty, int width, int height) {
-  const float px0 = (float)(tx * BLOCK_X), py0 = (float)(ty * BLOCK_Y);
-  const float px1 = (float)(mini(width, (tx + 1) * BLOCK_X) - 1);
-  const float py1 = (float)(mini(height, (ty + 1) * BLOCK_Y) - 1);
-  return !splat_misses_box(t, px0, px1, py0, py1);
+  const TileBox b = tile_box(tx, ty, width, height);
+  return !splat_misses_box(t, b.x0, b.x1, b.y0, b.y1);
 }
 
 // How many tiles of its rectangle the splat may be visible in (its number of tile entries).
