@@ -263,7 +263,7 @@ def training_loop(run: Run, first_iter: int) -> int:
 
                     step_start = time.perf_counter()
                     refine_and_step(views, gaussians, result, run.strategy,
-                                    scene.cameras_extent, opt)
+                                    scene.cameras_extent, opt, scene.camera_path)
                     step_seconds += time.perf_counter() - step_start
                     if run.check_replicas and any(run.strategy.edits_rows_at(v) for v in views):
                         check_replicas(run, iteration)

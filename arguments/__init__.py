@@ -105,6 +105,11 @@ class OptimizationParams:
     # --cap_max by this iteration (0: 5 % only, the paper's); see README, "Densification
     # strategies". The default strategy ignores it.
     cap_by_iter: int = 2000
+    # Ours: at each MCMC refinement, Gaussians within path_clearance × cameras_extent of the
+    # path between consecutive training cameras (scene/camera_path.py) are relocated like dead
+    # ones, so no floater forms right in front of a held-out view (0: the paper's). The default
+    # strategy ignores it. See README, "Densification strategies".
+    path_clearance: float = 0.1
     init_type: str = "sfm"
     init_num: int = 100_000  # --init_type random: how many points
     # Ours: with --init_type sfm, jittered copies of the SfM points are added until the start
@@ -125,6 +130,8 @@ class OptimizationParams:
         if self.batch_size < 1 or self.iterations % self.batch_size:
             raise UsageError(f"--batch_size must be >= 1 and divide --iterations "
                              f"({self.iterations}), not {self.batch_size}")
+        if self.path_clearance < 0:
+            raise UsageError(f"--path_clearance must be >= 0, not {self.path_clearance}")
         if self.strategy == "mcmc" and self.cap_max <= 0:
             raise UsageError("--strategy mcmc needs --cap_max N, the most Gaussians (N > 0)")
         for name, value in STRATEGY_DEFAULTS[self.strategy].items():

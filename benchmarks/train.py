@@ -138,7 +138,8 @@ def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer
             out = training_step(it, gaussians, loop, cameras, pipe, opt, background, -1, "cpu",
                                 strategy)
             with torch.no_grad():
-                densify_and_step(it, gaussians, out, strategy, scene.cameras_extent, opt)
+                densify_and_step(it, gaussians, out, strategy, scene.cameras_extent, opt,
+                                 scene.camera_path)
 
     run(it0, 5)  # warm-up
     wall = []

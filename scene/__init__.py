@@ -13,6 +13,7 @@ from utils.errors import DatasetError
 from utils.make_depth_scale import DEPTH_PARAMS_FILE
 from utils.splat_io import saved_point_cloud
 from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
+from .camera_path import camera_path
 from .cameras import cameraList_from_camInfos
 from .exposure import EXPOSURE_FILE, Exposures
 from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info
@@ -102,6 +103,9 @@ class Scene:
             self.test_cameras[scale] = cameraList_from_camInfos(
                 test_infos, scale, args, background, device, data_device,
                 half="right" if self.train_test_exp else "")
+
+        # Where MCMC keeps the training cameras' path clear (--path_clearance).
+        self.camera_path = camera_path(self.train_cameras[resolution_scales[0]])
 
         if self.loaded_iter:
             # The saved PLY, or an exported web format that replaced it (export.py).

@@ -6,7 +6,7 @@ on its name:
     loss = photometric + strategy.regularization(gaussians)      (None: nothing to add)
     loss.backward()                                               (each view of the step)
     strategy.record_view(iteration, gaussians, out)               statistics, each view in order
-    strategy.refine(iteration, gaussians, extent)                 densify/prune/reset, relocate
+    strategy.refine(iteration, gaussians, extent, camera_path)    densify/prune/reset, relocate
     optimizer step
     strategy.after_optimizer_step(iteration, gaussians)           (MCMC: position noise)
 
@@ -27,6 +27,7 @@ import torch
 from utils.errors import DatasetError
 from utils.general_utils import inverse_sigmoid
 from . import mcmc
+from .camera_path import distance_to_path
 from .densification import (INIT_OPACITY, PRUNE_MIN_OPACITY, SCREEN_SIZE_PRUNE_PIXELS, SPLIT_SAMPLES,
                             clone_mask, prune_mask, split_mask, split_samples)
 from .optimizer_surgery import RowEdit
@@ -74,8 +75,11 @@ class Strategy:
         """Statistics of one rendered view (view.viewspace_points.grad, .visibility_filter,
         .radii), before any row edit of this step."""
 
-    def refine(self, iteration: int, gaussians, extent: float) -> None:
-        """Row edits scheduled at this iteration (after every view's statistics)."""
+    def refine(self, iteration: int, gaussians, extent: float,
+               camera_path: Optional[torch.Tensor] = None) -> None:
+        """Row edits scheduled at this iteration (after every view's statistics). `extent` is
+        the scene's cameras_extent, `camera_path` its training cameras' path (scene/camera_path.py,
+        [S, 2, 3]; None: no path)."""
 
     def after_optimizer_step(self, iteration: int, gaussians) -> None:
         """After the optimizer step (not run at the last iteration, which has no step)."""
@@ -147,7 +151,7 @@ class DefaultStrategy(Strategy):
             gaussians.update_max_radii(view.radii)
             gaussians.add_densification_stats(view.viewspace_points, view.visibility_filter)
 
-    def refine(self, iteration, gaussians, extent):
+    def refine(self, iteration, gaussians, extent, camera_path=None):
         if self.densifies_at(iteration):
             self.densify_and_prune(gaussians, extent, self.max_screen_size(iteration))
         if self.resets_opacity_at(iteration):
@@ -207,6 +211,7 @@ class MCMCStrategy(Strategy):
     refinement_interval: int
     init: Initialisation
     cap_by_iter: int = 0
+    path_clearance: float = 0.0  # × extent; 0: the paper's (nothing is kept clear)
     min_opacity: float = mcmc.DEAD_OPACITY
 
     name = "mcmc"
@@ -217,7 +222,7 @@ class MCMCStrategy(Strategy):
                    scale_reg=opt.scale_reg, refine_from_iter=opt.densify_from_iter,
                    refine_until_iter=opt.densify_until_iter,
                    refinement_interval=opt.densification_interval,
-                   cap_by_iter=opt.cap_by_iter,
+                   cap_by_iter=opt.cap_by_iter, path_clearance=opt.path_clearance,
                    init=Initialisation(points=opt.init_type, num_random=opt.init_num,
                                        min_points=int(opt.init_fill * opt.cap_max),
                                        opacity=MCMC_INIT_OPACITY,
@@ -236,9 +241,9 @@ class MCMCStrategy(Strategy):
         return (self.opacity_reg * gaussians.get_opacity.abs().mean()
                 + self.scale_reg * gaussians.get_scaling.abs().mean())
 
-    def refine(self, iteration, gaussians, extent):
+    def refine(self, iteration, gaussians, extent, camera_path=None):
         if self.refines_at(iteration):
-            self.relocate_dead(gaussians)
+            self.relocate_dead(gaussians, self.in_camera_path(gaussians, extent, camera_path))
             self.add_new(gaussians, self.refinements_left(iteration))
 
     def after_optimizer_step(self, iteration, gaussians):
@@ -259,11 +264,22 @@ class MCMCStrategy(Strategy):
         rows["scaling"] = torch.log(scale)
         return rows
 
-    def relocate_dead(self, gaussians) -> int:
-        """Move every dead Gaussian (opacity ≤ min_opacity) onto a live one sampled by opacity;
-        the source and its copies share its opacity and coverage. Returns how many moved."""
+    def in_camera_path(self, gaussians, extent, camera_path) -> Optional[torch.Tensor]:
+        """[N] bool: Gaussians whose centre lies within path_clearance × extent of the training
+        cameras' path (None: clearance off or no path)."""
+        if self.path_clearance <= 0 or camera_path is None or len(camera_path) == 0:
+            return None
+        distance = distance_to_path(gaussians.get_xyz.detach(), camera_path)
+        return distance < self.path_clearance * extent
+
+    def relocate_dead(self, gaussians, evict: Optional[torch.Tensor] = None) -> int:
+        """Move every dead Gaussian (opacity ≤ min_opacity), and every one `evict` [N] marks,
+        onto a live one sampled by opacity (never an evicted one); the source and its copies share
+        its opacity and coverage. Returns how many moved."""
         opacity = gaussians.get_opacity[:, 0]
         dead = opacity <= self.min_opacity
+        if evict is not None:
+            dead = dead | evict
         dead_rows = dead.nonzero()[:, 0]
         alive_rows = (~dead).nonzero()[:, 0]
         if len(dead_rows) == 0 or len(alive_rows) == 0:

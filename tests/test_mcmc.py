@@ -1,6 +1,8 @@
 """3DGS-MCMC (scene/mcmc.py, scene/strategies.py MCMCStrategy): the relocation formulas against
 direct evaluations, the Gaussian budget, what happens to Adam's moments, the noise, the
-regularisers' gradients, and bit-exact resume of an MCMC run."""
+regularisers' gradients, the cameras' path kept clear (scene/camera_path.py), and bit-exact
+resume of an MCMC run."""
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 import train
 from arguments import OptimizationParams
 from scene import mcmc
+from scene.camera_path import PATH_JUMP_FACTOR, distance_to_path, path_segments
 from scene.gaussian_model import GaussianModel
 from scene.strategies import DefaultStrategy, MCMCStrategy, make_strategy
 from scene.synthetic import mcmc_model_with_moments
@@ -103,6 +106,64 @@ def test_relocation_moves_dead_rows_and_edits_moments_as_the_paper():
     counts = torch.bincount(sources, minlength=40)[sources] + 1
     o_new = model.get_opacity[sources, 0].double()
     torch.testing.assert_close(1 - (1 - o_new) ** counts.double(), o_src, rtol=1e-4, atol=1e-5)
+
+
+def brute_force_distance(points, segments, samples=20001):
+    """Distance to the nearest of many points spaced along each segment."""
+    t = torch.linspace(0, 1, samples, dtype=torch.float64)
+    along = segments[:, None, 0] + t[None, :, None] * (segments[:, None, 1] - segments[:, None, 0])
+    return torch.cdist(points, along.reshape(-1, 3)).min(dim=1).values
+
+
+def test_distance_to_the_path_matches_a_dense_sampling_of_its_segments():
+    g = torch.Generator().manual_seed(0)
+    segments = torch.randn(7, 2, 3, generator=g, dtype=torch.float64)
+    segments[3, 1] = segments[3, 0]  # a segment of length 0 (two cameras at one place)
+    points = 2 * torch.randn(300, 3, generator=g, dtype=torch.float64)
+    exact = distance_to_path(points, segments)
+    # the sampled distance is at most half a sample spacing (≤ 3e-4 here) above the exact one
+    sampled = brute_force_distance(points, segments)
+    assert (sampled >= exact - 1e-12).all() and (sampled - exact).max() < 3e-4
+    assert torch.isinf(distance_to_path(points, torch.zeros(0, 2, 3, dtype=torch.float64))).all()
+
+
+def ring(n, radius=4.0):
+    angle = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
+    return torch.stack([radius * angle.cos(), radius * angle.sin(), 0 * angle], dim=1)
+
+
+def test_the_path_follows_the_capture_order_and_drops_jumps_across_the_scene():
+    centres = ring(48)
+    kept = path_segments(centres[[i for i in range(48) if i % 8]])  # every 8th held out
+    assert kept.shape == (41, 2, 3)  # every neighbour-to-neighbour segment, gaps included
+    # names in no capture order: the path must not cut across the scene's middle
+    shuffled = centres[torch.randperm(48, generator=torch.Generator().manual_seed(0))]
+    kept = path_segments(shuffled)
+    spacing = (centres[1] - centres[0]).norm()
+    assert len(kept) < 47 and ((kept[:, 1] - kept[:, 0]).norm(dim=1)
+                               <= PATH_JUMP_FACTOR * spacing + 1e-9).all()
+    assert distance_to_path(torch.zeros(1, 3, dtype=torch.float64), kept).item() > 3.0
+    assert path_segments(centres[:1]).shape == (0, 2, 3)
+
+
+def test_gaussians_in_the_cameras_path_are_relocated_and_never_sources():
+    model, strategy = model_with_moments(n=200)
+    strategy = dataclasses.replace(strategy, path_clearance=0.2)
+    path = torch.tensor([[[-0.5, 0.0, 0.0], [0.5, 0.0, 0.0]]])
+    inside = strategy.in_camera_path(model, 1.0, path)
+    assert 0 < inside.sum() < 150
+    torch.testing.assert_close(inside, distance_to_path(model.get_xyz.detach(), path) < 0.2)
+    alive = (~inside).nonzero()[:, 0]
+    rng_state = torch.get_rng_state()
+    sources = alive[mcmc.sample_by_opacity(model.get_opacity[alive, 0], int(inside.sum()))]
+    torch.set_rng_state(rng_state)
+    xyz = model.get_xyz.detach().clone()
+    strategy.refine(strategy.refine_from_iter + strategy.refinement_interval, model, 1.0, path)
+    # every Gaussian the tube held now sits on a source outside it
+    torch.testing.assert_close(model.get_xyz.detach()[:200][inside], xyz[sources], rtol=0, atol=0)
+    assert not strategy.in_camera_path(model, 1.0, path).any()
+    off = dataclasses.replace(strategy, path_clearance=0.0)
+    assert off.in_camera_path(model, 1.0, path) is None  # off: the paper's relocation
 
 
 def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
@@ -210,7 +271,9 @@ def test_strategy_flags():
     # original's.
     refine = [i for i in range(1, 30001) if mcmc_strategy.refines_at(i)]
     assert refine[0] == 525 and refine[-1] == 24975 and len(refine) == 979
-    assert mcmc_strategy.cap_by_iter == 2000
+    assert mcmc_strategy.cap_by_iter == 2000 and mcmc_strategy.path_clearance == 0.1
+    with pytest.raises(UsageError, match="path_clearance"):
+        OptimizationParams(strategy="mcmc", cap_max=1000, path_clearance=-1)
     explicit = make_strategy(OptimizationParams(strategy="mcmc", cap_max=1000,
                                                 densification_interval=100))
     assert [i for i in range(1, 1001) if explicit.refines_at(i)] == [600, 700, 800, 900, 1000]
@@ -226,12 +289,16 @@ def run(model_path, *extra):
 
 
 def test_mcmc_resume_is_bit_exact_and_respects_the_cap(tmp_path):
-    full, part = tmp_path / "full", tmp_path / "part"
-    run(full, "--iterations", "60", "--checkpoint_iterations", "25")
-    run(part, "--iterations", "60", "--start_checkpoint", str(full / "chkpnt25.pth"))
+    full, part, off = tmp_path / "full", tmp_path / "part", tmp_path / "off"
+    # A wide clearance, so that the resumed run also relocates Gaussians out of the path.
+    run(full, "--iterations", "60", "--checkpoint_iterations", "25", "--path_clearance", "0.3")
+    run(part, "--iterations", "60", "--start_checkpoint", str(full / "chkpnt25.pth"),
+        "--path_clearance", "0.3")
+    run(off, "--iterations", "60", "--path_clearance", "0")
     a = (full / "point_cloud" / "iteration_60" / "point_cloud.ply").read_bytes()
     b = (part / "point_cloud" / "iteration_60" / "point_cloud.ply").read_bytes()
-    assert len(a) > 1000 and a == b
+    c = (off / "point_cloud" / "iteration_60" / "point_cloud.ply").read_bytes()
+    assert len(a) > 1000 and a == b and a != c
     counts = json.loads((full / "training_log.json").read_text())["num_points"]
     assert counts[1] > 5339 and max(counts) == 6000  # grew 5 % per refinement, up to the cap
 

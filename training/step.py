@@ -108,11 +108,12 @@ def depth_loss(out, camera, opt, iteration: int):
     return weight * torch.abs(out.depth - target).mean()
 
 
-def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt):
+def densify_and_step(iteration, gaussians, out, strategy: Strategy, extent, opt,
+                     camera_path=None):
     """refine_and_step for one view (training_step's result): the strategy's statistics and row
     edits → optimizer step → the strategy's post-step work (neither at the last iteration)."""
     refine_and_step([iteration], gaussians, BatchResult([out], out.visibility_filter), strategy,
-                    extent, opt)
+                    extent, opt, camera_path)
 
 
 class _Gradient:
@@ -170,13 +171,14 @@ def batch_step(views, gaussians, loop: LoopState, train_cameras, pipe, opt, back
     return BatchResult(view_records, visibility)
 
 
-def refine_and_step(views, gaussians, result: BatchResult, strategy: Strategy, extent, opt):
+def refine_and_step(views, gaussians, result: BatchResult, strategy: Strategy, extent, opt,
+                    camera_path=None):
     """Every view's statistics (in batch order) → the row edits scheduled at any of the step's
     views → optimizer step → the strategy's post-step work (neither at the last iteration)."""
     for view, record in zip(views, result.views):
         strategy.record_view(view, gaussians, record)
     for view in views:
-        strategy.refine(view, gaussians, extent)
+        strategy.refine(view, gaussians, extent, camera_path)
     if views[-1] < opt.iterations:
         gaussians.optimizer_step(result.visibility)
         strategy.after_optimizer_step(views[-1], gaussians)
