@@ -4,6 +4,7 @@ import json
 import os
 import random
 import shutil
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -104,9 +105,6 @@ class Scene:
                 test_infos, scale, args, background, device, data_device,
                 half="right" if self.train_test_exp else "")
 
-        # Where MCMC keeps the training cameras' path clear (--path_clearance).
-        self.camera_path = camera_path(self.train_cameras[resolution_scales[0]])
-
         if self.loaded_iter:
             # The saved PLY, or an exported web format that replaced it (export.py).
             self.gaussians.load_ply(saved_point_cloud(self.iteration_folder(self.loaded_iter)))
@@ -126,6 +124,12 @@ class Scene:
             if self.train_test_exp:  # one exposure per training image (test images included)
                 self.gaussians.exposures = Exposures(
                     [cam.image_name for cam in self.train_cameras[resolution_scales[0]]], device)
+
+    @cached_property
+    def camera_path(self):
+        """Where MCMC keeps the training cameras' path clear (--path_clearance); computed on
+        first use, so rendering and scoring never build it."""
+        return camera_path(self.getTrainCameras())
 
     def iteration_folder(self, iteration: int) -> str:
         return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}")

@@ -23,7 +23,7 @@ def camera_path(cameras) -> torch.Tensor:
     """[S, 2, 3] float32: the start and end of each kept segment between consecutive cameras
     (sorted by image_name), from their camera_center."""
     ordered = sorted(cameras, key=lambda camera: camera.image_name)
-    if len(ordered) < 2:
+    if not ordered:
         return torch.zeros(0, 2, 3)
     centres = torch.stack([camera.camera_center.detach().float().cpu() for camera in ordered])
     return path_segments(centres)
@@ -49,8 +49,8 @@ def distance_to_path(points: torch.Tensor, segments: torch.Tensor) -> torch.Tens
                          dtype=points.dtype)
     segments = segments.to(device=points.device, dtype=points.dtype)
     for start, end in segments:
-        direction = end - start
+        direction, offset = end - start, points - start
         # Position along the segment of the closest point, clamped to the segment's ends.
-        along = ((points - start) @ direction / (direction @ direction).clamp(min=1e-12)).clamp(0, 1)
-        nearest = torch.minimum(nearest, (points - start - along[:, None] * direction).norm(dim=1))
+        along = (offset @ direction / (direction @ direction).clamp(min=1e-12)).clamp(0, 1)
+        nearest = torch.minimum(nearest, (offset - along[:, None] * direction).norm(dim=1))
     return nearest
