@@ -15,10 +15,11 @@ Pillow, so ImageMagick is not needed (--magick_executable is accepted and ignore
 import os
 import shutil
 import subprocess
-from argparse import ArgumentParser
+from dataclasses import dataclass
 
 from PIL import Image
 
+from arguments import make_parser
 from utils.cli import run_main
 from utils.errors import DatasetError, ReportedError, UsageError
 
@@ -226,19 +227,32 @@ def resize_images(source):
         print(f"Wrote {out_dir} ({100 / factor:g} %)")
 
 
-def convert(source, camera="OPENCV", use_gpu=True, skip_matching=False, resize=False,
-            colmap_executable="", robust=False, backend="auto"):
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How convert() runs (the flags of this script, with the original's defaults)."""
+    camera: str = "OPENCV"
+    use_gpu: bool = True
+    skip_matching: bool = False
+    resize: bool = False
+    colmap_executable: str = ""
+    robust: bool = False
+    backend: str = "auto"
+
+
+def convert(source, options: ConvertOptions = ConvertOptions()):
+    camera, use_gpu, resize = options.camera, options.use_gpu, options.resize
+    robust = options.robust
     input_dir = os.path.join(source, "input")
     names = list_images(input_dir)
     distorted = os.path.join(source, "distorted")
     database = os.path.join(distorted, "database.db")
     distorted_sparse = os.path.join(distorted, "sparse")
     os.makedirs(distorted_sparse, exist_ok=True)
-    backend = choose_backend(colmap_executable, distorted, robust, backend)
+    backend = choose_backend(options.colmap_executable, distorted, robust, options.backend)
     print(f"Converting {len(names)} images in {input_dir} with {backend.name}")
 
     failure = ""
-    if not skip_matching:
+    if not options.skip_matching:
         if os.path.exists(database):
             os.remove(database)  # a stale database would mix old and new features
         backend.extract(database, input_dir, camera, use_gpu)
@@ -267,13 +281,19 @@ def convert(source, camera="OPENCV", use_gpu=True, skip_matching=False, resize=F
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser("Colmap converter")
-    parser.add_argument("--no_gpu", action="store_true")
-    parser.add_argument("--skip_matching", action="store_true")
-    parser.add_argument("--source_path", "-s", required=True, type=str)
-    parser.add_argument("--camera", default="OPENCV", type=str)
-    parser.add_argument("--colmap_executable", default="", type=str)
-    parser.add_argument("--resize", action="store_true")
+    parser = make_parser("Photos in <source>/input → an undistorted COLMAP dataset "
+                         "(<source>/images, <source>/sparse/0)")
+    parser.add_argument("--no_gpu", action="store_true", help="SIFT and matching on the CPU")
+    parser.add_argument("--skip_matching", action="store_true",
+                        help="reuse <source>/distorted (features, matches and model)")
+    parser.add_argument("--source_path", "-s", required=True, type=str,
+                        help="the folder holding input/ (the photos)")
+    parser.add_argument("--camera", default="OPENCV", type=str,
+                        help="COLMAP camera model of the photos")
+    parser.add_argument("--colmap_executable", default="", type=str,
+                        help="the colmap command to use (default: colmap on the PATH)")
+    parser.add_argument("--resize", action="store_true",
+                        help="also write images_2, images_4 and images_8")
     parser.add_argument("--magick_executable", default="", type=str,
                         help="accepted for compatibility; resizing uses Pillow")
     parser.add_argument("--robust_matching", action="store_true",
@@ -281,8 +301,10 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="auto: the colmap command if installed, else pycolmap")
     args = parser.parse_args(argv)
-    convert(args.source_path, args.camera, not args.no_gpu, args.skip_matching, args.resize,
-            args.colmap_executable, args.robust_matching, args.backend)
+    convert(args.source_path, ConvertOptions(
+        camera=args.camera, use_gpu=not args.no_gpu, skip_matching=args.skip_matching,
+        resize=args.resize, colmap_executable=args.colmap_executable,
+        robust=args.robust_matching, backend=args.backend))
     return 0
 
 

@@ -12,14 +12,15 @@ point_cloud.spz, point_cloud.compressed.ply, point_cloud.splat. An existing outp
 only once the new file is complete.
 """
 import os
-from argparse import ArgumentParser
 
+from arguments import make_parser
 from utils.cli import run_main
 from utils.errors import DatasetError, UsageError
-from utils.splat_io import EXTENSIONS, FORMATS, format_from_name, read_splats, write_splats
+from utils.model_folder import ModelFolder
+from utils.splat_io import (EXTENSIONS, FORMATS, format_from_name, name_admits, read_splats,
+                            write_splats)
 from utils.splat_io.data import sigmoid
 from utils.splat_io.spz import AXES
-from utils.system_utils import searchForMaxIteration
 
 
 def source_file(args) -> str:
@@ -30,11 +31,8 @@ def source_file(args) -> str:
         return args.input
     if not args.model_path:
         raise UsageError("give -m <model folder> or a .ply path")
-    folder = os.path.join(args.model_path, "point_cloud")
-    if not os.path.isdir(folder):
-        raise DatasetError(folder, "no saved iterations (is this a trained model folder?)")
-    iteration = searchForMaxIteration(folder) if args.iteration == -1 else args.iteration
-    path = os.path.join(folder, f"iteration_{iteration}", "point_cloud.ply")
+    folder = ModelFolder(args.model_path)
+    path = folder.ply_path(folder.resolve_iteration(args.iteration))
     if not os.path.isfile(path):
         raise DatasetError(path, "no such file (see the iteration_N folders beside it)")
     return path
@@ -43,7 +41,7 @@ def source_file(args) -> str:
 def output_file(source: str, fmt: str, output: str | None) -> str:
     if output:
         named = format_from_name(output)
-        if named is not None and named != fmt and not (fmt == "compressed_ply" and named == "ply"):
+        if named is not None and not name_admits(named, fmt):
             raise UsageError(f"-o {output}: the name says {named} but --format is {fmt}")
         return output
     base = os.path.basename(source)
@@ -56,13 +54,14 @@ def output_file(source: str, fmt: str, output: str | None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(description="Export a trained model to .spz, .splat or compressed "
-                                        "PLY (or a pruned PLY)")
+    parser = make_parser("Export a trained model to .spz, .splat or compressed PLY (or a pruned "
+                         "PLY)")
     parser.add_argument("input", nargs="?", default=None,
                         help="a model file (PLY or any format below) instead of -m")
-    parser.add_argument("-m", "--model_path", default="")
+    parser.add_argument("-m", "--model_path", default="",
+                        help="a trained model folder (its latest or --iteration's PLY)")
     parser.add_argument("--iteration", type=int, default=-1, help="default: the latest")
-    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--format", required=True, choices=FORMATS, help="the output format")
     parser.add_argument("-o", "--output", default=None, help="default: beside the source")
     parser.add_argument("--prune_opacity", type=float, default=0.0,
                         help="drop Gaussians whose opacity (after the sigmoid) is below this")

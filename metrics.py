@@ -9,12 +9,13 @@ original; see utils/lpips.py), prints the means and writes <m>/results.json and
 """
 import json
 import os
-from argparse import ArgumentParser
 
 import torch
 from tqdm import tqdm
 
+from arguments import make_parser
 from utils.errors import DatasetError
+from utils.model_folder import ModelFolder
 from utils.cli import run_main
 from utils.image_io import read_image
 from utils.image_utils import psnr
@@ -57,7 +58,8 @@ def evaluate(model_paths, quiet=False):
     all_results = {}
     for model_path in model_paths:
         print("Scene:", model_path)
-        test_dir = os.path.join(model_path, "test")
+        folder = ModelFolder(model_path)
+        test_dir = folder.file("test")
         if not os.path.isdir(test_dir):
             raise DatasetError(test_dir, "missing: train with --eval and run render.py first")
         results, per_view = {}, {}
@@ -68,17 +70,17 @@ def evaluate(model_paths, quiet=False):
             for key in ("SSIM", "PSNR", "LPIPS"):
                 print(f"  {key:>5} : {results[method][key]:>12.7f}")
             print("")
-        write_text_atomic(os.path.join(model_path, "results.json"), json.dumps(results, indent=True))
-        write_text_atomic(os.path.join(model_path, "per_view.json"),
-                          json.dumps(per_view, indent=True))
+        write_text_atomic(folder.file("results.json"), json.dumps(results, indent=True))
+        write_text_atomic(folder.file("per_view.json"), json.dumps(per_view, indent=True))
         all_results[model_path] = results
     return all_results
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(description="Training script parameters")
-    parser.add_argument("--model_paths", "-m", required=True, nargs="+", type=str, default=[])
-    parser.add_argument("--quiet", action="store_true")
+    parser = make_parser("Score rendered test views (PSNR, SSIM, LPIPS)")
+    parser.add_argument("--model_paths", "-m", required=True, nargs="+", type=str, default=[],
+                        help="trained model folders whose test/ours_<N> renders are scored")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     evaluate(args.model_paths, args.quiet)
     return 0

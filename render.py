@@ -8,20 +8,19 @@ truth | render | error for the first views) and, with --video, <model>/video_our
 smooth path through the training cameras.
 """
 import os
-from argparse import ArgumentParser
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, check_device,
-                       extract, get_combined_args)
+                       extract, get_combined_args, make_parser)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.cameras import Camera, scored_part
 from scene.colmap_loader import qvec2rotmat, rotmat2qvec
 from utils.cli import run_main
-from utils.errors import DatasetError
+from utils.model_folder import ModelFolder
 from utils.image_io import comparison_grid, save_png, to_uint8
 from utils.system_utils import atomic_path
 
@@ -29,11 +28,12 @@ COMPARISON_VIEWS = 4  # rows in comparison.png
 VIDEO_FPS = 30
 
 
-def render_set(model_path, name, iteration, views, gaussians, pipe, background, quiet=False,
-               train_test_exp=False):
-    """With --train_test_exp (read from cfg_args), images carry their trained exposure and only
-    their right halves are written (what the original scores)."""
-    folder = os.path.join(model_path, name, f"ours_{iteration}")
+def render_set(folder: str, name: str, scene: Scene, pipe, quiet=False):
+    """The `name` ("train" or "test") views of the scene's loaded model into `folder` (renders/,
+    gt/, comparison.png). With --train_test_exp (read from cfg_args), images carry their trained
+    exposure and only their right halves are written (what the original scores)."""
+    views = scene.getTrainCameras() if name == "train" else scene.getTestCameras()
+    gaussians, background, train_test_exp = scene.gaussians, scene.background, scene.train_test_exp
     rows = []
     for idx, view in enumerate(tqdm(views, desc=f"Rendering {name}", disable=quiet)):
         image = torch.clamp(render(view, gaussians, pipe, background,
@@ -99,24 +99,23 @@ def render_video(path, cameras, gaussians, pipe, background, quiet=False):
 
 
 @torch.no_grad()
-def render_sets(dataset, iteration, pipe, skip_train, skip_test, video, frames_per_view, device,
-                quiet=False):
-    gaussians = GaussianModel(dataset.sh_degree, device=device)
-    scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
-    background = scene.background
+def render_sets(dataset, pipe, args) -> list:
+    """render.py's work for the flags in `args` (iteration, skip_train, skip_test, video,
+    video_frames_per_view, device, quiet)."""
+    gaussians = GaussianModel(dataset.sh_degree, device=args.device)
+    scene = Scene(dataset, gaussians, load_iteration=args.iteration, shuffle=False,
+                  device=args.device)
     outputs = []
-    if not skip_train:
-        outputs.append(render_set(dataset.model_path, "train", scene.loaded_iter,
-                                  scene.getTrainCameras(), gaussians, pipe, background, quiet,
-                                  scene.train_test_exp))
-    if not skip_test and scene.getTestCameras():
-        outputs.append(render_set(dataset.model_path, "test", scene.loaded_iter,
-                                  scene.getTestCameras(), gaussians, pipe, background, quiet,
-                                  scene.train_test_exp))
-    if video:
-        path = os.path.join(dataset.model_path, f"video_ours_{scene.loaded_iter}.mp4")
-        cameras = video_path_cameras(scene.getTrainCameras(), frames_per_view, device)
-        render_video(path, cameras, gaussians, pipe, background, quiet)
+    for name, skip in (("train", args.skip_train), ("test", args.skip_test)):
+        if skip or (name == "test" and not scene.getTestCameras()):
+            continue
+        outputs.append(render_set(scene.folder.renders(name, scene.loaded_iter), name, scene,
+                                  pipe, args.quiet))
+    if args.video:
+        path = scene.folder.file(f"video_ours_{scene.loaded_iter}.mp4")
+        cameras = video_path_cameras(scene.getTrainCameras(), args.video_frames_per_view,
+                                     args.device)
+        render_video(path, cameras, gaussians, pipe, scene.background, args.quiet)
         outputs.append(path)
     for out in outputs:
         print(f"Wrote {out}")
@@ -124,28 +123,27 @@ def render_sets(dataset, iteration, pipe, skip_train, skip_test, video, frames_p
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(description="Testing script parameters")
+    parser = make_parser("Testing script parameters")
     add_group(parser, ModelParams, sentinel=True)
     add_group(parser, PipelineParams)
-    parser.add_argument("--iteration", default=-1, type=int)
-    parser.add_argument("--skip_train", action="store_true")
-    parser.add_argument("--skip_test", action="store_true")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--iteration", default=-1, type=int,
+                        help="the saved iteration to render (-1: the latest)")
+    parser.add_argument("--skip_train", action="store_true", help="do not render the train views")
+    parser.add_argument("--skip_test", action="store_true", help="do not render the test views")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--video", action="store_true",
                         help="also render an MP4 along a path through the training cameras")
-    parser.add_argument("--video_frames_per_view", type=int, default=8)
+    parser.add_argument("--video_frames_per_view", type=int, default=8,
+                        help="--video: frames between two consecutive training cameras")
     add_device_flag(parser)
     args = get_combined_args(parser, argv)
     if not getattr(args, "model_path", None):
         parser.error("--model_path/-m is required")
-    if not os.path.isdir(os.path.join(args.model_path, "point_cloud")):
-        raise DatasetError(os.path.join(args.model_path, "point_cloud"),
-                           "no saved iterations (is this a trained model folder?)")
+    ModelFolder(args.model_path).resolve_iteration(args.iteration)  # a model folder at all?
     check_device(args.device)
     print("Rendering " + args.model_path)
     dataset, pipe = extract(ModelParams, args), extract(PipelineParams, args)
-    render_sets(dataset, args.iteration, pipe, args.skip_train, args.skip_test, args.video,
-                args.video_frames_per_view, args.device, args.quiet)
+    render_sets(dataset, pipe, args)
     return 0
 
 

@@ -8,15 +8,14 @@ shown when one is selected; a bare PLY is shown without cameras. Ctrl-C stops th
 """
 import os
 import time
-from argparse import ArgumentParser
 
 from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, check_device,
-                       extract, get_combined_args)
+                       extract, get_combined_args, make_parser)
 from scene import GaussianModel, Scene, background_color
 from utils.cli import run_main
 from utils.errors import DatasetError, UsageError
-from utils.splat_io import read_splats, saved_point_cloud
-from utils.system_utils import searchForMaxIteration
+from utils.model_folder import ModelFolder
+from utils.splat_io import read_splats
 from viewer.settings import DEFAULT_IP, DEFAULT_MAX_RESOLUTION, DEFAULT_PORT, ViewerSettings
 
 
@@ -35,17 +34,15 @@ def load_model(args, device):
         return gaussians, {}, background, pipe, os.path.dirname(os.path.abspath(ply))
     if not args.model_path:
         raise UsageError("give -m <model folder> or a .ply path")
-    folder = os.path.join(args.model_path, "point_cloud")
-    if not os.path.isdir(folder):
-        raise DatasetError(folder, "no saved iterations (is this a trained model folder?)")
+    folder = ModelFolder(args.model_path)
+    iteration = folder.resolve_iteration(args.iteration)
     dataset = extract(ModelParams, args)
     gaussians = GaussianModel(dataset.sh_degree, device=device)
-    iteration = searchForMaxIteration(folder) if args.iteration == -1 else args.iteration
     if not dataset.source_path or not os.path.isdir(dataset.source_path):
         # The photos moved or are on another machine: show the model alone.
         print(f"note: dataset {dataset.source_path!r} not found; showing the model without "
               f"its cameras")
-        gaussians.load_ply(saved_point_cloud(os.path.join(folder, f"iteration_{iteration}")))
+        gaussians.load_ply(folder.point_cloud_file(iteration))
         background = background_color(dataset.white_background, device)
         return gaussians, {}, background, pipe, args.model_path
     scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False, device=device)
@@ -54,13 +51,15 @@ def load_model(args, device):
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(description="Web viewer for a trained model")
+    parser = make_parser("Web viewer for a trained model")
     parser.add_argument("ply", nargs="?", default=None, help="a 3DGS PLY, .compressed.ply, .spz or .splat file (instead of -m)")
     add_group(parser, ModelParams, sentinel=True)
     add_group(parser, PipelineParams)
-    parser.add_argument("--iteration", default=-1, type=int)
-    parser.add_argument("--ip", default=DEFAULT_IP)
-    parser.add_argument("--port", default=DEFAULT_PORT, type=int)
+    parser.add_argument("--iteration", default=-1, type=int,
+                        help="the saved iteration to show (-1: the latest)")
+    parser.add_argument("--ip", default=DEFAULT_IP,
+                        help="the viewer listens here (default: this machine only)")
+    parser.add_argument("--port", default=DEFAULT_PORT, type=int, help="the viewer's port")
     parser.add_argument("--max_resolution", default=DEFAULT_MAX_RESOLUTION, type=int,
                         help="frames are drawn at most this many pixels on their long side")
     add_device_flag(parser)

@@ -18,7 +18,6 @@ value of its tensor.
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import shutil
 import statistics
@@ -28,6 +27,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from stamp import write_result  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -146,12 +146,8 @@ def main(argv=None):
         same = "yes" if difference[k] == 0.0 else f"{difference[k]:.1e}"
         print(f"{build[-28:]:>28} {fwd:>8.1f} {bwd:>9.1f} {fwd + bwd:>8.1f} {ratio:>9.3f} {same:>5}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "compare_builds", "model": args.model, "views": len(views),
-                       "repeats": args.repeats, "threads": args.threads,
-                       "cpu_count": os.cpu_count(), "results": rows}, f, indent=2)
-        print(f"wrote {args.json}")
+        write_result(args.json, "compare_builds", {"model": args.model, "views": len(views),
+                                                   "repeats": args.repeats, "results": rows})
     return 0
 
 

@@ -17,12 +17,13 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from stamp import write_result  # noqa: E402
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from utils.system_utils import free_port, write_text_atomic  # noqa: E402
+from utils.system_utils import free_port  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "data", "garden_dev")
 FLOATS_PER_GAUSSIAN = 3 + 3 + 45 + 1 + 3 + 4  # xyz, f_dc, f_rest, opacity, scaling, rotation
@@ -128,7 +129,7 @@ def main(argv=None):
         print(f"test PSNR after {args.psnr_views} views (--densify_grad_threshold 0.0005):")
         result["psnr_by_batch"] = psnr_by_batch(args.psnr_views, args.seeds)
     if args.json:
-        write_text_atomic(args.json, json.dumps(result, indent=1))
+        write_result(args.json, "distributed", result)
     return result
 
 

@@ -8,7 +8,6 @@ views and compared with the PLY's render (PSNR) and with the photos. Prints a ta
 The PSNR against the PLY's render measures only the format's loss (the model is the same).
 """
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -17,6 +16,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from stamp import write_result  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -25,7 +25,6 @@ from gaussian_renderer import render  # noqa: E402
 from scene import GaussianModel, Scene  # noqa: E402
 from utils.image_utils import psnr  # noqa: E402
 from utils.splat_io import EXTENSIONS, read_splats, write_splats  # noqa: E402
-from utils.system_utils import write_text_atomic  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "data", "garden_dev")
 FORMATS = ("ply", "spz", "compressed_ply", "splat")
@@ -107,8 +106,7 @@ def main(argv=None):
         print(f"{row['format']:<15}{row['bytes'] / 1e6:>8.2f}{row['bytes_per_gaussian']:>12.1f}"
               f"{row['ratio_to_ply']:>7.1f}x{row['write_s']:>9.2f}{row['read_s']:>8.2f}"
               f"{vs_ply}{row['psnr_vs_photo_mean']:>15.2f}")
-    write_text_atomic(args.json, json.dumps(result, indent=2))
-    print(f"Wrote {args.json}")
+    write_result(args.json, "export", result)
 
 
 if __name__ == "__main__":

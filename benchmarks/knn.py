@@ -3,8 +3,6 @@
     python benchmarks/knn.py [--sizes 100000,1000000] [--repeats 3] [--json PATH]
 """
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -12,6 +10,8 @@ import time
 import torch
 
 from simple_knn._C import distCUDA2
+
+from stamp import write_result  # noqa: E402
 
 
 def clouds(n, seed=0):
@@ -43,11 +43,7 @@ def main(argv=None):
             rows.append(row)
             print(f"{n:>10} {name:>10} {row['seconds']:>9.3f}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "simple_knn", "threads": torch.get_num_threads(),
-                       "results": rows}, f, indent=2)
-        print(f"wrote {args.json}")
+        write_result(args.json, "simple_knn", {"results": rows})
     return 0
 
 

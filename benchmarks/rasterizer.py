@@ -10,9 +10,7 @@ original would bin every tile of each 3-sigma rectangle ("rect entries"); we bin
 alpha can reach 1/255, so our pairs are fewer than the original's for the same scene.
 """
 import argparse
-import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -23,6 +21,8 @@ from diff_gaussian_rasterization import GaussianRasterizer
 from diff_gaussian_rasterization.constants import PROJECTION_W_EPS
 from diff_gaussian_rasterization.reference import tile_rects
 from diff_gaussian_rasterization.testing import look_at_settings, random_cloud
+
+from stamp import write_result  # noqa: E402
 
 SCENES = [  # (name, width, height, gaussians)
     ("256x256_20k", 256, 256, 20_000),
@@ -116,11 +116,7 @@ def main(argv=None):
               f"{r['forward_ms'] + r['backward_ms']:>9.1f} "
               f"{r['forward_ns_per_pair_core']:>17.2f} {r['backward_ns_per_pair_core']:>17.2f}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "rasterizer", "torch": torch.__version__,
-                       "cpu_count": os.cpu_count(), "results": rows}, f, indent=2)
-        print(f"wrote {args.json}")
+        write_result(args.json, "rasterizer", {"results": rows})
     return 0
 
 

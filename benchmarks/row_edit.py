@@ -8,7 +8,6 @@ or appends rows costs). Medians in milliseconds.
 import argparse
 import contextlib
 import io
-import json
 import os
 import statistics
 import sys
@@ -16,6 +15,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from stamp import write_result  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -99,11 +99,7 @@ def main(argv=None):
         print(" ".join(f"{row[c]:>17.1f}" if isinstance(row[c], float) else f"{row[c]:>17}"
                        for c in columns))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "row_edit", "threads": torch.get_num_threads(),
-                       "dead_fraction": args.dead, "results": rows}, f, indent=2)
-        print(f"wrote {args.json}")
+        write_result(args.json, "row_edit", {"dead_fraction": args.dead, "results": rows})
     return 0
 
 

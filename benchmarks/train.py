@@ -12,8 +12,8 @@ one training step at about 100k Gaussians. Prints a table, writes JSON and a plo
 
 The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points,
 times --timed_steps training steps one by one (their median is the step time), then profiles
---profiled_steps more (training_step + densify_and_step of training/step.py, the
-loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
+--profiled_steps more (Trainer.step + Trainer.refine_and_step of training/trainer.py,
+the loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
 the loss forward/backward, the optimizer, the densification statistics, and the rest
 (activations, autograd, Python).
 """
@@ -28,11 +28,12 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from stamp import write_result  # noqa: E402
 
 import torch  # noqa: E402
 
 import train  # noqa: E402
-from training.step import LoopState, densify_and_step, training_step  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
 from arguments import ModelParams, OptimizationParams, PipelineParams, extract  # noqa: E402
 from gaussian_renderer import render  # noqa: E402
 from scene import GaussianModel, Scene  # noqa: E402
@@ -127,19 +128,17 @@ def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer
                                              source)
     gaussians.training_setup(opt)
     strategy = make_strategy(opt)
-    loop, background = LoopState(), scene.background
-    cameras = scene.getTrainCameras()
+    gaussians.attach_strategy(strategy)
+    trainer = Trainer(scene, gaussians, strategy, opt, pipe)
     it0 = 601  # inside the densification window, not a densification iteration
 
     def run(first, n):
         for it in range(first, first + n):
             if strategy.edits_rows_at(it):
                 continue
-            out = training_step(it, gaussians, loop, cameras, pipe, opt, background, -1, "cpu",
-                                strategy)
+            result = trainer.step([it])
             with torch.no_grad():
-                densify_and_step(it, gaussians, out, strategy, scene.cameras_extent, opt,
-                                 scene.camera_path)
+                trainer.refine_and_step([it], result)
 
     run(it0, 5)  # warm-up
     wall = []
@@ -241,9 +240,7 @@ def main(argv=None):
         for name, ms in breakdown["stages_ms"].items():
             print(f"  {name:<50} {ms:7.1f} ms")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_result(args.json, "train", result)
         plot(result, args.plot or os.path.splitext(args.json)[0] + ".png")
     return result
 

@@ -22,6 +22,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from stamp import write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -30,7 +31,7 @@ from diff_gaussian_rasterization.testing import random_cloud  # noqa: E402
 from scene import GaussianModel  # noqa: E402
 from scene.cameras import ViewCamera  # noqa: E402
 from utils.general_utils import inverse_sigmoid  # noqa: E402
-from utils.system_utils import free_port, write_text_atomic  # noqa: E402
+from utils.system_utils import free_port  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "data", "garden_dev")
 SIZES = [(640, 480), (1280, 720)]
@@ -133,7 +134,7 @@ def main(argv=None):
     result = {"threads": torch.get_num_threads(), "frames": frames,
               "training_ms_per_step": training, "train_iterations": args.train_iterations}
     if args.json:
-        write_text_atomic(args.json, json.dumps(result, indent=1))
+        write_result(args.json, "viewer", result)
     return result
 
 

@@ -12,11 +12,11 @@ import torch
 from utils.camera_utils import camera_to_JSON
 from utils.errors import DatasetError
 from utils.make_depth_scale import DEPTH_PARAMS_FILE
-from utils.splat_io import saved_point_cloud
-from utils.system_utils import atomic_path, searchForMaxIteration, write_text_atomic
+from utils.model_folder import ModelFolder
+from utils.system_utils import atomic_path, write_text_atomic
 from .camera_path import camera_path
-from .cameras import cameraList_from_camInfos
-from .exposure import EXPOSURE_FILE, Exposures
+from .cameras import CameraExtras, cameraList_from_camInfos
+from .exposure import Exposures
 from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info
 from .gaussian_model import GaussianModel
 from .strategies import Initialisation
@@ -57,23 +57,22 @@ class Scene:
         N = that one. device: where matrices live; args.data_device (or `device` when empty):
         where the decoded images live."""
         self.model_path = args.model_path
+        self.folder = ModelFolder(self.model_path)
         self.gaussians = gaussians
         self.loaded_iter = None
         if load_iteration is not None:
-            folder = os.path.join(self.model_path, "point_cloud")
-            self.loaded_iter = (searchForMaxIteration(folder) if load_iteration == -1
-                                else load_iteration)
+            self.loaded_iter = self.folder.resolve_iteration(load_iteration)
             print(f"Loading trained model at iteration {self.loaded_iter}")
 
         scene_info = read_scene_info(args.source_path, args.images, args.white_background,
                                      args.eval)
         if not self.loaded_iter:
             os.makedirs(self.model_path, exist_ok=True)
-            with atomic_path(os.path.join(self.model_path, "input.ply")) as tmp:
+            with atomic_path(self.folder.input_ply) as tmp:
                 shutil.copyfile(scene_info.ply_path, tmp)
             json_cams = [camera_to_JSON(i, cam) for i, cam in
                          enumerate(scene_info.test_cameras + scene_info.train_cameras)]
-            write_text_atomic(os.path.join(self.model_path, "cameras.json"), json.dumps(json_cams))
+            write_text_atomic(self.folder.cameras_json, json.dumps(json_cams))
 
         train_infos, test_infos = list(scene_info.train_cameras), list(scene_info.test_cameras)
         if shuffle:
@@ -95,22 +94,22 @@ class Scene:
         for scale in resolution_scales:
             print("Loading Training Cameras")
             self.train_cameras[scale] = cameraList_from_camInfos(
-                train_infos, scale, args, background, device, data_device, depths=depths)
+                train_infos, scale, args, background, device, data_device,
+                CameraExtras(depths=depths))
             if self.train_test_exp:
                 self.train_cameras[scale] += cameraList_from_camInfos(
-                    test_infos, scale, args, background, device, data_device, half="left",
-                    depths=depths)
+                    test_infos, scale, args, background, device, data_device,
+                    CameraExtras(half="left", depths=depths))
             print("Loading Test Cameras")
             self.test_cameras[scale] = cameraList_from_camInfos(
                 test_infos, scale, args, background, device, data_device,
-                half="right" if self.train_test_exp else "")
+                CameraExtras(half="right" if self.train_test_exp else ""))
 
         if self.loaded_iter:
             # The saved PLY, or an exported web format that replaced it (export.py).
-            self.gaussians.load_ply(saved_point_cloud(self.iteration_folder(self.loaded_iter)))
-            exposure_file = os.path.join(self.model_path, EXPOSURE_FILE)
-            if self.train_test_exp and os.path.exists(exposure_file):
-                self.gaussians.exposures = Exposures.from_file(exposure_file, device)
+            self.gaussians.load_ply(self.folder.point_cloud_file(self.loaded_iter))
+            if self.train_test_exp and os.path.exists(self.folder.exposure_json):
+                self.gaussians.exposures = Exposures.from_file(self.folder.exposure_json, device)
         else:
             points = scene_info.point_cloud
             if init.points == "random":  # in the cube the cameras span
@@ -131,16 +130,10 @@ class Scene:
         first use, so rendering and scoring never build it."""
         return camera_path(self.getTrainCameras())
 
-    def iteration_folder(self, iteration: int) -> str:
-        return os.path.join(self.model_path, "point_cloud", f"iteration_{iteration}")
-
-    def ply_path(self, iteration: int) -> str:
-        return os.path.join(self.iteration_folder(iteration), "point_cloud.ply")
-
     def save(self, iteration: int) -> None:
-        self.gaussians.save_ply(self.ply_path(iteration))
+        self.gaussians.save_ply(self.folder.ply_path(iteration))
         if self.gaussians.exposures is not None:
-            self.gaussians.exposures.save(self.model_path)
+            self.gaussians.exposures.save(self.folder.exposure_json)
 
     def getTrainCameras(self, scale=1.0):
         return self.train_cameras[scale]

@@ -1,6 +1,7 @@
 """A training/test view: its image and its matrices in the layout the rasterizer expects, and
 its construction from a dataset reader's CameraInfo (the original's loadCam)."""
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -36,7 +37,7 @@ class Camera:
         self.zfar, self.znear = ZFAR, ZNEAR
         self.trans, self.scale = trans, scale
 
-        set_view_matrices(self, R, T, FoVx, FoVy, self.principal_ndc, trans, scale, device)
+        set_view_matrices(self, device)
         # --train_test_exp: a test image trains on its left half ("left") and is scored on its
         # right half ("right"); the mask [1, H, W] is 1 on the half in use.
         self.half = half
@@ -70,13 +71,14 @@ def scored_part(image: torch.Tensor, train_test_exp: bool) -> torch.Tensor:
     return image[..., image.shape[-1] // 2:] if train_test_exp else image
 
 
-def set_view_matrices(camera, R, T, FoVx, FoVy, principal_ndc=(0.0, 0.0), trans=np.zeros(3),
-                      scale: float = 1.0, device="cpu") -> None:
-    """The matrices render() reads: world_view_transform, projection_matrix,
-    full_proj_transform (transposed, as the original) and camera_center."""
-    w2c = torch.tensor(getWorld2View2(R, T, trans, scale), dtype=torch.float32)
-    proj = torch.tensor(getProjectionMatrix(ZNEAR, ZFAR, FoVx, FoVy, principal_ndc),
-                        dtype=torch.float32)
+def set_view_matrices(camera, device="cpu") -> None:
+    """The matrices render() reads, from the camera's R, T, FoVx, FoVy, principal_ndc, trans and
+    scale: world_view_transform, projection_matrix, full_proj_transform (transposed, as the
+    original) and camera_center."""
+    w2c = torch.tensor(getWorld2View2(camera.R, camera.T, camera.trans, camera.scale),
+                       dtype=torch.float32)
+    proj = torch.tensor(getProjectionMatrix(ZNEAR, ZFAR, camera.FoVx, camera.FoVy,
+                                            camera.principal_ndc), dtype=torch.float32)
     camera.world_view_transform = w2c.T.contiguous().to(device)
     camera.projection_matrix = proj.T.contiguous().to(device)
     camera.full_proj_transform = (camera.world_view_transform
@@ -98,7 +100,8 @@ class ViewCamera:
         self.FoVy = float(fov_y)
         self.FoVx = 2.0 * math.atan(math.tan(self.FoVy / 2) * width / height)
         self.R, self.T = R, T
-        set_view_matrices(self, R, T, self.FoVx, self.FoVy, device=device)
+        self.principal_ndc, self.trans, self.scale = (0.0, 0.0), np.zeros(3), 1.0
+        set_view_matrices(self, device)
 
 
 def camera_pose(camera):
@@ -126,9 +129,19 @@ def aligned_inverse_depth(path: str, size, params: Optional[dict], median_scale:
     return values, reliable
 
 
-def loadCam(args, cam_info, resolution_scale, background, device, data_device, half="",
-            depths=None):
-    """depths: None, or (folder of maps, depth_params dict, median scale) for -d."""
+@dataclass(frozen=True)
+class CameraExtras:
+    """What a camera may carry besides its photo. half: --train_test_exp's "left" (trains) or
+    "right" (scored) half of a test image, "" for all of it; depths: None, or (folder of maps,
+    depth_params dict, median scale) for -d."""
+    half: str = ""
+    depths: Optional[tuple] = None
+
+
+def loadCam(args, cam_info, resolution_scale, background, device, data_device,
+            extras: CameraExtras = CameraExtras()):
+    """The original's loadCam: a Camera with the photo decoded at the flags' resolution."""
+    half, depths = extras.half, extras.depths
     image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
     # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
     principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
@@ -147,8 +160,8 @@ def loadCam(args, cam_info, resolution_scale, background, device, data_device, h
 
 
 def cameraList_from_camInfos(cam_infos, resolution_scale, args, background, device, data_device,
-                             half="", depths=None):
+                             extras: CameraExtras = CameraExtras()):
     if args.resolution == -1 and any(c.width > AUTO_MAX_WIDTH for c in cam_infos):
         print(LARGE_IMAGE_NOTICE)
-    return [loadCam(args, c, resolution_scale, background, device, data_device, half, depths)
+    return [loadCam(args, c, resolution_scale, background, device, data_device, extras)
             for c in cam_infos]

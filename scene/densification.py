@@ -48,3 +48,60 @@ def split_samples(xyz: torch.Tensor, scales: torch.Tensor, quats: torch.Tensor,
     rotations = build_rotation(quats).repeat(n, 1, 1)
     positions = torch.bmm(rotations, samples.unsqueeze(-1)).squeeze(-1) + xyz.repeat(n, 1)
     return positions, stds / SPLIT_SCALE_DIVISOR
+
+
+class DensificationStats:
+    """The default strategy's per-Gaussian statistics between two densifications, under the
+    original's names: xyz_gradient_accum [N, 1] (sum of view-space gradient norms), denom [N, 1]
+    (views that saw the Gaussian), max_radii2D [N] (largest screen radius). They belong to the
+    strategy; row edits carry them along as extra per-row tensors (`rows` / `from_rows`)."""
+    NAMES = ("xyz_gradient_accum", "denom", "max_radii2D")
+
+    def __init__(self, xyz_gradient_accum: torch.Tensor, denom: torch.Tensor,
+                 max_radii2D: torch.Tensor):
+        self.xyz_gradient_accum = xyz_gradient_accum
+        self.denom = denom
+        self.max_radii2D = max_radii2D
+
+    @classmethod
+    def zeros(cls, num_points: int, device) -> "DensificationStats":
+        return cls(torch.zeros((num_points, 1), device=device),
+                   torch.zeros((num_points, 1), device=device),
+                   torch.zeros(num_points, device=device))
+
+    @classmethod
+    def from_rows(cls, rows: dict) -> "DensificationStats":
+        return cls(*(rows[name] for name in cls.NAMES))
+
+    def rows(self) -> dict:
+        return {name: getattr(self, name) for name in self.NAMES}
+
+    def add(self, viewspace_grad: torch.Tensor, update_filter: torch.Tensor) -> None:
+        """One view's statistics: viewspace_grad [N, 2], update_filter [N] bool (visible) or
+        indices. Written without masked indexing: the rasterizer's gradient is exactly 0 for
+        invisible Gaussians, so adding the full norm and the visibility as 0/1 gives the same
+        numbers as the original's masked update."""
+        visible = torch.zeros(self.denom.shape[0], 1, device=self.denom.device)
+        visible[update_filter] = 1.0
+        self.xyz_gradient_accum += torch.norm(viewspace_grad, dim=-1, keepdim=True) * visible
+        self.denom += visible
+
+    def update_max_radii(self, radii: torch.Tensor) -> None:
+        """max_radii2D = max(max_radii2D, radii) (radii are 0 where invisible, and the maxima
+        are >= 0, so this equals the original's update on visible Gaussians only)."""
+        torch.maximum(self.max_radii2D, radii.to(self.max_radii2D.dtype), out=self.max_radii2D)
+
+    def mean_grads(self) -> torch.Tensor:
+        """[N, 1] mean view-space gradient norm (0 where no view saw the Gaussian)."""
+        grads = self.xyz_gradient_accum / self.denom
+        grads[grads.isnan()] = 0.0
+        return grads
+
+    def reset(self, keep_max_radii: bool = False) -> None:
+        """Zero the statistics (after each densification, as the original); max_radii2D too,
+        unless keep_max_radii (the working screen-size prune: it survives until the prune)."""
+        n, device = self.denom.shape[0], self.denom.device
+        self.xyz_gradient_accum = torch.zeros((n, 1), device=device)
+        self.denom = torch.zeros((n, 1), device=device)
+        if not keep_max_radii:
+            self.max_radii2D = torch.zeros(n, device=device)

@@ -5,7 +5,6 @@ learning-rate schedule, saved as exposure.json beside each saved iteration's par
     image' = E[:, :3] · image + E[:, 3]     (per pixel, colours as column vectors)
 """
 import json
-import os
 from typing import Dict, List, Optional
 
 import torch
@@ -15,7 +14,6 @@ from utils.errors import DatasetError
 from utils.general_utils import get_expon_lr_func
 from utils.system_utils import write_text_atomic
 
-EXPOSURE_FILE = "exposure.json"
 
 
 def apply_exposure(image: torch.Tensor, exposure: torch.Tensor) -> torch.Tensor:
@@ -88,9 +86,9 @@ class Exposures:
         return {name: self._exposure[i].detach().cpu().tolist()
                 for name, i in self.mapping.items()}
 
-    def save(self, model_path: str) -> None:
-        write_text_atomic(os.path.join(model_path, EXPOSURE_FILE),
-                          json.dumps(self.as_dict(), indent=1))
+    def save(self, path: str) -> None:
+        """exposure.json (the model folder names it: utils/model_folder.py)."""
+        write_text_atomic(path, json.dumps(self.as_dict(), indent=1))
 
     def state_dict(self) -> dict:
         return {"names": list(self.mapping), "exposure": self._exposure.detach().clone(),

@@ -1,10 +1,11 @@
-"""The trainable set of 3D Gaussians: raw parameters, their activations, the optimizer, the
-densification statistics, PLY files and checkpoints.
+"""The trainable set of 3D Gaussians: raw parameters, their activations, the optimizer, PLY files
+and checkpoints.
 
 Public names are the original's so code written against it keeps working. Behind them, every
 change to the set of Gaussians goes through one row edit (scene/optimizer_surgery.py,
-`edit_rows`), and the decisions of what to densify, prune or relocate live in the strategies
-(scene/strategies.py).
+`edit_rows`), and the decisions of what to densify, prune or relocate, with the statistics they
+read, live in the strategy attached for training (scene/strategies.py): the original's
+densification methods here are thin entry points that delegate to it.
 
 Raw parameters (pre-activation), N Gaussians, K = (max_sh_degree + 1)² − 1:
     _xyz           [N, 3]     positions
@@ -26,7 +27,8 @@ from simple_knn._C import distCUDA2
 from utils.general_utils import get_expon_lr_func, inverse_sigmoid, normalize_rows
 from utils.sh_utils import RGB2SH
 from utils.splat_io import SplatData, detect_format, read_splats, write_splats
-from .densification import INIT_OPACITY, OPACITY_RESET_CEILING
+from .densification import (INIT_OPACITY, OPACITY_RESET_CEILING, SPLIT_SAMPLES,
+                            DensificationStats)
 from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_group
 
 MIN_NEIGHBOUR_DIST2 = 1e-7  # floor of the squared neighbour distance that sets initial scales
@@ -39,7 +41,6 @@ PARAMETER_ATTRIBUTES = {
     "xyz": "_xyz", "f_dc": "_features_dc", "f_rest": "_features_rest",
     "opacity": "_opacity", "scaling": "_scaling", "rotation": "_rotation",
 }
-STATISTICS = ("xyz_gradient_accum", "denom", "max_radii2D")
 
 
 class GaussianModel:
@@ -55,10 +56,10 @@ class GaussianModel:
         self._scaling = empty(3)
         self._rotation = empty(4)
         self._opacity = empty(1)
-        self.max_radii2D = empty()
-        self.xyz_gradient_accum = empty(1)
-        self.denom = empty(1)
         self.optimizer = None
+        # The densification strategy training attached (attach_strategy): its per-row state
+        # travels with every row edit, and the original's densification methods delegate to it.
+        self.strategy = None
         self.spatial_lr_scale = 0.0
         self.exposures = None  # scene.exposure.Exposures with --train_test_exp
 
@@ -144,11 +145,8 @@ class GaussianModel:
         self._set_parameters(xyz=points, f_dc=features[:, :, 0:1].transpose(1, 2),
                              f_rest=features[:, :, 1:].transpose(1, 2), opacity=opacities,
                              scaling=scales, rotation=rots)
-        self.max_radii2D = torch.zeros(n, device=self.device)
 
     def training_setup(self, training_args):
-        self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
-        self.denom = torch.zeros((self.num_points, 1), device=self.device)
         # A batch of B views per step (--batch_size): learning rates × √B and Adam's betas raised
         # to the B-th power, as Grendel-GS does, so that B steps' worth of views move the model
         # about as far as B single-view steps would. B = 1 leaves the original's values.
@@ -215,44 +213,46 @@ class GaussianModel:
         self.optimizer.zero_grad(set_to_none=True)
 
     # --- the row edit, behind the original's method names ------------------------------------
+    def attach_strategy(self, strategy) -> None:
+        """Train with `strategy` (scene/strategies.py): it starts its per-row state for the
+        current rows, and every row edit from now on carries that state along."""
+        self.strategy = strategy
+        strategy.initialize_state(self.num_points, self.device)
+
     def edit_rows(self, edit: RowEdit):
-        """Apply one row edit to every parameter, its Adam moments and every statistic."""
-        statistics = {name: getattr(self, name) for name in STATISTICS}
-        params, statistics = apply_row_edit(self.optimizer, statistics, edit)
+        """Apply one row edit to every parameter, its Adam moments and the attached strategy's
+        per-row state."""
+        extra = self.strategy.per_row_state() if self.strategy is not None else {}
+        params, extra = apply_row_edit(self.optimizer, extra, edit)
         for name, param in params.items():
             setattr(self, PARAMETER_ATTRIBUTES[name], param)
-        for name, stat in statistics.items():
-            setattr(self, name, stat)
+        if self.strategy is not None:
+            self.strategy.set_per_row_state(extra)
         return params
 
     def cat_tensors_to_optimizer(self, tensors_dict):
-        """Append rows (group name → [M, ...]); new moments and statistics are zero."""
+        """Append rows (group name → [M, ...]); new moments and per-row state are zero."""
         return self.edit_rows(RowEdit(append=tensors_dict))
 
     def replace_tensor_to_optimizer(self, tensor, name):
         """Replace every row of one group; its Adam moments restart at zero."""
         return self.edit_rows(RowEdit(replace={name: tensor}))
 
+    def _prune_optimizer(self, mask):
+        """Keep the rows where `mask` [N] is True (the original's helper of prune_points)."""
+        return self.edit_rows(RowEdit(keep=mask))
+
     def prune_points(self, mask):
         """Remove the rows where `mask` [N] is True."""
-        self.edit_rows(RowEdit(keep=~mask))
-
-    def reset_statistics(self, keep_max_radii: bool = False):
-        """Zero the densification statistics (after each densification, as the original)."""
-        self.xyz_gradient_accum = torch.zeros((self.num_points, 1), device=self.device)
-        self.denom = torch.zeros((self.num_points, 1), device=self.device)
-        if not keep_max_radii:
-            self.max_radii2D = torch.zeros(self.num_points, device=self.device)
+        self._prune_optimizer(~mask)
 
     def densification_postfix(self, new_xyz, new_features_dc, new_features_rest, new_opacities,
-                              new_scaling, new_rotation, keep_mask=None, keep_max_radii=False):
+                              new_scaling, new_rotation, keep_mask=None):
         """Append new Gaussians (optionally dropping the rows not in `keep_mask` in the same
-        edit) and restart the gradient statistics, as the original. max_radii2D restarts too,
-        unless keep_max_radii (the working screen-size prune: it survives until the prune)."""
+        edit); the strategy restarts its statistics afterwards."""
         self.edit_rows(RowEdit(keep=keep_mask, append={
             "xyz": new_xyz, "f_dc": new_features_dc, "f_rest": new_features_rest,
             "opacity": new_opacities, "scaling": new_scaling, "rotation": new_rotation}))
-        self.reset_statistics(keep_max_radii=keep_max_radii)
 
     def rows_of(self, rows):
         """Group name → raw parameter rows selected by `rows` ([N] bool or [K] indices)."""
@@ -263,20 +263,33 @@ class GaussianModel:
         new = inverse_sigmoid(torch.min(self.get_opacity, ceiling))
         self.replace_tensor_to_optimizer(new, "opacity")
 
-    def add_densification_stats(self, viewspace_point_tensor, update_filter):
-        """update_filter: [N] bool (visible) or indices. Written without masked indexing: the
-        rasterizer's gradient is exactly 0 for invisible Gaussians, so adding the full norm and
-        the visibility as 0/1 gives the same numbers as the original's masked update."""
-        visible = torch.zeros(self.num_points, 1, device=self.device)
-        visible[update_filter] = 1.0
-        grad = viewspace_point_tensor.grad[:, :2]
-        self.xyz_gradient_accum += torch.norm(grad, dim=-1, keepdim=True) * visible
-        self.denom += visible
+    @torch.no_grad()
+    def displace(self, offsets: torch.Tensor) -> None:
+        """Move every position by offsets [N, 3] in place (moments untouched: MCMC's noise)."""
+        self._xyz.add_(offsets)
 
-    def update_max_radii(self, radii):
-        """max_radii2D = max(max_radii2D, radii) (radii are 0 where invisible, and the maxima
-        are >= 0, so this equals the original's update on visible Gaussians only)."""
-        torch.maximum(self.max_radii2D, radii.to(self.max_radii2D.dtype), out=self.max_radii2D)
+    # --- the original's densification entry points (the default strategy does the work) -------
+    def _densification(self):
+        if self.strategy is None or not hasattr(self.strategy, "densify_and_prune"):
+            raise RuntimeError("the original's densification needs the default strategy "
+                               "attached (attach_strategy)")
+        return self.strategy
+
+    def add_densification_stats(self, viewspace_point_tensor, update_filter):
+        """One view's gradient statistics (viewspace_point_tensor.grad [N, 2+], update_filter
+        [N] bool or indices), as the original's."""
+        self._densification().stats.add(viewspace_point_tensor.grad[:, :2], update_filter)
+
+    def densify_and_clone(self, grads, grad_threshold, scene_extent):
+        self._densification().densify_and_clone(self, grads, grad_threshold, scene_extent)
+
+    def densify_and_split(self, grads, grad_threshold, scene_extent, N=SPLIT_SAMPLES):
+        self._densification().densify_and_split(self, grads, grad_threshold, scene_extent, N)
+
+    def densify_and_prune(self, max_grad, min_opacity, extent, max_screen_size, radii=None):
+        """The original's signature (radii: GS-2024's, unused: the statistics hold them)."""
+        self._densification().densify_and_prune(self, extent, max_screen_size, max_grad,
+                                                 min_opacity)
 
     # --- files (PLY and the compact web formats: utils/splat_io) -------------------------------
     def splat_data(self) -> SplatData:
@@ -309,24 +322,32 @@ class GaussianModel:
         self._set_parameters(xyz=data.xyz, f_dc=data.f_dc[:, None, :], f_rest=data.f_rest,
                              opacity=data.opacity[:, None], scaling=data.scale,
                              rotation=data.rotation)
-        self.max_radii2D = torch.zeros(len(data), device=self.device)
         self.active_sh_degree = self.max_sh_degree
 
     # --- checkpoints --------------------------------------------------------------------------
     def capture(self):
-        """The original's 12-tuple (checkpoint layout of GS-2023/2024)."""
+        """The original's 12-tuple (checkpoint layout of GS-2023/2024); its statistics slots
+        hold the attached strategy's (zeros for a strategy without them)."""
+        stats = self._statistics_rows()
         return (self.active_sh_degree, self._xyz, self._features_dc, self._features_rest,
-                self._scaling, self._rotation, self._opacity, self.max_radii2D,
-                self.xyz_gradient_accum, self.denom, self.optimizer.state_dict(),
+                self._scaling, self._rotation, self._opacity, stats["max_radii2D"],
+                stats["xyz_gradient_accum"], stats["denom"], self.optimizer.state_dict(),
                 self.spatial_lr_scale)
+
+    def _statistics_rows(self) -> dict:
+        rows = self.strategy.per_row_state() if self.strategy is not None else {}
+        if not rows:
+            rows = DensificationStats.zeros(self.num_points, self.device).rows()
+        return rows
 
     def restore(self, model_args, training_args):
         (self.active_sh_degree, xyz, features_dc, features_rest, scaling, rotation, opacity,
          max_radii2D, xyz_gradient_accum, denom, opt_dict, self.spatial_lr_scale) = model_args
         self._set_parameters(xyz=xyz, f_dc=features_dc, f_rest=features_rest, opacity=opacity,
                              scaling=scaling, rotation=rotation)
-        self.max_radii2D = max_radii2D.to(self.device)
         self.training_setup(training_args)
-        self.xyz_gradient_accum = xyz_gradient_accum.to(self.device)
-        self.denom = denom.to(self.device)
+        if self.strategy is not None and self.strategy.per_row_state():  # it keeps statistics
+            self.strategy.set_per_row_state({
+                "xyz_gradient_accum": xyz_gradient_accum.to(self.device),
+                "denom": denom.to(self.device), "max_radii2D": max_radii2D.to(self.device)})
         self.optimizer.load_state_dict(opt_dict)

@@ -3,15 +3,19 @@
 The training loop calls the same hooks of whichever strategy `--strategy` names and never branches
 on its name:
 
+    gaussians.attach_strategy(strategy)                           once: its per-row state
     loss = photometric + strategy.regularization(gaussians)      (None: nothing to add)
     loss.backward()                                               (each view of the step)
-    strategy.record_view(iteration, gaussians, out)               statistics, each view in order
+    strategy.record_view(iteration, gaussians, view)              statistics, each view in order
     strategy.refine(iteration, gaussians, extent, camera_path)    densify/prune/reset, relocate
     optimizer step
     strategy.after_optimizer_step(iteration, gaussians)           (MCMC: position noise)
 
 Each strategy edits rows only through GaussianModel.edit_rows (scene/optimizer_surgery.py), holds
-its thresholds and schedule itself, and its state goes into checkpoints (`state_dict`).
+its thresholds and schedule itself, and its settings go into checkpoints (`state_dict`). A
+strategy owns its per-Gaussian state (gsplat's `initialize_state` idea): the default strategy's
+statistics (`DensificationStats`) live here, and every row edit carries them along as extra
+per-row tensors (`per_row_state` / `set_per_row_state`); MCMC keeps none.
 
 - DefaultStrategy: the original's clone → split → prune every 100 iterations and the opacity
   reset (GS-2024 train.py), with its thresholds in one place.
@@ -19,8 +23,8 @@ its thresholds and schedule itself, and its state goes into checkpoints (`state_
   (`--cap_max`), dead Gaussians relocated onto live ones, +5 % per refinement, opacity-gated
   position noise, L1 regularisers on opacity and scale, no opacity reset.
 """
-from dataclasses import asdict, dataclass
-from typing import Optional
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, Optional
 
 import torch
 
@@ -28,8 +32,9 @@ from utils.errors import DatasetError
 from utils.general_utils import inverse_sigmoid
 from . import mcmc
 from .camera_path import distance_to_path
-from .densification import (INIT_OPACITY, PRUNE_MIN_OPACITY, SCREEN_SIZE_PRUNE_PIXELS, SPLIT_SAMPLES,
-                            clone_mask, prune_mask, split_mask, split_samples)
+from .densification import (INIT_OPACITY, PRUNE_MIN_OPACITY, SCREEN_SIZE_PRUNE_PIXELS,
+                            SPLIT_SAMPLES, DensificationStats, clone_mask, prune_mask, split_mask,
+                            split_samples)
 from .optimizer_surgery import RowEdit
 
 # MCMC starts every Gaussian at opacity 0.5 and 0.1 × the neighbour-distance scale (the paper's
@@ -48,6 +53,14 @@ class Initialisation:
     min_points: int = 0  # SfM starts with fewer points get jittered copies up to this many
     opacity: float = INIT_OPACITY
     scale_factor: float = 1.0
+
+
+@dataclass
+class ViewStatistics:
+    """What a strategy's statistics read of one rendered view of a step."""
+    viewspace_grad: torch.Tensor  # [N, 2] dL/d(projected mean), this view's own (not ÷ B)
+    visibility: torch.Tensor  # [N] bool, drawn in this view (radius > 0)
+    radii: torch.Tensor  # [N] screen radius in pixels (0: not drawn)
 
 
 class Strategy:
@@ -71,9 +84,18 @@ class Strategy:
         """Whether refine changes the set of Gaussians at this iteration."""
         return False
 
-    def record_view(self, iteration: int, gaussians, view) -> None:
-        """Statistics of one rendered view (view.viewspace_points.grad, .visibility_filter,
-        .radii), before any row edit of this step."""
+    def initialize_state(self, num_points: int, device) -> None:
+        """Start the per-Gaussian state for a model of num_points rows (none by default)."""
+
+    def per_row_state(self) -> Dict[str, torch.Tensor]:
+        """Name → [N, ...] tensors that every row edit must carry along (none by default)."""
+        return {}
+
+    def set_per_row_state(self, rows: Dict[str, torch.Tensor]) -> None:
+        """Take back per_row_state's tensors after a row edit (or from a checkpoint)."""
+
+    def record_view(self, iteration: int, gaussians, view: ViewStatistics) -> None:
+        """Statistics of one rendered view, before any row edit of this step."""
 
     def refine(self, iteration: int, gaussians, extent: float,
                camera_path: Optional[torch.Tensor] = None) -> None:
@@ -84,10 +106,17 @@ class Strategy:
     def after_optimizer_step(self, iteration: int, gaussians) -> None:
         """After the optimizer step (not run at the last iteration, which has no step)."""
 
+    def settings(self) -> dict:
+        """The strategy's settings (its dataclass fields given at construction)."""
+        return {f.name: (asdict(value) if hasattr(value, "__dataclass_fields__") else value)
+                for f in fields(self) if f.init
+                for value in (getattr(self, f.name),)}
+
     def state_dict(self) -> dict:
         """What a checkpoint records: the strategy's name and settings (its random draws use
-        torch's global RNG, which the checkpoint saves)."""
-        return {"name": self.name, "settings": asdict(self)}
+        torch's global RNG, which the checkpoint saves; its per-row state goes into the model's
+        capture() slots)."""
+        return {"name": self.name, "settings": self.settings()}
 
     def check_state(self, state: dict, path: str) -> None:
         """Refuse to resume a checkpoint written by another strategy."""
@@ -96,10 +125,11 @@ class Strategy:
                                      f"with the same strategy (not {self.name})")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class DefaultStrategy(Strategy):
     """The original's adaptive density control. Settings come from the flags (from_params);
-    their defaults live in arguments.OptimizationParams only."""
+    their defaults live in arguments.OptimizationParams only. Its state: the densification
+    statistics (`stats`, started by initialize_state)."""
     grad_threshold: float
     percent_dense: float
     densify_from_iter: int
@@ -111,6 +141,7 @@ class DefaultStrategy(Strategy):
     screen_size_prune: bool
     init: Initialisation
     min_opacity: float = PRUNE_MIN_OPACITY
+    stats: Optional[DensificationStats] = field(default=None, init=False, repr=False)
 
     name = "default"
 
@@ -143,13 +174,24 @@ class DefaultStrategy(Strategy):
             iteration % self.opacity_reset_interval == 0
             or (self.white_background and iteration == self.densify_from_iter))
 
+    # --- its state ----------------------------------------------------------------------------
+    def initialize_state(self, num_points, device):
+        self.stats = DensificationStats.zeros(num_points, device)
+
+    def per_row_state(self):
+        return self.stats.rows() if self.stats is not None else {}
+
+    def set_per_row_state(self, rows):
+        if rows:
+            self.stats = DensificationStats.from_rows(rows)
+
     # --- the loop's hooks ---------------------------------------------------------------------
     def record_view(self, iteration, gaussians, view):
         if not self.collects_statistics(iteration):
             return
         with torch.profiler.record_function("densification statistics"):  # benchmarks/train.py
-            gaussians.update_max_radii(view.radii)
-            gaussians.add_densification_stats(view.viewspace_points, view.visibility_filter)
+            self.stats.update_max_radii(view.radii)
+            self.stats.add(view.viewspace_grad, view.visibility)
 
     def refine(self, iteration, gaussians, extent, camera_path=None):
         if self.densifies_at(iteration):
@@ -157,23 +199,23 @@ class DefaultStrategy(Strategy):
         if self.resets_opacity_at(iteration):
             gaussians.reset_opacity()
 
-    # --- the original's steps (its method names, on the strategy) ------------------------------
-    def densify_and_clone(self, gaussians, grads, extent):
+    # --- the original's steps (its method names; GaussianModel's delegate here) ----------------
+    def densify_and_clone(self, gaussians, grads, grad_threshold, extent):
         """Copy small Gaussians with a large mean view-space gradient."""
-        selected = clone_mask(grads.squeeze(1), gaussians.get_scaling, self.grad_threshold,
+        selected = clone_mask(grads.squeeze(1), gaussians.get_scaling, grad_threshold,
                               self.percent_dense, extent)
         rows = gaussians.rows_of(selected)
         gaussians.densification_postfix(rows["xyz"], rows["f_dc"], rows["f_rest"],
-                                        rows["opacity"], rows["scaling"], rows["rotation"],
-                                        keep_max_radii=self.screen_size_prune)
+                                        rows["opacity"], rows["scaling"], rows["rotation"])
+        self.stats.reset(keep_max_radii=self.screen_size_prune)
 
-    def densify_and_split(self, gaussians, grads, extent, n=SPLIT_SAMPLES):
+    def densify_and_split(self, gaussians, grads, grad_threshold, extent, n=SPLIT_SAMPLES):
         """Replace large Gaussians with a large gradient by n samples of themselves. `grads`
         covers the Gaussians before cloning; fresh clones are never split (their gradient
         counts as zero, as the original pads it)."""
         padded = torch.zeros(gaussians.num_points, device=gaussians.device)
         padded[:grads.shape[0]] = grads.squeeze(1)
-        selected = split_mask(padded, gaussians.get_scaling, self.grad_threshold,
+        selected = split_mask(padded, gaussians.get_scaling, grad_threshold,
                               self.percent_dense, extent)
         rows = gaussians.rows_of(selected)
         new_xyz, new_scales = split_samples(rows["xyz"], gaussians.get_scaling[selected],
@@ -181,18 +223,22 @@ class DefaultStrategy(Strategy):
         repeat = lambda t: t.repeat(n, *([1] * (t.dim() - 1)))  # noqa: E731
         gaussians.densification_postfix(new_xyz, repeat(rows["f_dc"]), repeat(rows["f_rest"]),
                                         repeat(rows["opacity"]), torch.log(new_scales),
-                                        repeat(rows["rotation"]), keep_mask=~selected,
-                                        keep_max_radii=self.screen_size_prune)
+                                        repeat(rows["rotation"]), keep_mask=~selected)
+        self.stats.reset(keep_max_radii=self.screen_size_prune)
 
-    def densify_and_prune(self, gaussians, extent, max_screen_size=None):
-        grads = gaussians.xyz_gradient_accum / gaussians.denom
-        grads[grads.isnan()] = 0.0
-        self.densify_and_clone(gaussians, grads, extent)
-        self.densify_and_split(gaussians, grads, extent)
-        prune = prune_mask(gaussians.get_opacity, gaussians.get_scaling, gaussians.max_radii2D,
-                           self.min_opacity, extent, max_screen_size)
+    def densify_and_prune(self, gaussians, extent, max_screen_size=None, max_grad=None,
+                          min_opacity=None):
+        """Clone, split, then prune; the thresholds are this strategy's unless given (the
+        original's GaussianModel.densify_and_prune passes them)."""
+        max_grad = self.grad_threshold if max_grad is None else max_grad
+        min_opacity = self.min_opacity if min_opacity is None else min_opacity
+        grads = self.stats.mean_grads()
+        self.densify_and_clone(gaussians, grads, max_grad, extent)
+        self.densify_and_split(gaussians, grads, max_grad, extent)
+        prune = prune_mask(gaussians.get_opacity, gaussians.get_scaling, self.stats.max_radii2D,
+                           min_opacity, extent, max_screen_size)
         gaussians.prune_points(prune)
-        gaussians.reset_statistics()
+        self.stats.reset()
 
 
 @dataclass(frozen=True)
@@ -317,7 +363,7 @@ class MCMCStrategy(Strategy):
         with torch.no_grad():
             noise = mcmc.position_noise(gaussians.get_rotation, gaussians.get_scaling,
                                         gaussians.get_opacity, self.noise_lr * xyz_lr)
-            gaussians._xyz.add_(noise)
+            gaussians.displace(noise)
 
 
 def make_strategy(opt, white_background: bool = False) -> Strategy:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dataset_factory import write_blender_dataset, write_colmap_dataset
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_train(source, tmp_path, *extra):

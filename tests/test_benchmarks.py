@@ -4,11 +4,10 @@ extensions directly in places, so an API change must not leave them broken until
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_script(script, *args, tmp_path):

@@ -15,9 +15,8 @@ from PIL import Image
 
 import train
 from utils.make_depth_scale import fit_scale_offset, sample_bilinear
+from conftest import REPO, SAMPLE
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
 TRUE_SCALE, TRUE_OFFSET = 2.0, 0.05  # maps hold (inverse depth − offset) / scale
 
 

@@ -7,14 +7,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from conftest import FAST_SCHEDULE, REPO, SAMPLE
 
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
-# Densify every 10 views from 10 and reset opacities at 30: a short run goes through clone,
-# split, prune and reset.
-FAST_SCHEDULE = ["--densify_from_iter", "10", "--densification_interval", "10",
-                 "--opacity_reset_interval", "30", "--densify_grad_threshold", "0.0001"]
 COMMON = ["-s", str(SAMPLE), "--quiet", "-r", "4", "--test_iterations", "-1", "--batch_size",
           "2", "--disable_viewer"]
 

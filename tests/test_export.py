@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +23,8 @@ from utils.sh_utils import C0
 from utils.splat_io import SplatData, read_splats, write_splats
 from utils.splat_io.compressed_ply import CHUNK
 from utils.splat_io.data import sigmoid
+from conftest import REPO, SAMPLE
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
 LOSSY = {"spz": ".spz", "compressed_ply": ".compressed.ply", "splat": ".splat"}
 
 

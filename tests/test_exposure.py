@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 import train
+from utils.model_folder import ModelFolder
 from arguments import OptimizationParams
 from scene.exposure import Exposures, apply_exposure
+from conftest import SAMPLE
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
 # full_eval.py --use_expcomp passes exactly these
 FULL_EVAL_EXPOSURE = ["--exposure_lr_init", "0.001", "--exposure_lr_final", "0.0001",
                       "--exposure_lr_delay_steps", "5000", "--exposure_lr_delay_mult", "0.001",
@@ -49,7 +49,7 @@ def test_exposure_json_round_trip(tmp_path):
     exposures = Exposures(["img_a", "img_b"])
     with torch.no_grad():
         exposures._exposure.add_(torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(1)))
-    exposures.save(str(tmp_path))
+    exposures.save(ModelFolder(tmp_path).exposure_json)
     loaded = Exposures.from_file(str(tmp_path / "exposure.json"))
     for name in ("img_a", "img_b"):
         assert torch.equal(loaded.matrix(name), exposures.matrix(name).detach())

@@ -7,12 +7,13 @@ import torch
 from plyfile import PlyData
 
 from arguments import OptimizationParams
-from scene.densification import SCREEN_SIZE_PRUNE_PIXELS
+from scene.densification import SCREEN_SIZE_PRUNE_PIXELS, DensificationStats
 from scene.strategies import DefaultStrategy
-from scene.gaussian_model import PARAMETER_ATTRIBUTES, STATISTICS, GaussianModel
+from scene.gaussian_model import PARAMETER_ATTRIBUTES, GaussianModel
 from scene.optimizer_surgery import RowEdit
 from scene.synthetic import random_point_cloud, step_on_random_gradients as take_adam_step
 from utils.errors import DatasetError
+from conftest import optimizer_snapshot
 
 EXTENT = 2.0
 
@@ -22,18 +23,8 @@ def make_model(n=12, sh_degree=2, seed=0, **opt_overrides):
     model = GaussianModel(sh_degree, opt.optimizer_type)
     model.create_from_pcd(random_point_cloud(n, seed), None, EXTENT)
     model.training_setup(opt)
+    model.attach_strategy(DefaultStrategy.from_params(opt))  # its statistics follow the rows
     return model, opt
-
-
-def snapshot(model):
-    """Per group: (parameter, exp_avg, exp_avg_sq, step) cloned."""
-    out = {}
-    for group in model.optimizer.param_groups:
-        p = group["params"][0]
-        state = model.optimizer.state[p]
-        out[group["name"]] = (p.detach().clone(), state["exp_avg"].clone(),
-                              state["exp_avg_sq"].clone(), state["step"].clone())
-    return out
 
 
 def assert_consistent(model):
@@ -44,20 +35,20 @@ def assert_consistent(model):
         assert p.requires_grad and p.is_leaf and p.shape[0] == n
         state = model.optimizer.state[p]
         assert state["exp_avg"].shape == p.shape and state["exp_avg_sq"].shape == p.shape
-    for name in STATISTICS:
-        assert getattr(model, name).shape[0] == n
+    for name in DensificationStats.NAMES:
+        assert getattr(model.strategy.stats, name).shape[0] == n
 
 
 def test_prune_keeps_surviving_moments():
     model, _ = make_model()
     take_adam_step(model)
-    before = snapshot(model)
+    before = optimizer_snapshot(model)
     mask = torch.zeros(model.num_points, dtype=torch.bool)
     mask[[1, 4, 5]] = True
     model.prune_points(mask)
     assert model.num_points == 9
     assert_consistent(model)
-    after = snapshot(model)
+    after = optimizer_snapshot(model)
     for name, (p, m1, m2, step) in before.items():
         torch.testing.assert_close(after[name][0], p[~mask], rtol=0, atol=0)
         torch.testing.assert_close(after[name][1], m1[~mask], rtol=0, atol=0)
@@ -68,23 +59,23 @@ def test_prune_keeps_surviving_moments():
 def test_clone_appends_copies_with_zero_moments():
     model, opt = make_model()
     take_adam_step(model)
-    before = snapshot(model)
+    before = optimizer_snapshot(model)
     n = model.num_points
     grads = torch.zeros(n, 1)
     grads[[0, 3]] = 1.0
     model._scaling.data[:] = math.log(0.001)  # all small: clone, not split
-    before = snapshot(model)
-    DefaultStrategy.from_params(opt).densify_and_clone(model, grads, EXTENT)
+    before = optimizer_snapshot(model)
+    model.densify_and_clone(grads, opt.densify_grad_threshold, EXTENT)  # the original's name
     assert model.num_points == n + 2
     assert_consistent(model)
-    after = snapshot(model)
+    after = optimizer_snapshot(model)
     for name, (p, m1, m2, _) in before.items():
         torch.testing.assert_close(after[name][0][:n], p, rtol=0, atol=0)
         torch.testing.assert_close(after[name][0][n:], p[[0, 3]], rtol=0, atol=0)
         torch.testing.assert_close(after[name][1][:n], m1, rtol=0, atol=0)
         assert after[name][1][n:].abs().max() == 0 and after[name][2][n:].abs().max() == 0
-    for name in STATISTICS:
-        assert getattr(model, name).abs().max() == 0  # restarted, as the original
+    for name in DensificationStats.NAMES:
+        assert getattr(model.strategy.stats, name).abs().max() == 0  # restarted, as the original
 
 
 def test_split_replaces_large_gaussians_by_two_smaller_samples():
@@ -95,15 +86,15 @@ def test_split_replaces_large_gaussians_by_two_smaller_samples():
     model._scaling.data[:] = math.log(0.001)
     model._scaling.data[2] = math.log(0.5)  # > percent_dense * extent = 0.02
     model._scaling.data[7] = math.log(0.3)
-    before = snapshot(model)
+    before = optimizer_snapshot(model)
     grads = torch.full((n, 1), 1.0)
     grads[[0, 1, 3, 4, 5, 6, 8, 9, 10, 11]] = 0.0
-    DefaultStrategy.from_params(opt).densify_and_split(model, grads, EXTENT)
+    model.densify_and_split(grads, opt.densify_grad_threshold, EXTENT)  # the original's name
     assert model.num_points == n - 2 + 4
     assert_consistent(model)
     keep = torch.ones(n, dtype=torch.bool)
     keep[[2, 7]] = False
-    after = snapshot(model)
+    after = optimizer_snapshot(model)
     for name, (p, m1, m2, _) in before.items():
         torch.testing.assert_close(after[name][0][:n - 2], p[keep], rtol=0, atol=0)
         torch.testing.assert_close(after[name][1][:n - 2], m1[keep], rtol=0, atol=0)
@@ -122,10 +113,10 @@ def test_opacity_reset_zeroes_only_opacity_moments():
     model, _ = make_model()
     take_adam_step(model)
     model._opacity.data[:3] = 5.0  # opacity ~0.99
-    before = snapshot(model)
+    before = optimizer_snapshot(model)
     model.reset_opacity()
     assert_consistent(model)
-    after = snapshot(model)
+    after = optimizer_snapshot(model)
     assert model.get_opacity.max().item() <= 0.01 + 1e-7
     assert after["opacity"][1].abs().max() == 0 and after["opacity"][2].abs().max() == 0
     assert after["opacity"][3] == before["opacity"][3]  # Adam step count kept
@@ -156,7 +147,7 @@ def test_row_count_keeping_edits_run_in_place_with_the_same_result_as_a_rebuild(
             param = getattr(model, attr)
             assert param.grad is None
             assert (param is params_before[name]) == (keep is None)
-        results.append(snapshot(model))
+        results.append(optimizer_snapshot(model))
     for name, in_place in results[0].items():
         for a, b in zip(in_place, results[1][name]):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -187,17 +178,18 @@ def hand_built(screen_size_prune=False):
     model._scaling.data[1] = math.log(0.1)
     model._opacity.data[:] = 0.0
     model._opacity.data[3] = -8.0  # sigmoid = 0.0003 < 0.005
-    model.xyz_gradient_accum[:] = torch.tensor([[0.001], [0.001], [0.0], [0.0], [0.0]]) * 3
-    model.denom[:] = 3
-    model.max_radii2D[:] = torch.tensor([3.0, 5.0, 2.0, 1.0, 50.0])
+    stats = model.strategy.stats
+    stats.xyz_gradient_accum[:] = torch.tensor([[0.001], [0.001], [0.0], [0.0], [0.0]]) * 3
+    stats.denom[:] = 3
+    stats.max_radii2D[:] = torch.tensor([3.0, 5.0, 2.0, 1.0, 50.0])
     return model, opt
 
 
 def test_densify_and_prune_decisions_on_hand_built_gaussians():
     model, opt = hand_built()
     xyz = model._xyz.detach().clone()
-    DefaultStrategy.from_params(opt).densify_and_prune(model, EXTENT,
-                                                       max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
+    # the original's entry point and signature (max_grad, min_opacity, extent, max_screen_size)
+    model.densify_and_prune(opt.densify_grad_threshold, 0.005, EXTENT, SCREEN_SIZE_PRUNE_PIXELS)
     # kept 0, 2, 4 in order, then clone of 0, then the 2 split samples of 1; 3 pruned; and the
     # original's screen-size test never fires (max_radii2D was zeroed before it).
     assert model.num_points == 6
@@ -208,11 +200,10 @@ def test_densify_and_prune_decisions_on_hand_built_gaussians():
 def test_working_screen_size_prune_removes_gaussians_big_on_screen():
     model, opt = hand_built(screen_size_prune=True)
     xyz = model._xyz.detach().clone()
-    DefaultStrategy.from_params(opt).densify_and_prune(model, EXTENT,
-                                                       max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
+    model.strategy.densify_and_prune(model, EXTENT, max_screen_size=SCREEN_SIZE_PRUNE_PIXELS)
     assert model.num_points == 5
     torch.testing.assert_close(model._xyz[:3].detach(), xyz[[0, 2, 0]], rtol=0, atol=0)
-    assert model.max_radii2D.abs().max() == 0  # statistics restart after the prune
+    assert model.strategy.stats.max_radii2D.abs().max() == 0  # statistics restart after the prune
     # Before the first opacity reset the policy passes no screen size: nothing is pruned for it.
     policy = DefaultStrategy.from_params(opt)
     assert policy.max_screen_size(3000) is None and policy.max_screen_size(3100) == 20
@@ -275,13 +266,13 @@ def test_sparse_adam_equals_adam_when_all_visible_and_skips_invisible_rows():
     for attr in PARAMETER_ATTRIBUTES.values():
         torch.testing.assert_close(getattr(sparse, attr), getattr(dense, attr), rtol=1e-6,
                                    atol=1e-7)
-    before = snapshot(sparse)
+    before = optimizer_snapshot(sparse)
     visible = torch.zeros(9, dtype=torch.bool)
     visible[[1, 5]] = True
     for attr in PARAMETER_ATTRIBUTES.values():
         getattr(sparse, attr).grad = torch.ones_like(getattr(sparse, attr))
     sparse.optimizer_step(visible)
-    after = snapshot(sparse)
+    after = optimizer_snapshot(sparse)
     for name in before:
         for k in range(3):
             torch.testing.assert_close(after[name][k][~visible], before[name][k][~visible],

@@ -5,8 +5,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 LOWER_LAYERS = ("utils", "arguments")
 HIGHER_LAYERS = ("scene", "gaussian_renderer", "training", "viewer")
 

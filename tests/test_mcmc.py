@@ -5,7 +5,6 @@ resume of an MCMC run."""
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,8 @@ from scene.strategies import DefaultStrategy, MCMCStrategy, make_strategy
 from scene.synthetic import mcmc_model_with_moments
 from utils.cli import report_errors
 from utils.errors import UsageError
+from conftest import SAMPLE, optimizer_snapshot
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
 
 
 def binomial_sum(opacity: float, new_opacity: float, n: int) -> float:
@@ -63,20 +61,10 @@ def model_with_moments(n=40, seed=0, dead=()):
     return model, strategy
 
 
-def state(model):
-    out = {}
-    for group in model.optimizer.param_groups:
-        p = group["params"][0]
-        st = model.optimizer.state[p]
-        out[group["name"]] = (p.detach().clone(), st["exp_avg"].clone(), st["exp_avg_sq"].clone(),
-                              st["step"].clone())
-    return out
-
-
 def test_relocation_moves_dead_rows_and_edits_moments_as_the_paper():
     dead = [3, 7, 8, 20]
     model, strategy = model_with_moments(dead=dead)
-    before = state(model)
+    before = optimizer_snapshot(model)
     torch.manual_seed(1)
     # Draw the same sources the strategy will draw, to know which rows they are.
     alive = torch.tensor([i for i in range(40) if i not in dead])
@@ -84,7 +72,7 @@ def test_relocation_moves_dead_rows_and_edits_moments_as_the_paper():
     sources = alive[mcmc.sample_by_opacity(model.get_opacity[alive, 0], len(dead))]
     torch.set_rng_state(rng_state)
     assert strategy.relocate_dead(model) == len(dead)
-    after = state(model)
+    after = optimizer_snapshot(model)
     assert model.num_points == 40
     untouched = [i for i in range(40) if i not in dead and i not in sources.tolist()]
     src = sorted(set(sources.tolist()))
@@ -168,10 +156,10 @@ def test_gaussians_in_the_cameras_path_are_relocated_and_never_sources():
 
 def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
     model, strategy = model_with_moments(n=40)
-    before = state(model)
+    before = optimizer_snapshot(model)
     added = strategy.add_new(model)
     assert added == 2 and model.num_points == 42  # int(1.05 * 40) - 40
-    after = state(model)
+    after = optimizer_snapshot(model)
     for name, (p, m1, m2, step) in before.items():
         assert after[name][1][40:].abs().max() == 0 and after[name][2][40:].abs().max() == 0
         assert after[name][3] == step
@@ -184,7 +172,7 @@ def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
     for group in model.optimizer.param_groups:  # every tensor and moment grew together
         p = group["params"][0]
         assert p.shape[0] == 45 and model.optimizer.state[p]["exp_avg"].shape[0] == 45
-    assert model.xyz_gradient_accum.shape[0] == 45
+    assert capped.per_row_state() == {}  # MCMC carries no per-Gaussian statistics
 
 
 def test_growth_meets_the_cap_by_iter_deadline_and_is_5_percent_otherwise():

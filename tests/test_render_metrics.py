@@ -3,7 +3,6 @@ truth written faithfully, metrics recomputed independently from the PNGs."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,8 @@ from PIL import Image
 import metrics
 import render
 import train
+from conftest import REPO, SAMPLE
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """train.py end to end on the bundled sample scene: outputs, exact resume, a PSNR floor."""
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,13 +8,8 @@ from plyfile import PlyData
 
 import train
 from arguments import parse_namespace_text
+from conftest import FAST_SCHEDULE, REPO, SAMPLE
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
-# Densify every 10 iterations from 10 and reset opacities at 30, so a short run exercises clone,
-# split, prune and reset before and after the checkpoint.
-FAST_SCHEDULE = ["--densify_from_iter", "10", "--densification_interval", "10",
-                 "--opacity_reset_interval", "30", "--densify_grad_threshold", "0.0001"]
 
 
 def run(model_path, *extra):

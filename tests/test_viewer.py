@@ -18,9 +18,8 @@ import render
 import train
 from scene.cameras import Camera, ViewCamera, camera_pose
 from utils.system_utils import free_port
+from conftest import REPO, SAMPLE
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "garden_dev"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FRAME_PSNR_FLOOR_DB = 30.0
 
@@ -86,7 +85,7 @@ def test_frames_at_a_dataset_camera_carry_its_trained_exposure(tmp_path):
     try:
         view = ViewCamera(np.eye(3), np.array([0.0, 0.0, -5.0]), 2 * np.arctan(0.6), 96, 72)
         plain = viewer.draw(view)
-        viewer.exposure_photo = "img_b"
+        viewer.settings.update(exposure_photo="img_b")
         exposed = viewer.draw(view)
         with torch.no_grad():
             expected = apply_exposure(render_view(view, model, pipe, torch.zeros(3)).render,
@@ -94,7 +93,7 @@ def test_frames_at_a_dataset_camera_carry_its_trained_exposure(tmp_path):
         expected = expected.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
         assert np.abs(exposed.astype(int) - expected).max() <= 1
         assert np.abs(exposed.astype(int) - plain).mean() > 5  # the exposure shows
-        viewer._use_exposure.value = False
+        viewer.settings.update(use_exposure=False)  # what the page's box does when unticked
         assert np.array_equal(viewer.draw(view), plain)
     finally:
         viewer.stop()

@@ -1,2 +1,2 @@
-"""The training loop's parts below train.py: one step (step.py) and checkpoints
-(checkpoints.py)."""
+"""The training engine below train.py: the Trainer's step and loop (trainer.py), what a run does
+around its steps as hooks (hooks.py), checkpoints (checkpoints.py)."""

@@ -8,15 +8,12 @@ import torch
 from scene.strategies import Strategy
 from utils.errors import DatasetError
 from utils.general_utils import rng_state, set_rng_state
+from utils.model_folder import ModelFolder
 from utils.system_utils import atomic_path
 from utils.training_log import TrainingLog
-from .step import LoopState, check_finite
+from .trainer import LoopState, check_finite
 
 CHECKPOINT_FORMAT = 1  # our extra checkpoint element (RNG states, camera order, curve)
-
-
-def checkpoint_path(model_path: str, iteration: int) -> str:
-    return os.path.join(model_path, f"chkpnt{iteration}.pth")
 
 
 def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, model_path,
@@ -30,7 +27,7 @@ def save_checkpoint(gaussians, iteration, loop: LoopState, log: TrainingLog, mod
               "history": log.history, "strategy": strategy.state_dict()}
     if gaussians.exposures is not None:  # the original drops them; resume needs them
         extras["exposure"] = gaussians.exposures.state_dict()
-    path = checkpoint_path(model_path, iteration)
+    path = ModelFolder(model_path).checkpoint(iteration)
     with atomic_path(path) as tmp:
         torch.save((gaussians.capture(), iteration, extras), tmp)
     return path

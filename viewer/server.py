@@ -1,10 +1,13 @@
-"""The web viewer: a viser server (the browser library gsplat and nerfstudio use) whose frames
-come from our rasterizer, for a model being trained (train.py) or a saved one (view.py).
+"""The web viewer's wiring: a viser server (the browser library gsplat and nerfstudio use), its
+page's controls, the connected browsers, and the render thread that sends them frames, for a
+model being trained (train.py) or a saved one (view.py).
 
-Threads: viser serves the page and calls our callbacks on its own threads; one render thread
-draws frames for connected browsers. The model is shared with training through a ModelGate, so a
-frame is never drawn while a training step changes (or replaces) the Gaussians, and training
-never waits for a browser: without a page connected the render thread sleeps.
+Threads: viser serves the page and calls our callbacks on its own threads; they only replace the
+settings snapshot (settings.py) or note a browser's camera. One render thread draws frames
+(frames.py) for connected browsers, reading the snapshot once per frame. The model is shared with
+training through the ModelGate (gate.py), so a frame is never drawn while a training step changes
+the Gaussians, and training never waits for a browser: without a page connected the render
+thread sleeps.
 """
 import io
 import logging
@@ -21,22 +24,21 @@ import viser
 import viser.transforms as vtf
 from PIL import Image
 
-from gaussian_renderer import render
 from scene.cameras import ViewCamera, camera_pose
 from utils.system_utils import atomic_path
-from .settings import ViewerSettings
+from .frames import draw_frame, frame_max_side, frame_size
+from .gate import ModelGate
+from .settings import RENDER_MODES, FrameSettings, SettingsBox, ViewerSettings
 
 # A connection that closes before its HTTP request (a port probe, a browser tab closed while
 # loading) is not an error worth a traceback in the training log.
 logging.getLogger("websockets.server").setLevel(logging.CRITICAL)
 
-MOVING_MAX_RESOLUTION = 320  # ... and at most this while the camera moves
 STILL_AFTER_S = 0.25  # a camera unchanged this long is still: the next frame is full size
 JPEG_QUALITY = 90
 STATUS_EVERY_S = 0.5  # the training status in the page is refreshed at most this often
 FRUSTUM_SCALE = 0.04  # frustum size as a fraction of the cameras' extent
 GT_PREVIEW_WIDTH = 320
-RENDER_MODES = ("colour", "inverse depth")
 
 
 def port_is_free(ip: str, port: int) -> bool:
@@ -48,35 +50,6 @@ def port_is_free(ip: str, port: int) -> bool:
         return True
     except OSError:
         return False
-
-
-class ModelGate:
-    """Hands the Gaussians between the training loop and the render thread. Training holds it
-    for each step; the viewer asks for it and training, between two steps, lets the viewer have
-    it first (a plain lock would let the training loop take it back at once, every time)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._viewer_waiting = threading.Event()
-
-    def training(self):
-        while self._viewer_waiting.is_set():
-            time.sleep(0.001)
-        return self._lock
-
-    def viewer(self):
-        gate = self
-
-        class _Turn:
-            def __enter__(self):
-                gate._viewer_waiting.set()
-                gate._lock.acquire()
-                gate._viewer_waiting.clear()
-
-            def __exit__(self, *exc):
-                gate._lock.release()
-
-        return _Turn()
 
 
 @dataclass
@@ -97,21 +70,6 @@ class ClientState:
     frame: Optional[np.ndarray] = None  # its last full-size frame, [H, W, 3] uint8
 
 
-def inverse_depth_image(invdepth: torch.Tensor) -> np.ndarray:
-    """[1, H, W] alpha-blended inverse depth → [H, W, 3] uint8, near = bright (scaled by the
-    99th percentile, so a few very near splats do not turn the rest black)."""
-    values = invdepth[0].float()
-    top = torch.quantile(values.flatten()[::max(1, values.numel() // 65536)], 0.99).item()
-    scaled = (values / max(top, 1e-8)).clamp(0, 1)
-    return (scaled[..., None].expand(-1, -1, 3) * 255).round().byte().cpu().numpy()
-
-
-def frame_size(width: int, height: int, max_side: int):
-    """The frame size for a canvas of width x height: the canvas, shrunk to max_side."""
-    scale = min(1.0, max_side / max(width, height, 1))
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 class Viewer:
     """A viser server showing `gaussians` (a GaussianModel) drawn by our rasterizer.
     cameras: {"train": [...], "test": [...]} dataset Cameras shown as frustums; training: whether
@@ -120,19 +78,18 @@ class Viewer:
     def __init__(self, gaussians, cameras: Dict[str, List], background: torch.Tensor, pipe,
                  model_path: str, settings: ViewerSettings, training: bool):
         self.gaussians, self.pipe, self.model_path = gaussians, pipe, model_path
-        self.settings, self.training = settings, training
+        self.address, self.training = settings, training
         self.cameras = {f"{kind}/{cam.image_name}": cam
                         for kind, cams in cameras.items() for cam in cams}
         self.gate = ModelGate()
         self.status = TrainingStatus()
         self.model_version = 0
-        self.settings_version = 0
-        self.mode = RENDER_MODES[0]
-        # --train_test_exp: the image whose trained exposure colours the frames while "Apply the
-        # photo's exposure" is ticked (the photo last gone to), or None for the model's colours.
-        self.exposure_photo: Optional[str] = None
-        self.background = [float(v) for v in background.cpu()]
+        self.settings = SettingsBox(FrameSettings(
+            background=tuple(float(v) for v in background.cpu()),
+            max_resolution=settings.max_resolution, render_share=settings.render_share))
         self.paused = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
         self._clients: Dict[int, ClientState] = {}
         self._clients_lock = threading.Lock()
         self._stop = threading.Event()
@@ -176,7 +133,7 @@ class Viewer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.ip}:{self.server.get_port()}"
+        return f"http://{self.address.ip}:{self.server.get_port()}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -198,8 +155,11 @@ class Viewer:
             self._status_text.content = self._status_markdown()
 
     def wait_while_paused(self, should_stop: Callable[[], bool]) -> None:
-        while self.paused.is_set() and not should_stop() and not self._stop.is_set():
-            time.sleep(0.05)
+        """Block while the page's pause is on; every quarter second it checks `should_stop` (a
+        Ctrl-C, whose handler runs on this thread only between waits)."""
+        while not self._resumed.wait(0.25):
+            if should_stop() or self._stop.is_set():
+                return
 
     # --- page ----------------------------------------------------------------------------------
     def _status_markdown(self) -> str:
@@ -221,19 +181,20 @@ class Viewer:
             self._pause = gui.add_button("Pause training")
             self._pause.on_click(lambda _: self._toggle_pause())
             self._share = gui.add_slider("Viewer CPU share", min=0.05, max=0.9, step=0.05,
-                                         initial_value=self.settings.render_share)
-            self._share.on_update(lambda _: setattr(self.settings, "render_share",
-                                                    float(self._share.value)))
+                                         initial_value=self.settings.current.render_share)
+            self._share.on_update(lambda _: self._set(render_share=float(self._share.value)))
+        initial = self.settings.current
         with gui.add_folder("View"):
-            self._mode = gui.add_dropdown("Render mode", RENDER_MODES, initial_value=self.mode)
-            self._mode.on_update(lambda _: self._set("mode", self._mode.value))
+            self._mode = gui.add_dropdown("Render mode", RENDER_MODES, initial_value=initial.mode)
+            self._mode.on_update(lambda _: self._set(mode=self._mode.value))
             self._bg = gui.add_rgb("Background",
-                                   tuple(int(round(255 * v)) for v in self.background))
+                                   tuple(int(round(255 * v)) for v in initial.background))
             self._bg.on_update(lambda _: self._set(
-                "background", [c / 255.0 for c in self._bg.value]))
+                background=tuple(c / 255.0 for c in self._bg.value)))
             self._resolution = gui.add_slider("Max resolution", min=64, max=4096, step=16,
-                                              initial_value=self.settings.max_resolution)
-            self._resolution.on_update(lambda _: self._set_resolution(self._resolution.value))
+                                              initial_value=initial.max_resolution)
+            self._resolution.on_update(lambda _: self._set(
+                max_resolution=int(self._resolution.value)))
             self._show_cameras = gui.add_checkbox("Show cameras", initial_value=True)
             self._show_cameras.on_update(lambda _: self._toggle_frustums())
             self._save = gui.add_button("Save view as PNG")
@@ -249,26 +210,21 @@ class Viewer:
             self._use_exposure = gui.add_checkbox(
                 "Apply the photo's exposure", initial_value=True,
                 visible=self.gaussians.exposures is not None)
-            self._use_exposure.on_update(lambda _: self._settings_changed())
+            self._use_exposure.on_update(lambda _: self._set(
+                use_exposure=bool(self._use_exposure.value)))
 
-    def _settings_changed(self) -> None:
-        """Every browser's frame is out of date: draw them again."""
-        self.settings_version += 1
+    def _set(self, **changes) -> None:
+        """A new settings snapshot; every browser's frame is out of date: draw them again."""
+        self.settings.update(**changes)
         self._wake.set()
-
-    def _set(self, name, value) -> None:
-        setattr(self, name, value)
-        self._settings_changed()
-
-    def _set_resolution(self, value) -> None:
-        self.settings.max_resolution = int(value)
-        self._settings_changed()
 
     def _toggle_pause(self) -> None:
         if self.paused.is_set():
             self.paused.clear()
+            self._resumed.set()
             self._pause.label = "Pause training"
         else:
+            self._resumed.clear()
             self.paused.set()
             self._pause.label = "Resume training"
         self._status_text.content = self._status_markdown()
@@ -295,18 +251,18 @@ class Viewer:
     def _toggle_frustums(self) -> None:
         for handle in self._frustums:
             handle.visible = bool(self._show_cameras.value)
-        self._settings_changed()
+        self._set(show_cameras=bool(self._show_cameras.value))
 
     def _goto_selected(self, client) -> None:
         if self._goto.value not in self.cameras:  # "(free view)"
-            self._set("exposure_photo", None)
+            self._set(exposure_photo=None)
         elif client is not None:
             self._go_to(client, self._goto.value)
 
     def _go_to(self, client, name: str, show_photo: bool = True) -> None:
         """Move this browser's view onto dataset camera `name` and show its photo."""
         cam = self.cameras[name]
-        self._set("exposure_photo", cam.image_name)
+        self._set(exposure_photo=cam.image_name)
         R, centre = camera_pose(cam)
         with client.atomic():
             client.camera.up_direction = -R[:, 1]
@@ -358,21 +314,12 @@ class Viewer:
         return ViewCamera(R, np.asarray(cam.position), float(cam.fov), width, height,
                           device=self.gaussians.device)
 
-    def draw(self, view) -> np.ndarray:
-        """[H, W, 3] uint8 frame of `view` in the current mode, drawn under the gate."""
-        background = torch.tensor(self.background, dtype=torch.float32,
-                                  device=self.gaussians.device)
-        with torch.no_grad(), self.gate.viewer():
-            out = render(view, self.gaussians, self.pipe, background)
-            image = out.render
-            exposures = self.gaussians.exposures
-            if exposures is not None and self.exposure_photo is not None \
-                    and self._use_exposure.value:
-                image = exposures.apply(image, self.exposure_photo)
-        if self.mode == "inverse depth":
-            return inverse_depth_image(out.depth)
-        image = image.clamp(0, 1).mul(255).round().byte()
-        return image.permute(1, 2, 0).contiguous().cpu().numpy()
+    def draw(self, view, settings: Optional[FrameSettings] = None) -> np.ndarray:
+        """[H, W, 3] uint8 frame of `view` with the settings (default: the current ones),
+        drawn while the viewer holds the model."""
+        settings = settings or self.settings.current
+        with self.gate.viewer():
+            return draw_frame(self.gaussians, view, self.pipe, settings)
 
     def _next_job(self):
         """(client, full size, key) of a browser whose frame is out of date, or None."""
@@ -390,9 +337,10 @@ class Viewer:
             except AssertionError:  # no camera message from this browser yet
                 continue
             full = now - state.camera_time >= STILL_AFTER_S
-            key = (camera_key, self.settings_version, self.model_version, full)
+            settings = self.settings.current  # one snapshot for the key and the frame
+            key = (camera_key, settings.version, self.model_version, full)
             if key != state.drawn:
-                return client, state, full, key
+                return client, state, settings, full, key
         return None
 
     def _render_loop(self) -> None:
@@ -402,13 +350,11 @@ class Viewer:
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
-            client, state, full, key = job
+            client, state, settings, full, key = job
             started = time.perf_counter()
             try:
-                max_side = self.settings.max_resolution
-                if not full:
-                    max_side = min(max_side, MOVING_MAX_RESOLUTION)
-                frame = self.draw(self._view_of(client, max_side))
+                frame = self.draw(self._view_of(client, frame_max_side(settings, full)),
+                                  settings)
                 client.scene.set_background_image(frame, format="jpeg",
                                                   jpeg_quality=JPEG_QUALITY)
             except Exception as exc:  # a browser that left mid-frame, a closing server
@@ -423,7 +369,7 @@ class Viewer:
             spent = time.perf_counter() - started
             if self.training and not self.paused.is_set():
                 # Bounded share: after a frame of t seconds, training gets t·(1 − s)/s.
-                share = min(max(self.settings.render_share, 0.01), 1.0)
+                share = min(max(settings.render_share, 0.01), 1.0)
                 self._stop.wait(spent * (1.0 - share) / share)
 
     def _save_view(self, client) -> None:
@@ -431,7 +377,7 @@ class Viewer:
         as a download."""
         if client is None:
             return
-        frame = self.draw(self._view_of(client, self.settings.max_resolution))
+        frame = self.draw(self._view_of(client, self.settings.current.max_resolution))
         folder = os.path.join(self.model_path, "viewer")
         os.makedirs(folder, exist_ok=True)
         name = time.strftime("view_%Y%m%d_%H%M%S.png")

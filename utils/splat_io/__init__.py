@@ -18,41 +18,79 @@ Formats (each module says where its definition comes from):
   no SH), sorted by size × opacity.
 """
 import os
+from dataclasses import dataclass
+from typing import Callable, Tuple
 
 from utils.errors import DatasetError
 from utils.system_utils import atomic_path
 from .data import SplatData
 from . import compressed_ply, ply, splat, spz
 
+
+def _splat_content(head: bytes, path: str, size: int) -> bool:
+    """.splat has no header: its name says so, and its size must be whole records."""
+    if not os.fspath(path).lower().endswith(".splat"):
+        return False
+    if size == 0 or size % splat.RECORD_BYTES:
+        raise DatasetError(path, f"not a .splat file: {size} bytes is not a positive multiple "
+                                 f"of {splat.RECORD_BYTES}")
+    return True
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One file format: its name (export.py's --format), file-name ending, whether its content
+    is this format (first 4 KiB, path, size), reader, writer, whether it loses precision, and
+    the formats a file with its ending may hold (a reader of .ply files reads compressed PLYs
+    too). Adding a format is adding one record to CODECS."""
+    name: str
+    extension: str
+    is_content: Callable[[bytes, str, int], bool]
+    read: Callable[[str], SplatData]
+    write: Callable[..., None]
+    lossy: bool
+    name_admits: Tuple[str, ...] = ()
+
+
+# Sniffing order: a compressed PLY is a PLY with a particular header, so it is tried first.
+CODECS = (
+    Codec("compressed_ply", ".compressed.ply",
+          lambda head, path, size: head.startswith(b"ply") and
+          compressed_ply.is_compressed_header(head),
+          compressed_ply.read, compressed_ply.write, lossy=True),
+    Codec("ply", ".ply", lambda head, path, size: head.startswith(b"ply"), ply.read, ply.write,
+          lossy=False, name_admits=("compressed_ply",)),
+    Codec("spz", ".spz",
+          lambda head, path, size: head.startswith(spz.GZIP_MAGIC) or
+          head.startswith(spz.MAGIC_BYTES), spz.read, spz.write, lossy=True),
+    Codec("splat", ".splat", _splat_content, splat.read, splat.write, lossy=True),
+)
+CODEC = {codec.name: codec for codec in CODECS}
+# The formats in the order a model folder prefers them, the exact PLY first.
 FORMATS = ("ply", "compressed_ply", "spz", "splat")
-# File name endings, longest first (".compressed.ply" before ".ply").
-EXTENSIONS = {"compressed_ply": ".compressed.ply", "ply": ".ply", "spz": ".spz",
-              "splat": ".splat"}
-_WRITERS = {"ply": ply.write, "compressed_ply": compressed_ply.write, "spz": spz.write,
-            "splat": splat.write}
-_READERS = {"ply": ply.read, "compressed_ply": compressed_ply.read, "spz": spz.read,
-            "splat": splat.read}
+EXTENSIONS = {name: CODEC[name].extension for name in FORMATS}
 
-__all__ = ["SplatData", "FORMATS", "EXTENSIONS", "read_splats", "write_splats",
-           "format_from_name", "detect_format", "saved_point_cloud"]
-
-
-def saved_point_cloud(folder) -> str:
-    """The model file in an iteration folder: point_cloud.ply, or else an exported
-    point_cloud.compressed.ply / .spz / .splat (so render.py and view.py work on a folder whose
-    PLY was replaced by a web format). The PLY's path when none exists (the error names it)."""
-    candidates = [os.path.join(folder, "point_cloud" + EXTENSIONS[fmt])
-                  for fmt in ("ply", "compressed_ply", "spz", "splat")]
-    return next((path for path in candidates if os.path.isfile(path)), candidates[0])
+__all__ = ["SplatData", "CODECS", "FORMATS", "EXTENSIONS", "read_splats", "write_splats",
+           "format_from_name", "detect_format", "is_lossy", "name_admits"]
 
 
 def format_from_name(path) -> str | None:
-    """The format a file name promises, or None for an unknown ending."""
+    """The format a file name promises, or None for an unknown ending (longest ending first:
+    ".compressed.ply" before ".ply")."""
     name = os.fspath(path).lower()
-    for fmt, ending in EXTENSIONS.items():
-        if name.endswith(ending):
-            return fmt
+    for codec in sorted(CODECS, key=lambda c: -len(c.extension)):
+        if name.endswith(codec.extension):
+            return codec.name
     return None
+
+
+def name_admits(promised: str, found: str) -> bool:
+    """Whether a file named as `promised` may hold `found` content."""
+    return promised == found or found in CODEC[promised].name_admits
+
+
+def is_lossy(fmt: str) -> bool:
+    return CODEC[fmt].lossy
 
 
 def detect_format(path) -> str:
@@ -65,17 +103,11 @@ def detect_format(path) -> str:
         size = os.path.getsize(path)
     except OSError as exc:
         raise DatasetError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if head.startswith(b"ply"):
-        return "compressed_ply" if compressed_ply.is_compressed_header(head) else "ply"
-    if head.startswith(spz.GZIP_MAGIC) or head.startswith(spz.MAGIC_BYTES):
-        return "spz"
-    if format_from_name(path) == "splat":
-        if size == 0 or size % splat.RECORD_BYTES:
-            raise DatasetError(path, f"not a .splat file: {size} bytes is not a positive "
-                                     f"multiple of {splat.RECORD_BYTES}")
-        return "splat"
-    raise DatasetError(path, "not a Gaussian splat file (none of PLY, compressed PLY, SPZ, "
-                             ".splat)")
+    for codec in CODECS:
+        if codec.is_content(head, path, size):
+            return codec.name
+    raise DatasetError(path, "not a Gaussian splat file (none of "
+                             f"{', '.join(c.name for c in CODECS)})")
 
 
 def read_splats(path) -> SplatData:
@@ -86,17 +118,15 @@ def read_splats(path) -> SplatData:
         raise DatasetError(path, "no such file")
     found = detect_format(path)
     promised = format_from_name(path)
-    # A compressed PLY is a PLY: a reader of ".ply" files reads both.
-    if promised is not None and promised != found and not (
-            promised == "ply" and found == "compressed_ply"):
+    if promised is not None and not name_admits(promised, found):
         raise DatasetError(path, f"the name says {promised} but the content is {found}")
-    return _READERS[found](path)
+    return CODEC[found].read(path)
 
 
 def write_splats(data: SplatData, path, fmt: str, **options) -> None:
     """Write `data` as `fmt` to `path` through a temporary file (an existing file is replaced
     only once the new one is complete). options: the format's own (spz: axes)."""
-    if fmt not in _WRITERS:
+    if fmt not in CODEC:
         raise ValueError(f"unknown splat format {fmt!r} (one of {', '.join(FORMATS)})")
     with atomic_path(path) as tmp:
-        _WRITERS[fmt](data, tmp, **options)
+        CODEC[fmt].write(data, tmp, **options)
