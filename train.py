@@ -16,10 +16,10 @@ from typing import List, Optional
 
 import torch
 
-from arguments import (ModelParams, OptimizationParams, PipelineParams, RunParams, add_group,
-                       check_device, config_json, extract, make_parser, namespace_text)
+from arguments import (ModelParams, RunParams, TrainingConfig, check_device, make_parser,
+                       namespace_text)
 from scene import GaussianModel, Scene
-from scene.strategies import make_strategy
+from scene.strategies import Strategy, make_strategy
 from training.checkpoints import load_checkpoint
 from training.hooks import (Checkpoints, Evaluation, Hook, Hooks, Progress, ReplicaCheck, Run,
                             Saving, StopRequest, ViewerLink)
@@ -28,6 +28,7 @@ from utils.cli import run_main
 from utils.distributed import Group, join
 from utils.errors import DatasetError, UsageError
 from utils.general_utils import seed_everything
+from utils.model_folder import ModelFolder
 from utils.system_utils import write_text_atomic
 from utils.training_log import TrainingLog
 from viewer.settings import ViewerSettings
@@ -35,8 +36,7 @@ from viewer.settings import ViewerSettings
 
 def build_parser() -> ArgumentParser:
     parser = make_parser("Training script parameters")
-    for group in (ModelParams, OptimizationParams, PipelineParams, RunParams):
-        add_group(parser, group)
+    TrainingConfig.add_flags(parser)
     return parser
 
 
@@ -47,8 +47,9 @@ def prepare_output(dataset: ModelParams, config: str) -> None:
         dataset.model_path = os.path.join("./output", str(uuid.uuid4())[:10])
     print(f"Output folder: {dataset.model_path}")
     os.makedirs(dataset.model_path, exist_ok=True)
-    write_text_atomic(os.path.join(dataset.model_path, "cfg_args"), namespace_text(dataset))
-    write_text_atomic(os.path.join(dataset.model_path, "config.json"), config)
+    folder = ModelFolder(dataset.model_path)
+    write_text_atomic(folder.cfg_args, namespace_text(dataset))
+    write_text_atomic(folder.config_json, config)
 
 
 def start_viewer(run_params: RunParams, trainer: Trainer, model_path: str):
@@ -69,26 +70,25 @@ def make_hooks(run: Run, run_params: RunParams, stop: StopRequest, group: Group)
     """The run's hooks, in the order they act at each point of the loop."""
     hooks: List[Hook] = []
     if run.main:
-        hooks.append(Evaluation(run, set(run_params.test_iterations)))
-    hooks.append(Saving(run, set(run_params.save_iterations)))
+        hooks.append(Evaluation(run, run_params.test_iterations))
+    hooks.append(Saving(run, run_params.save_iterations))
     if run_params.check_replicas:
         hooks.append(ReplicaCheck(run))
     hooks.append(Progress(run))
     if run.main:
-        hooks.append(Checkpoints(run, set(run_params.checkpoint_iterations)))
+        hooks.append(Checkpoints(run, run_params.checkpoint_iterations))
     if run.viewer is not None:
         hooks.append(ViewerLink(run, stop))
     return Hooks(run, hooks, stop)
 
 
-def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams,
-             run_params: RunParams, group: Optional[Group] = None) -> int:
-    """Train as the flags say; returns the exit code (130: stopped by Ctrl-C)."""
+def training(config: TrainingConfig, strategy: Strategy, group: Optional[Group] = None) -> int:
+    """Train as the flags say with `strategy` (made from them); returns the exit code (130:
+    stopped by Ctrl-C)."""
     group = group or Group()
+    dataset, opt, pipe, run_params = config.model, config.optimization, config.pipeline, config.run
     if group.is_main:
-        prepare_output(dataset, config_json(model=dataset, optimization=opt, pipeline=pipe,
-                                            run=run_params))
-    strategy = make_strategy(opt, dataset.white_background)
+        prepare_output(dataset, config.to_json(strategy_settings=strategy.state_dict()))
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=run_params.device)
     scene = Scene(dataset, gaussians, device=run_params.device, init=strategy.initialisation())
     gaussians.training_setup(opt)
@@ -117,10 +117,11 @@ def training(dataset: ModelParams, opt: OptimizationParams, pipe: PipelineParams
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    dataset, opt = extract(ModelParams, args), extract(OptimizationParams, args)
-    pipe, run_params = extract(PipelineParams, args), extract(RunParams, args)
+    config = TrainingConfig.from_args(build_parser().parse_args(argv))
+    dataset, opt, run_params = config.model, config.optimization, config.run
     run_params.save_iterations.append(opt.iterations)
+    # Made here, so that its flags are refused before any work.
+    strategy = make_strategy(opt, config.strategy, config.mcmc, dataset.white_background)
     if not dataset.source_path:
         raise UsageError("--source_path/-s is required")
     check_device(run_params.device)
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
         raise UsageError(f"--batch_size {opt.batch_size} must be a multiple of the number of "
                          f"processes ({group.world_size})")
     try:
-        return training(dataset, opt, pipe, run_params, group)
+        return training(config, strategy, group)
     finally:
         group.close()
 

@@ -12,24 +12,16 @@ import ast
 import json
 import os
 from argparse import ArgumentParser, Namespace
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Optional
 
 import torch
 
 from utils.errors import DatasetError, UsageError
+from utils.model_folder import ModelFolder
 
 OPTIMIZER_TYPES = ("default", "sparse_adam")  # --optimizer_type: Adam, or Adam on visible rows
 STRATEGIES = ("default", "mcmc")  # --strategy (scene/strategies.py)
-# Defaults of the flags the strategies share, per strategy (used where the flag is not given).
-# default: the original's. mcmc: the paper's code refines until 25,000 every 100 iterations; we
-# refine every 25 and grow fast enough to reach --cap_max by --cap_by_iter (2,000), so that the
-# short runs a CPU affords are at their Gaussian budget for most of the run and dead Gaussians
-# are recycled quickly (README, "Densification strategies", has the measurements).
-STRATEGY_DEFAULTS = {
-    "default": {"densification_interval": 100, "densify_until_iter": 15_000, "init_fill": 0.0},
-    "mcmc": {"densification_interval": 25, "densify_until_iter": 25_000, "init_fill": 0.0},
-}
 INIT_TYPES = ("sfm", "random")  # --init_type: the dataset's SfM points or random points
 
 
@@ -87,8 +79,8 @@ class PipelineParams:
 
 @dataclass
 class OptimizationParams:
-    """The optimisation: iterations, learning rates, losses, densification (the original's group,
-    with its names and defaults) and this project's strategies and batches."""
+    """The optimisation: iterations, learning rates, losses and the densification schedule (the
+    original's group, its names and defaults), with our batches and reference kernels."""
     iterations: int = flag(30_000, "training iterations (views)")
     position_lr_init: float = flag(0.00016, "position learning rate at the start (× the scene "
                                             "extent)")
@@ -113,6 +105,8 @@ class OptimizationParams:
     lambda_dssim: float = flag(0.2, "weight of D-SSIM in the loss (1 − λ for L1)")
     depth_l1_weight_init: float = flag(1.0, "-d: weight of the depth loss at the start")
     depth_l1_weight_final: float = flag(0.01, "-d: weight of the depth loss at the end")
+    # None: the strategy's own default (scene/strategies.py): the original's for the default
+    # strategy, faster and longer for MCMC.
     densification_interval: Optional[int] = flag(
         None, "iterations between densifications (default: 100; 25 with --strategy mcmc)",
         type=int)
@@ -128,23 +122,52 @@ class OptimizationParams:
     random_background: bool = flag(False, "a random background colour in every training render")
     optimizer_type: str = flag("default", "default (Adam on every Gaussian) or sparse_adam "
                                           "(Adam on the Gaussians the step drew)")
-    # Ours: the original's screen-size prune never fires (it zeroes max_radii2D just before the
-    # test). Off by default to keep the original's results.
-    screen_size_prune: bool = flag(False, "ours: a working screen-size prune (Gaussians wider "
-                                          "than 20 px since the last densification); off, as "
-                                          "the original, whose prune never fires")
     # Ours: the original's loss and optimizer code paths, for comparisons.
     reference_kernels: bool = flag(False, "ours: the plain PyTorch SSIM + L1 and per-tensor Adam "
                                           "instead of the fused kernels (for comparisons)")
+    # --iterations and every schedule count views, so B = 1 is the original and B > 1 sees the
+    # same views in fewer steps.
+    batch_size: int = flag(1, "ours: views per optimizer step (their gradients averaged; "
+                              "learning rates × √B)")
+
+    def __post_init__(self):
+        choose("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
+        if self.batch_size < 1 or self.iterations % self.batch_size:
+            raise UsageError(f"--batch_size must be >= 1 and divide --iterations "
+                             f"({self.iterations}), not {self.batch_size}")
+
+
+@dataclass
+class StrategyParams:
+    """Ours: which densification strategy runs (scene/strategies.py) and how the Gaussians
+    start."""
     strategy: str = flag("default", "ours: densification strategy: default (the original's) or "
                                     "mcmc (3DGS-MCMC with a Gaussian budget, --cap_max)")
+    init_type: str = flag("sfm", "ours: start from the dataset's SfM points (sfm) or random "
+                                 "points in the cameras' extent (random)")
+    init_num: int = flag(100_000, "ours: how many points --init_type random starts with")
+    # The original's screen-size prune never fires (it zeroes max_radii2D just before the
+    # test). Off by default to keep the original's results.
+    screen_size_prune: bool = flag(False, "ours, default strategy: a working screen-size prune "
+                                          "(Gaussians wider than 20 px since the last "
+                                          "densification); off, as the original, whose prune "
+                                          "never fires")
+
+    def __post_init__(self):
+        choose("strategy", self.strategy, STRATEGIES)
+        choose("init_type", self.init_type, INIT_TYPES)
+
+
+@dataclass
+class MCMCParams:
+    """Ours: the settings of --strategy mcmc (3DGS-MCMC, Kheradmand et al. 2024)."""
     cap_max: int = flag(0, "ours, mcmc: the most Gaussians (required with --strategy mcmc)")
     noise_lr: float = flag(5e5, "ours, mcmc: position noise × the current position learning "
                                 "rate")
     opacity_reg: float = flag(0.01, "ours, mcmc: L1 of the opacities added to the loss")
     scale_reg: float = flag(0.01, "ours, mcmc: L1 of the scales added to the loss")
     # MCMC grows faster than the paper's 5 % per refinement where that is needed to reach
-    # --cap_max by this iteration (docs: densification strategies).
+    # --cap_max by this iteration (README: densification strategies).
     cap_by_iter: int = flag(2000, "ours, mcmc: grow fast enough to reach --cap_max by this "
                                   "iteration (0: the paper's 5 %% per refinement only)")
     # At each MCMC refinement, Gaussians near the path between consecutive training cameras
@@ -152,37 +175,20 @@ class OptimizationParams:
     # of a held-out view.
     path_clearance: float = flag(0.1, "ours, mcmc: relocate Gaussians within this × the scene "
                                       "extent of the training cameras' path (0: the paper's)")
-    init_type: str = flag("sfm", "ours: start from the dataset's SfM points (sfm) or random "
-                                 "points in the cameras' extent (random)")
-    init_num: int = flag(100_000, "ours: how many points --init_type random starts with")
     # Jittered copies of the SfM points until the start has init_fill × cap_max points, so a
     # small SfM cloud reaches an MCMC budget early (0.25 helped on one scene, hurt the other).
-    init_fill: Optional[float] = flag(None, "ours, mcmc: add jittered copies of the SfM points "
-                                            "up to this × --cap_max (default 0)", type=float)
-    # --iterations and every schedule count views, so B = 1 is the original and B > 1 sees the
-    # same views in fewer steps.
-    batch_size: int = flag(1, "ours: views per optimizer step (their gradients averaged; "
-                              "learning rates × √B)")
+    init_fill: float = flag(0.0, "ours, mcmc: add jittered copies of the SfM points up to this × "
+                                 "--cap_max")
 
     def __post_init__(self):
-        for flag, value, allowed in (("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES),
-                                     ("strategy", self.strategy, STRATEGIES),
-                                     ("init_type", self.init_type, INIT_TYPES)):
-            if value not in allowed:
-                raise UsageError(f"--{flag} must be one of {', '.join(allowed)}, not {value!r}")
-        if self.batch_size < 1 or self.iterations % self.batch_size:
-            raise UsageError(f"--batch_size must be >= 1 and divide --iterations "
-                             f"({self.iterations}), not {self.batch_size}")
         if self.path_clearance < 0:
             raise UsageError(f"--path_clearance must be >= 0, not {self.path_clearance}")
-        if self.strategy == "mcmc" and self.cap_max <= 0:
-            raise UsageError("--strategy mcmc needs --cap_max N, the most Gaussians (N > 0)")
-        for name, value in STRATEGY_DEFAULTS[self.strategy].items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
 
 
-PARAM_GROUPS = (ModelParams, PipelineParams, OptimizationParams)
+def choose(name: str, value: str, allowed) -> None:
+    """A UsageError unless `value` is one of `allowed` (flag --name)."""
+    if value not in allowed:
+        raise UsageError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
 
 
 def default_device() -> str:
@@ -222,6 +228,31 @@ class RunParams:
     dist_timeout: float = flag(120.0, "ours, under torchrun: seconds a process waits for the "
                                       "others before the job stops")
     device: str = flag(default_device(), DEVICE_HELP)
+
+
+@dataclass
+class TrainingConfig:
+    """Every group of train.py's flags, one dataclass per concern."""
+    model: ModelParams
+    optimization: OptimizationParams
+    pipeline: PipelineParams
+    strategy: StrategyParams
+    mcmc: MCMCParams
+    run: RunParams
+
+    @classmethod
+    def add_flags(cls, parser: ArgumentParser) -> None:
+        for f in fields(cls):
+            add_group(parser, f.type if isinstance(f.type, type) else globals()[f.type])
+
+    @classmethod
+    def from_args(cls, args: Namespace) -> "TrainingConfig":
+        return cls(**{f.name: extract(f.type if isinstance(f.type, type) else globals()[f.type],
+                                      args) for f in fields(cls)})
+
+    def to_json(self, **extra) -> str:
+        """config.json: every group, resolved, and `extra` objects (the strategy's settings)."""
+        return config_json(**{f.name: getattr(self, f.name) for f in fields(self)}, **extra)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -273,9 +304,10 @@ def add_device_flag(parser: ArgumentParser) -> None:
 
 
 def config_json(**groups) -> str:
-    """The whole resolved configuration, one object per group (name → dataclass), as JSON."""
-    return json.dumps({name: asdict(params) for name, params in groups.items()}, indent=2,
-                      sort_keys=True) + "\n"
+    """The whole resolved configuration, one object per group (name → dataclass or dict), as
+    JSON."""
+    return json.dumps({name: asdict(params) if is_dataclass(params) else params
+                       for name, params in groups.items()}, indent=2, sort_keys=True) + "\n"
 
 
 def check_device(device: str) -> str:
@@ -320,7 +352,7 @@ def get_combined_args(parser: ArgumentParser, argv: Optional[list] = None) -> Na
     cmdline = parser.parse_args(argv)
     saved = {}
     if cmdline.model_path:
-        path = os.path.join(cmdline.model_path, "cfg_args")
+        path = ModelFolder(cmdline.model_path).cfg_args
         if os.path.exists(path):
             print(f"Looking for config file in {path}")
             with open(path) as f:

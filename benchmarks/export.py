@@ -24,6 +24,7 @@ from arguments import ModelParams, PipelineParams, extract, parse_namespace_text
 from gaussian_renderer import render  # noqa: E402
 from scene import GaussianModel, Scene  # noqa: E402
 from utils.image_utils import psnr  # noqa: E402
+from utils.model_folder import ModelFolder  # noqa: E402
 from utils.splat_io import EXTENSIONS, read_splats, write_splats  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "data", "garden_dev")
@@ -31,8 +32,9 @@ FORMATS = ("ply", "spz", "compressed_ply", "splat")
 
 
 def load_scene(model_path):
-    with open(os.path.join(model_path, "cfg_args")) as f:
-        saved = parse_namespace_text(f.read(), os.path.join(model_path, "cfg_args"))
+    cfg_args = ModelFolder(model_path).cfg_args
+    with open(cfg_args) as f:
+        saved = parse_namespace_text(f.read(), cfg_args)
     args = argparse.Namespace(**{**vars(ModelParams()), **saved, "model_path": model_path})
     dataset = extract(ModelParams, args)
     gaussians = GaussianModel(dataset.sh_degree)
@@ -49,7 +51,7 @@ def renders(scene, gaussians, pipe):
 def measure(model_path, folder):
     scene, gaussians = load_scene(model_path)
     pipe = extract(PipelineParams, argparse.Namespace(**vars(PipelineParams())))
-    source = scene.ply_path(scene.loaded_iter)
+    source = scene.folder.ply_path(scene.loaded_iter)
     reference = renders(scene, gaussians, pipe)
     photos = [cam.original_image[:3] for cam in scene.getTestCameras()]
     data = read_splats(source)

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 import train  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
-from arguments import ModelParams, OptimizationParams, PipelineParams, extract  # noqa: E402
+from arguments import TrainingConfig  # noqa: E402
 from gaussian_renderer import render  # noqa: E402
 from scene import GaussianModel, Scene  # noqa: E402
 from scene.strategies import make_strategy  # noqa: E402
@@ -98,11 +98,10 @@ def load_scene(model_path, iteration, optimizer_type="default", extra_argv=(), s
     parser = train.build_parser()
     args = parser.parse_args(["-s", source, "-m", model_path, "--eval",
                               "--optimizer_type", optimizer_type, *extra_argv])
-    dataset, opt = extract(ModelParams, args), extract(OptimizationParams, args)
-    pipe = extract(PipelineParams, args)
-    gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type)
-    scene = Scene(dataset, gaussians, load_iteration=iteration, shuffle=False)
-    return scene, gaussians, opt, pipe
+    config = TrainingConfig.from_args(args)
+    gaussians = GaussianModel(config.model.sh_degree, config.optimization.optimizer_type)
+    scene = Scene(config.model, gaussians, load_iteration=iteration, shuffle=False)
+    return scene, gaussians, config
 
 
 @torch.no_grad()
@@ -124,12 +123,13 @@ def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer
     densification iterations), the SH degree at its maximum. With --reference_kernels the
     PyTorch loss has no event of its own and counts under "rest"."""
     from torch.profiler import ProfilerActivity, profile
-    scene, gaussians, opt, pipe = load_scene(model_path, iteration, optimizer_type, extra_argv,
-                                             source)
+    scene, gaussians, config = load_scene(model_path, iteration, optimizer_type, extra_argv,
+                                          source)
+    opt = config.optimization
     gaussians.training_setup(opt)
-    strategy = make_strategy(opt)
+    strategy = make_strategy(opt, config.strategy, config.mcmc)
     gaussians.attach_strategy(strategy)
-    trainer = Trainer(scene, gaussians, strategy, opt, pipe)
+    trainer = Trainer(scene, gaussians, strategy, opt, config.pipeline)
     it0 = 601  # inside the densification window, not a densification iteration
 
     def run(first, n):
@@ -186,7 +186,8 @@ def main(argv=None):
         late = [s for i, s in spi.items() if i > late_from]
         scores_at = {}
         for it in args.eval_iterations or [args.iterations]:
-            scene, gaussians, _, pipe = load_scene(model_path, it, source=args.source_path)
+            scene, gaussians, config = load_scene(model_path, it, source=args.source_path)
+            pipe = config.pipeline
             scores_at[it] = dict(test_scores(scene, gaussians, pipe), gaussians=gaussians.num_points,
                                  training_ms_per_step=1e3 * statistics.mean(
                                      s for i, s in spi.items() if i <= it))

@@ -28,7 +28,8 @@ from typing import Dict, Optional
 
 import torch
 
-from utils.errors import DatasetError
+from arguments import MCMCParams, StrategyParams
+from utils.errors import DatasetError, UsageError
 from utils.general_utils import inverse_sigmoid
 from . import mcmc
 from .camera_path import distance_to_path
@@ -41,6 +42,20 @@ from .optimizer_surgery import RowEdit
 # code and gsplat's MCMC configuration): many small, half-transparent Gaussians to relocate.
 MCMC_INIT_OPACITY = 0.5
 MCMC_INIT_SCALE_FACTOR = 0.1
+# Each strategy's own defaults for the schedule flags they share (used where --densification_
+# interval / --densify_until_iter are not given). The default strategy: the original's. MCMC:
+# the paper's code refines until 25,000 every 100 iterations; we refine every 25 and grow fast
+# enough to reach --cap_max by --cap_by_iter (2,000), so that the short runs a CPU affords are
+# at their Gaussian budget for most of the run and dead Gaussians are recycled quickly (README,
+# "Densification strategies", has the measurements).
+DEFAULT_SCHEDULE = {"densification_interval": 100, "densify_until_iter": 15_000}
+MCMC_SCHEDULE = {"densification_interval": 25, "densify_until_iter": 25_000}
+
+
+def schedule(opt, defaults: dict) -> dict:
+    """The shared schedule flags, each strategy's default where not given."""
+    return {name: default if getattr(opt, name) is None else getattr(opt, name)
+            for name, default in defaults.items()}
 
 
 @dataclass(frozen=True)
@@ -128,8 +143,8 @@ class Strategy:
 @dataclass(eq=False)
 class DefaultStrategy(Strategy):
     """The original's adaptive density control. Settings come from the flags (from_params);
-    their defaults live in arguments.OptimizationParams only. Its state: the densification
-    statistics (`stats`, started by initialize_state)."""
+    their defaults live in arguments (and DEFAULT_SCHEDULE where the flag is not given). Its
+    state: the densification statistics (`stats`, started by initialize_state)."""
     grad_threshold: float
     percent_dense: float
     densify_from_iter: int
@@ -146,14 +161,14 @@ class DefaultStrategy(Strategy):
     name = "default"
 
     @classmethod
-    def from_params(cls, opt, white_background: bool = False) -> "DefaultStrategy":
+    def from_params(cls, opt, choice: StrategyParams = StrategyParams(),
+                    white_background: bool = False) -> "DefaultStrategy":
         return cls(grad_threshold=opt.densify_grad_threshold, percent_dense=opt.percent_dense,
-                   densify_from_iter=opt.densify_from_iter,
-                   densify_until_iter=opt.densify_until_iter,
-                   densification_interval=opt.densification_interval,
+                   densify_from_iter=opt.densify_from_iter, **schedule(opt, DEFAULT_SCHEDULE),
                    opacity_reset_interval=opt.opacity_reset_interval,
-                   white_background=white_background, screen_size_prune=opt.screen_size_prune,
-                   init=Initialisation(points=opt.init_type, num_random=opt.init_num))
+                   white_background=white_background,
+                   screen_size_prune=choice.screen_size_prune,
+                   init=Initialisation(points=choice.init_type, num_random=choice.init_num))
 
     # --- schedule ---------------------------------------------------------------------------
     def collects_statistics(self, iteration: int) -> bool:
@@ -245,9 +260,8 @@ class DefaultStrategy(Strategy):
 class MCMCStrategy(Strategy):
     """3DGS-MCMC. Refinement (relocate dead Gaussians, then add 5 % up to cap_max) runs at the
     iterations --densify_from_iter, --densify_until_iter and --densification_interval give
-    (MCMC's own defaults for them: arguments.STRATEGY_DEFAULTS); the noise runs after every
-    optimizer step. Settings come from the flags (from_params), whose defaults live in
-    arguments.OptimizationParams only."""
+    (MCMC's own defaults for them: MCMC_SCHEDULE); the noise runs after every optimizer step.
+    Settings come from the flags (from_params), whose defaults live in arguments.MCMCParams."""
     cap_max: int
     noise_lr: float
     opacity_reg: float
@@ -263,14 +277,21 @@ class MCMCStrategy(Strategy):
     name = "mcmc"
 
     @classmethod
-    def from_params(cls, opt) -> "MCMCStrategy":
-        return cls(cap_max=opt.cap_max, noise_lr=opt.noise_lr, opacity_reg=opt.opacity_reg,
-                   scale_reg=opt.scale_reg, refine_from_iter=opt.densify_from_iter,
-                   refine_until_iter=opt.densify_until_iter,
-                   refinement_interval=opt.densification_interval,
-                   cap_by_iter=opt.cap_by_iter, path_clearance=opt.path_clearance,
-                   init=Initialisation(points=opt.init_type, num_random=opt.init_num,
-                                       min_points=int(opt.init_fill * opt.cap_max),
+    def from_params(cls, opt, choice: StrategyParams = StrategyParams(),
+                    mcmc_params: MCMCParams = MCMCParams()) -> "MCMCStrategy":
+        if mcmc_params.cap_max <= 0:
+            raise UsageError("--strategy mcmc needs --cap_max N, the most Gaussians (N > 0)")
+        shared = schedule(opt, MCMC_SCHEDULE)
+        return cls(cap_max=mcmc_params.cap_max, noise_lr=mcmc_params.noise_lr,
+                   opacity_reg=mcmc_params.opacity_reg, scale_reg=mcmc_params.scale_reg,
+                   refine_from_iter=opt.densify_from_iter,
+                   refine_until_iter=shared["densify_until_iter"],
+                   refinement_interval=shared["densification_interval"],
+                   cap_by_iter=mcmc_params.cap_by_iter,
+                   path_clearance=mcmc_params.path_clearance,
+                   init=Initialisation(points=choice.init_type, num_random=choice.init_num,
+                                       min_points=int(mcmc_params.init_fill
+                                                      * mcmc_params.cap_max),
                                        opacity=MCMC_INIT_OPACITY,
                                        scale_factor=MCMC_INIT_SCALE_FACTOR))
 
@@ -366,8 +387,10 @@ class MCMCStrategy(Strategy):
             gaussians.displace(noise)
 
 
-def make_strategy(opt, white_background: bool = False) -> Strategy:
-    """The strategy --strategy names, from the optimization flags."""
-    if opt.strategy == "mcmc":
-        return MCMCStrategy.from_params(opt)
-    return DefaultStrategy.from_params(opt, white_background)
+def make_strategy(opt, choice: StrategyParams = StrategyParams(),
+                  mcmc_params: MCMCParams = MCMCParams(),
+                  white_background: bool = False) -> Strategy:
+    """The strategy --strategy names, from the optimisation, strategy and MCMC flags."""
+    if choice.strategy == "mcmc":
+        return MCMCStrategy.from_params(opt, choice, mcmc_params)
+    return DefaultStrategy.from_params(opt, choice, white_background)

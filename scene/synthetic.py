@@ -4,7 +4,7 @@ have moments to keep, zero or move."""
 import numpy as np
 import torch
 
-from arguments import OptimizationParams
+from arguments import MCMCParams, OptimizationParams, StrategyParams
 from utils.graphics_utils import BasicPointCloud
 from .gaussian_model import PARAMETER_ATTRIBUTES, GaussianModel
 from .strategies import MCMC_INIT_OPACITY, MCMC_INIT_SCALE_FACTOR, MCMCStrategy
@@ -29,7 +29,7 @@ def step_on_random_gradients(model: GaussianModel, seed: int = 1) -> None:
 def mcmc_model_with_moments(n: int, sh_degree: int, cap_max: int, seed: int = 0):
     """(model, MCMCStrategy): n random Gaussians started as MCMC starts them, every Adam moment
     set, raw opacities drawn from N(0, 1) so that they spread across (0, 1)."""
-    opt = OptimizationParams(strategy="mcmc", cap_max=cap_max)
+    opt = OptimizationParams()
     model = GaussianModel(sh_degree, opt.optimizer_type)
     model.create_from_pcd(random_point_cloud(n, seed), None, 1.0, init_opacity=MCMC_INIT_OPACITY,
                           init_scale_factor=MCMC_INIT_SCALE_FACTOR)
@@ -38,4 +38,5 @@ def mcmc_model_with_moments(n: int, sh_degree: int, cap_max: int, seed: int = 0)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         model._opacity[:] = torch.randn(n, 1, generator=g)
-    return model, MCMCStrategy.from_params(opt)
+    return model, MCMCStrategy.from_params(opt, StrategyParams(strategy="mcmc"),
+                                           MCMCParams(cap_max=cap_max))

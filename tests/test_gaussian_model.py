@@ -6,7 +6,7 @@ import pytest
 import torch
 from plyfile import PlyData
 
-from arguments import OptimizationParams
+from arguments import OptimizationParams, StrategyParams
 from scene.densification import SCREEN_SIZE_PRUNE_PIXELS, DensificationStats
 from scene.strategies import DefaultStrategy
 from scene.gaussian_model import PARAMETER_ATTRIBUTES, GaussianModel
@@ -18,12 +18,14 @@ from conftest import optimizer_snapshot
 EXTENT = 2.0
 
 
-def make_model(n=12, sh_degree=2, seed=0, **opt_overrides):
+def make_model(n=12, sh_degree=2, seed=0, screen_size_prune=False, **opt_overrides):
     opt = OptimizationParams(**opt_overrides)
     model = GaussianModel(sh_degree, opt.optimizer_type)
     model.create_from_pcd(random_point_cloud(n, seed), None, EXTENT)
     model.training_setup(opt)
-    model.attach_strategy(DefaultStrategy.from_params(opt))  # its statistics follow the rows
+    # the default strategy: its statistics follow the rows
+    model.attach_strategy(DefaultStrategy.from_params(
+        opt, StrategyParams(screen_size_prune=screen_size_prune)))
     return model, opt
 
 
@@ -205,7 +207,7 @@ def test_working_screen_size_prune_removes_gaussians_big_on_screen():
     torch.testing.assert_close(model._xyz[:3].detach(), xyz[[0, 2, 0]], rtol=0, atol=0)
     assert model.strategy.stats.max_radii2D.abs().max() == 0  # statistics restart after the prune
     # Before the first opacity reset the policy passes no screen size: nothing is pruned for it.
-    policy = DefaultStrategy.from_params(opt)
+    policy = model.strategy
     assert policy.max_screen_size(3000) is None and policy.max_screen_size(3100) == 20
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import train
-from arguments import OptimizationParams
+from arguments import MCMCParams, OptimizationParams, StrategyParams
 from scene import mcmc
 from scene.camera_path import PATH_JUMP_FACTOR, distance_to_path, path_segments
 from scene.gaussian_model import GaussianModel
@@ -21,6 +21,12 @@ from utils.cli import report_errors
 from utils.errors import UsageError
 from conftest import SAMPLE, optimizer_snapshot
 
+
+
+def mcmc_strategy(opt=None, **mcmc_flags) -> MCMCStrategy:
+    """--strategy mcmc with these MCMC flags (and optimisation flags `opt`)."""
+    return MCMCStrategy.from_params(opt or OptimizationParams(), StrategyParams(strategy="mcmc"),
+                                    MCMCParams(**mcmc_flags))
 
 
 def binomial_sum(opacity: float, new_opacity: float, n: int) -> float:
@@ -163,7 +169,7 @@ def test_growth_appends_zero_moment_rows_and_never_exceeds_the_cap():
     for name, (p, m1, m2, step) in before.items():
         assert after[name][1][40:].abs().max() == 0 and after[name][2][40:].abs().max() == 0
         assert after[name][3] == step
-    capped = MCMCStrategy.from_params(OptimizationParams(strategy="mcmc", cap_max=45))
+    capped = mcmc_strategy(cap_max=45)
     counts = []
     for _ in range(6):
         capped.add_new(model)
@@ -180,8 +186,8 @@ def test_growth_meets_the_cap_by_iter_deadline_and_is_5_percent_otherwise():
     assert mcmc.growth_count(1000, 10_000, refinements_left=100) == 50  # 5 % is enough
     assert mcmc.growth_count(1000, 10_000, refinements_left=1) == 9000  # last chance: the cap
     assert mcmc.growth_count(1000, 1010, refinements_left=3) == 10  # never past the cap
-    strategy = MCMCStrategy.from_params(OptimizationParams(
-        strategy="mcmc", cap_max=100_000, cap_by_iter=2000, densification_interval=50))
+    strategy = mcmc_strategy(OptimizationParams(densification_interval=50), cap_max=100_000,
+                             cap_by_iter=2000)
     count, reached = 1869, None
     for it in range(1, 3001):
         if strategy.refines_at(it):
@@ -193,8 +199,7 @@ def test_growth_meets_the_cap_by_iter_deadline_and_is_5_percent_otherwise():
     # deadline; without a deadline 5 % reaches only 1869 · 1.05^50 ≈ 21k by iteration 3000
     assert reached == 2000 and 1869 * 1.14 ** 10 < at_1000 < 1869 * 1.15 ** 10
     assert strategy.refinements_left(550) == 30 and strategy.refinements_left(2050) == 0
-    assert MCMCStrategy.from_params(OptimizationParams(
-        strategy="mcmc", cap_max=100_000, cap_by_iter=0)).refinements_left(550) == 0
+    assert mcmc_strategy(cap_max=100_000, cap_by_iter=0).refinements_left(550) == 0
 
 
 def test_covariance_times_equals_the_covariance_matrix_product():
@@ -247,25 +252,25 @@ def test_regularisers_match_finite_differences():
 
 def test_strategy_flags():
     assert isinstance(make_strategy(OptimizationParams()), DefaultStrategy)
-    mcmc_strategy = make_strategy(OptimizationParams(strategy="mcmc", cap_max=1000))
-    assert isinstance(mcmc_strategy, MCMCStrategy) and mcmc_strategy.cap_max == 1000
-    assert mcmc_strategy.initialisation().opacity == 0.5
+    mcmc_chosen = make_strategy(OptimizationParams(), StrategyParams(strategy="mcmc"),
+                                MCMCParams(cap_max=1000))
+    assert isinstance(mcmc_chosen, MCMCStrategy) and mcmc_chosen.cap_max == 1000
+    assert mcmc_chosen.initialisation().opacity == 0.5
     with pytest.raises(UsageError, match="cap_max"):
-        OptimizationParams(strategy="mcmc")
+        make_strategy(OptimizationParams(), StrategyParams(strategy="mcmc"))
     with pytest.raises(UsageError, match="strategy"):
-        OptimizationParams(strategy="gsplat")
+        StrategyParams(strategy="gsplat")
     # MCMC's own defaults for the shared schedule flags: every 25 iterations until 25,000, the
     # budget reached by 2,000; flags given explicitly win; the default strategy keeps the
     # original's.
-    refine = [i for i in range(1, 30001) if mcmc_strategy.refines_at(i)]
+    refine = [i for i in range(1, 30001) if mcmc_chosen.refines_at(i)]
     assert refine[0] == 525 and refine[-1] == 24975 and len(refine) == 979
-    assert mcmc_strategy.cap_by_iter == 2000 and mcmc_strategy.path_clearance == 0.1
+    assert mcmc_chosen.cap_by_iter == 2000 and mcmc_chosen.path_clearance == 0.1
     with pytest.raises(UsageError, match="path_clearance"):
-        OptimizationParams(strategy="mcmc", cap_max=1000, path_clearance=-1)
-    explicit = make_strategy(OptimizationParams(strategy="mcmc", cap_max=1000,
-                                                densification_interval=100))
+        MCMCParams(cap_max=1000, path_clearance=-1)
+    explicit = mcmc_strategy(OptimizationParams(densification_interval=100), cap_max=1000)
     assert [i for i in range(1, 1001) if explicit.refines_at(i)] == [600, 700, 800, 900, 1000]
-    default = OptimizationParams()
+    default = make_strategy(OptimizationParams())
     assert (default.densification_interval, default.densify_until_iter) == (100, 15_000)
 
 

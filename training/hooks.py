@@ -123,45 +123,49 @@ class Run:
                                t.strategy)
 
 
-class Evaluation(Hook):
+class AtIterations(Hook):
+    """A hook that acts at some views (--test_iterations, --save_iterations, ...)."""
+
+    def __init__(self, run: Run, iterations):
+        self.run, self.iterations = run, set(iterations)
+
+    def due(self, views: List[int]) -> Optional[int]:
+        """The step's last view among the iterations, or None."""
+        return next((v for v in reversed(views) if v in self.iterations), None)
+
+
+class Evaluation(AtIterations):
     """At --test_iterations: L1 and PSNR of the test views and five train views, printed, in
     the curve, and shown in the viewer."""
 
-    def __init__(self, run: Run, iterations):
-        self.run, self.iterations = run, iterations
-
     def after_backward(self, views, result):
-        tested = [v for v in views if v in self.iterations]
-        if not tested:
+        iteration, run = self.due(views), self.run
+        if iteration is None:
             return
-        run = self.run
         run.last_eval = evaluate(run.trainer.scene, run.trainer.gaussians, run.trainer.pipe)
         for name in ("test", "train"):
             if run.last_eval[name]:
                 l1, value = run.last_eval[name]
-                run.progress.write(f"\n[ITER {tested[-1]}] Evaluating {name}: L1 {l1} PSNR "
+                run.progress.write(f"\n[ITER {iteration}] Evaluating {name}: L1 {l1} PSNR "
                                    f"{value}")
-        run.log.record_eval(tested[-1], *(run.last_eval[k][1] if run.last_eval[k] else None
-                                          for k in ("test", "train")))
+        run.log.record_eval(iteration, *(run.last_eval[k][1] if run.last_eval[k] else None
+                                         for k in ("test", "train")))
         if run.viewer is not None and run.last_eval["test"]:
-            run.viewer.report(test_psnr=run.last_eval["test"][1], test_iteration=tested[-1])
+            run.viewer.report(test_psnr=run.last_eval["test"][1], test_iteration=iteration)
 
 
-class Saving(Hook):
+class Saving(AtIterations):
     """At --save_iterations: the PLY (refused if a parameter is not finite, on every process,
     so all stop together)."""
 
-    def __init__(self, run: Run, iterations):
-        self.run, self.iterations = run, iterations
-
     def after_backward(self, views, result):
-        saved = [v for v in views if v in self.iterations]
-        if not saved:
+        iteration = self.due(views)
+        if iteration is None:
             return
-        check_finite(self.run.trainer.gaussians, saved[-1])
+        check_finite(self.run.trainer.gaussians, iteration)
         if self.run.main:
-            self.run.progress.write(f"\n[ITER {saved[-1]}] Saving Gaussians")
-            self.run.trainer.scene.save(saved[-1])
+            self.run.progress.write(f"\n[ITER {iteration}] Saving Gaussians")
+            self.run.trainer.scene.save(iteration)
 
 
 class ReplicaCheck(Hook):
@@ -209,14 +213,12 @@ class Progress(Hook):
         self.seconds_at_record, self.last_record = trainer.train_seconds, iteration
 
 
-class Checkpoints(Hook):
-    """At --checkpoint_iterations: a checkpoint after the step's row edits and optimizer step."""
-
-    def __init__(self, run: Run, iterations):
-        self.run, self.iterations = run, iterations
+class Checkpoints(AtIterations):
+    """At --checkpoint_iterations: a checkpoint after the step's row edits and optimizer step
+    (named by the step's last view)."""
 
     def after_optimizer_step(self, views, result):
-        if any(v in self.iterations for v in views):
+        if self.due(views) is not None:
             self.run.progress.write(f"\n[ITER {views[-1]}] Saving Checkpoint")
             self.run.save_checkpoint(views[-1])
 

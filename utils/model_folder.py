@@ -27,29 +27,12 @@ class ModelFolder:
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
-    @property
-    def cfg_args(self) -> str:
-        return self.file("cfg_args")
-
-    @property
-    def config_json(self) -> str:
-        return self.file("config.json")
-
-    @property
-    def input_ply(self) -> str:
-        return self.file("input.ply")
-
-    @property
-    def cameras_json(self) -> str:
-        return self.file("cameras.json")
-
-    @property
-    def exposure_json(self) -> str:
-        return self.file(EXPOSURE_FILE)
-
-    @property
-    def point_cloud_folder(self) -> str:
-        return self.file("point_cloud")
+    cfg_args = property(lambda self: self.file("cfg_args"))
+    config_json = property(lambda self: self.file("config.json"))
+    input_ply = property(lambda self: self.file("input.ply"))
+    cameras_json = property(lambda self: self.file("cameras.json"))
+    exposure_json = property(lambda self: self.file(EXPOSURE_FILE))
+    point_cloud_folder = property(lambda self: self.file("point_cloud"))
 
     # --- saved iterations ---------------------------------------------------------------------
     def iterations(self) -> List[int]:

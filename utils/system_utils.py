@@ -1,7 +1,6 @@
-"""Files: atomic writes (temporary name, then rename) and the iteration folders."""
+"""Files: atomic writes (temporary name, then rename); a free port for test servers."""
 import contextlib
 import os
-import re
 import socket
 import tempfile
 
@@ -40,12 +39,3 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def searchForMaxIteration(folder) -> int:
-    """The largest N among `iteration_N` entries of `folder`."""
-    iterations = [int(m.group(1)) for name in os.listdir(folder)
-                  if (m := re.fullmatch(r"iteration_(\d+)", name))]
-    if not iterations:
-        raise FileNotFoundError(f"{folder}: no iteration_N folders")
-    return max(iterations)
