@@ -100,6 +100,14 @@ class Hook:
     def after_iteration(self, views: List[int]) -> None:
         pass
 
+    def model_turn(self):
+        """A context the step runs in (None: this hook needs none)."""
+        return None
+
+    def summary(self) -> str:
+        """Words for the run's summary line ("": none)."""
+        return ""
+
 
 class Run:
     """The services a run's hooks share: the trainer, the curve log, the progress bar, the model
@@ -256,8 +264,8 @@ class Hooks:
             hook.before_step(views)
 
     def model_turn(self):
-        turns = [hook.model_turn() for hook in self.hooks if hasattr(hook, "model_turn")]
-        return turns[0] if turns else nullcontext()
+        return next((turn for turn in (hook.model_turn() for hook in self.hooks)
+                     if turn is not None), nullcontext())
 
     def after_backward(self, views, result):
         for hook in self.hooks:
@@ -299,8 +307,7 @@ class Hooks:
                    f"Gaussians")
         if trainer.group.distributed:
             summary += f", {trainer.group.world_size} processes"
-        summary += "".join(f", {hook.summary()}" for hook in self.hooks
-                           if hasattr(hook, "summary"))
+        summary += "".join(f", {hook.summary()}" for hook in self.hooks if hook.summary())
         if run.last_eval and run.last_eval["test"]:
             summary += f", test PSNR {run.last_eval['test'][1]:.2f} dB"
         print(summary + f"\nModel: {run.model_path}  (training curve: {curve})")

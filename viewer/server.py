@@ -87,8 +87,7 @@ class Viewer:
         self.settings = SettingsBox(FrameSettings(
             background=tuple(float(v) for v in background.cpu()),
             max_resolution=settings.max_resolution, render_share=settings.render_share))
-        self.paused = threading.Event()
-        self._resumed = threading.Event()
+        self._resumed = threading.Event()  # cleared while the page's pause is on
         self._resumed.set()
         self._clients: Dict[int, ClientState] = {}
         self._clients_lock = threading.Lock()
@@ -154,6 +153,10 @@ class Viewer:
             self._last_status = now
             self._status_text.content = self._status_markdown()
 
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
     def wait_while_paused(self, should_stop: Callable[[], bool]) -> None:
         """Block while the page's pause is on; every quarter second it checks `should_stop` (a
         Ctrl-C, whose handler runs on this thread only between waits)."""
@@ -169,7 +172,7 @@ class Viewer:
                    f"{self.gaussians.active_sh_degree}"
         psnr = (f"{s.test_psnr:.2f} dB (iteration {s.test_iteration})"
                 if s.test_psnr is not None else "not yet")
-        state = " (paused)" if self.paused.is_set() else ""
+        state = " (paused)" if self.paused else ""
         return (f"**Iteration** {s.iteration:,} / {s.iterations:,}{state}  \n"
                 f"**Loss** {s.loss:.5f}  \n**Gaussians** {s.gaussians:,}  \n"
                 f"**Step** {s.step_ms:.1f} ms  \n**Test PSNR** {psnr}")
@@ -219,13 +222,11 @@ class Viewer:
         self._wake.set()
 
     def _toggle_pause(self) -> None:
-        if self.paused.is_set():
-            self.paused.clear()
+        if self.paused:
             self._resumed.set()
             self._pause.label = "Pause training"
         else:
             self._resumed.clear()
-            self.paused.set()
             self._pause.label = "Resume training"
         self._status_text.content = self._status_markdown()
 
@@ -367,7 +368,7 @@ class Viewer:
             if full:
                 state.frame = frame
             spent = time.perf_counter() - started
-            if self.training and not self.paused.is_set():
+            if self.training and not self.paused:
                 # Bounded share: after a frame of t seconds, training gets t·(1 − s)/s.
                 share = min(max(settings.render_share, 0.01), 1.0)
                 self._stop.wait(spent * (1.0 - share) / share)
