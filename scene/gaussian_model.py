@@ -26,7 +26,7 @@ from utils.errors import DatasetError
 from simple_knn._C import distCUDA2
 from utils.general_utils import get_expon_lr_func, inverse_sigmoid, normalize_rows
 from utils.sh_utils import RGB2SH
-from utils.splat_io import SplatData, detect_format, read_splats, write_splats
+from utils.splat_io import SplatData, detect_format, is_lossy, read_splats, write_splats
 from .densification import (INIT_OPACITY, OPACITY_RESET_CEILING, SPLIT_SAMPLES,
                             DensificationStats)
 from .optimizer_surgery import RowEdit, apply_row_edit, check_one_tensor_per_group
@@ -312,8 +312,7 @@ class GaussianModel:
     def load_splats(self, data: SplatData, path) -> None:
         """load_ply for data already read from `path` (named in errors)."""
         if data.sh_degree != self.max_sh_degree:
-            lossy = detect_format(path) in ("spz", "splat", "compressed_ply")
-            if data.sh_degree > self.max_sh_degree or not lossy:
+            if data.sh_degree > self.max_sh_degree or not is_lossy(detect_format(path)):
                 expected = 3 * (self.max_sh_degree + 1) ** 2 - 3
                 raise DatasetError(path, f"has {3 * data.f_rest.shape[1]} f_rest properties; "
                                          f"SH degree {self.max_sh_degree} needs {expected} "
