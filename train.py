@@ -94,6 +94,8 @@ def training(config: TrainingConfig, strategy: Strategy, group: Optional[Group] 
     gaussians.training_setup(opt)
     gaussians.attach_strategy(strategy)
     trainer = Trainer(scene, gaussians, strategy, opt, pipe, group, run_params.debug_from)
+    if trainer.resolution.active and group.is_main:
+        print(f"Coarse-to-fine: {trainer.resolution.describe()}")
     log, first_iter = TrainingLog(), 0
     checkpoint = run_params.start_checkpoint
     if checkpoint:

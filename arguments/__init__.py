@@ -129,9 +129,22 @@ class OptimizationParams:
     # same views in fewer steps.
     batch_size: int = flag(1, "ours: views per optimizer step (their gradients averaged; "
                               "learning rates × √B)")
+    # Coarse-to-fine (scene/resolution.py); evaluation and rendering stay at full resolution.
+    resolution_schedule: str = flag("off", "ours: coarse-to-fine training: off; auto (levels "
+                                           "from the photos' spectra, DashGaussian-style); or "
+                                           "N, iterations per level from 1/2^--num_downscales "
+                                           "(splatfacto's)")
+    num_downscales: int = flag(2, "ours, with --resolution_schedule N: the first level renders "
+                                  "1/2^N of each side")
 
     def __post_init__(self):
         choose("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
+        if self.resolution_schedule not in ("off", "auto") and not (
+                self.resolution_schedule.isdigit() and int(self.resolution_schedule) > 0):
+            raise UsageError(f"--resolution_schedule must be off, auto or a number of "
+                             f"iterations > 0, not {self.resolution_schedule!r}")
+        if self.num_downscales < 0:
+            raise UsageError(f"--num_downscales must be >= 0, not {self.num_downscales}")
         if self.batch_size < 1 or self.iterations % self.batch_size:
             raise UsageError(f"--batch_size must be >= 1 and divide --iterations "
                              f"({self.iterations}), not {self.batch_size}")

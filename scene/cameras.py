@@ -1,5 +1,6 @@
 """A training/test view: its image and its matrices in the layout the rasterizer expects, and
 its construction from a dataset reader's CameraInfo (the original's loadCam)."""
+import copy
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -47,13 +48,29 @@ class Camera:
         self.invdepthmap = None
         self.depth_reliable = False
         if half:
-            self.alpha_mask = torch.zeros(1, self.image_height, self.image_width,
-                                          device=data_device)
-            middle = self.image_width // 2
-            if half == "left":
-                self.alpha_mask[..., :middle] = 1.0
-            else:
-                self.alpha_mask[..., middle:] = 1.0
+            self.alpha_mask = half_mask(half, self.image_height, self.image_width, data_device)
+        self._scaled = None  # (factor, view): the last view at_scale made
+
+    def at_scale(self, factor: int) -> "Camera":
+        """This view at 1/factor of the width and height (coarse-to-fine training,
+        scene/resolution.py): the same field of view and principal point, so the intrinsics
+        scale exactly; the photo, the depth map and the mask shrunk by an area filter, once per
+        factor (only the last factor's copy is kept). Factor 1 is this camera itself."""
+        if factor == 1:
+            return self
+        if self._scaled is not None and self._scaled[0] == factor:
+            return self._scaled[1]
+        view = copy.copy(self)
+        size = (max(1, round(self.image_height / factor)), max(1, round(self.image_width / factor)))
+        view.original_image = area_resize(self.original_image, size)
+        view.image_height, view.image_width = size
+        if self.half:
+            view.alpha_mask = half_mask(self.half, *size, self.original_image.device)
+        if self.invdepthmap is not None:
+            view.invdepthmap = area_resize(self.invdepthmap, size)
+        view._scaled = None
+        self._scaled = (factor, view)
+        return view
 
     def training_pair(self, image: torch.Tensor):
         """(render, photo) as the loss compares them: both masked where the camera has a mask
@@ -64,6 +81,22 @@ class Camera:
             return image, gt
         mask = self.alpha_mask.to(image.device)
         return image * mask, gt * mask
+
+
+def half_mask(half: str, height: int, width: int, device) -> torch.Tensor:
+    """[1, H, W]: 1 on the "left" or "right" half (--train_test_exp), 0 on the other."""
+    mask = torch.zeros(1, height, width, device=device)
+    middle = width // 2
+    if half == "left":
+        mask[..., :middle] = 1.0
+    else:
+        mask[..., middle:] = 1.0
+    return mask
+
+
+def area_resize(image: torch.Tensor, size) -> torch.Tensor:
+    """[C, H, W] → [C, h, w] by averaging the pixels each new pixel covers (an area filter)."""
+    return torch.nn.functional.interpolate(image[None], size=tuple(size), mode="area")[0]
 
 
 def scored_part(image: torch.Tensor, train_test_exp: bool) -> torch.Tensor:

@@ -7,7 +7,7 @@ on its name:
     loss = photometric + strategy.regularization(gaussians)      (None: nothing to add)
     loss.backward()                                               (each view of the step)
     strategy.record_view(iteration, gaussians, view)              statistics, each view in order
-    strategy.refine(iteration, gaussians, extent, camera_path)    densify/prune/reset, relocate
+    strategy.refine(iteration, gaussians, context)               densify/prune/reset, relocate
     optimizer step
     strategy.after_optimizer_step(iteration, gaussians)           (MCMC: position noise)
 
@@ -70,6 +70,16 @@ class Initialisation:
     scale_factor: float = 1.0
 
 
+@dataclass(frozen=True)
+class RefineContext:
+    """What a refinement may need besides the model: the scene's extent (cameras_extent), the
+    training cameras' path (scene/camera_path.py, [S, 2, 3]; None: no path) and the share of
+    the Gaussian budget the current rendering resolution allows (scene/resolution.py)."""
+    extent: float
+    camera_path: Optional[torch.Tensor] = None
+    budget_fraction: float = 1.0
+
+
 @dataclass
 class ViewStatistics:
     """What a strategy's statistics read of one rendered view of a step."""
@@ -112,11 +122,8 @@ class Strategy:
     def record_view(self, iteration: int, gaussians, view: ViewStatistics) -> None:
         """Statistics of one rendered view, before any row edit of this step."""
 
-    def refine(self, iteration: int, gaussians, extent: float,
-               camera_path: Optional[torch.Tensor] = None) -> None:
-        """Row edits scheduled at this iteration (after every view's statistics). `extent` is
-        the scene's cameras_extent, `camera_path` its training cameras' path (scene/camera_path.py,
-        [S, 2, 3]; None: no path)."""
+    def refine(self, iteration: int, gaussians, context: RefineContext) -> None:
+        """Row edits scheduled at this iteration (after every view's statistics)."""
 
     def after_optimizer_step(self, iteration: int, gaussians) -> None:
         """After the optimizer step (not run at the last iteration, which has no step)."""
@@ -208,9 +215,11 @@ class DefaultStrategy(Strategy):
             self.stats.update_max_radii(view.radii)
             self.stats.add(view.viewspace_grad, view.visibility)
 
-    def refine(self, iteration, gaussians, extent, camera_path=None):
+    def refine(self, iteration, gaussians, context):
+        # The original's growth follows the view-space gradients (resolution-independent, in
+        # NDC units), with no budget to scale: context.budget_fraction does not apply here.
         if self.densifies_at(iteration):
-            self.densify_and_prune(gaussians, extent, self.max_screen_size(iteration))
+            self.densify_and_prune(gaussians, context.extent, self.max_screen_size(iteration))
         if self.resets_opacity_at(iteration):
             gaussians.reset_opacity()
 
@@ -308,10 +317,13 @@ class MCMCStrategy(Strategy):
         return (self.opacity_reg * gaussians.get_opacity.abs().mean()
                 + self.scale_reg * gaussians.get_scaling.abs().mean())
 
-    def refine(self, iteration, gaussians, extent, camera_path=None):
+    def refine(self, iteration, gaussians, context):
         if self.refines_at(iteration):
-            self.relocate_dead(gaussians, self.in_camera_path(gaussians, extent, camera_path))
-            self.add_new(gaussians, self.refinements_left(iteration))
+            self.relocate_dead(gaussians, self.in_camera_path(gaussians, context.extent,
+                                                              context.camera_path))
+            # The budget follows the rendered pixel count while training runs coarse.
+            cap = max(1, int(self.cap_max * context.budget_fraction))
+            self.add_new(gaussians, self.refinements_left(iteration), cap)
 
     def after_optimizer_step(self, iteration, gaussians):
         self.add_noise(gaussians, gaussians.current_xyz_lr())
@@ -366,10 +378,10 @@ class MCMCStrategy(Strategy):
             return 0
         return last // self.refinement_interval - iteration // self.refinement_interval + 1
 
-    def add_new(self, gaussians, refinements_left: int = 0) -> int:
+    def add_new(self, gaussians, refinements_left: int = 0, cap: Optional[int] = None) -> int:
         """Append copies of Gaussians sampled by opacity: 5 % of N, more where needed to reach
         cap_max within `refinements_left` refinements, never beyond cap_max."""
-        count = mcmc.growth_count(gaussians.num_points, self.cap_max, refinements_left)
+        count = mcmc.growth_count(gaussians.num_points, cap or self.cap_max, refinements_left)
         if count == 0:
             return 0
         sources = mcmc.sample_by_opacity(gaussians.get_opacity[:, 0], count)

@@ -15,7 +15,7 @@ from arguments import MCMCParams, OptimizationParams, StrategyParams
 from scene import mcmc
 from scene.camera_path import PATH_JUMP_FACTOR, distance_to_path, path_segments
 from scene.gaussian_model import GaussianModel
-from scene.strategies import DefaultStrategy, MCMCStrategy, make_strategy
+from scene.strategies import DefaultStrategy, MCMCStrategy, RefineContext, make_strategy
 from scene.synthetic import mcmc_model_with_moments
 from utils.cli import report_errors
 from utils.errors import UsageError
@@ -152,7 +152,8 @@ def test_gaussians_in_the_cameras_path_are_relocated_and_never_sources():
     sources = alive[mcmc.sample_by_opacity(model.get_opacity[alive, 0], int(inside.sum()))]
     torch.set_rng_state(rng_state)
     xyz = model.get_xyz.detach().clone()
-    strategy.refine(strategy.refine_from_iter + strategy.refinement_interval, model, 1.0, path)
+    strategy.refine(strategy.refine_from_iter + strategy.refinement_interval, model,
+                    RefineContext(1.0, path))
     # every Gaussian the tube held now sits on a source outside it
     torch.testing.assert_close(model.get_xyz.detach()[:200][inside], xyz[sources], rtol=0, atol=0)
     assert not strategy.in_camera_path(model, 1.0, path).any()

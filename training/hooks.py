@@ -33,6 +33,7 @@ from .checkpoints import save_checkpoint
 from .trainer import StepResult, Trainer, check_finite
 
 PROGRESS_EVERY = 10  # iterations between progress-bar (and curve) updates
+COARSE_TO_FINE_BAR = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
 TRAIN_REPORT_VIEWS = (5, 10, 15, 20, 25)  # train cameras evaluated at test iterations
 
 
@@ -118,12 +119,27 @@ class Run:
         self.trainer, self.model_path, self.log, self.main = trainer, model_path, log, main
         self.first_iter = first_iter
         self.viewer = None
-        self.progress = tqdm(range(first_iter, trainer.opt.iterations),
-                             desc="Training progress", disable=quiet or not main,
-                             dynamic_ncols=True)
+        if trainer.resolution.active:
+            # Coarse steps cost less (about their pixel share): the bar counts that work, so
+            # its rate and remaining time hold across levels; the postfix names the iteration.
+            self.progress = tqdm(total=self.work(first_iter, trainer.opt.iterations),
+                                 desc="Training progress", disable=quiet or not main,
+                                 dynamic_ncols=True, bar_format=COARSE_TO_FINE_BAR)
+        else:
+            self.progress = tqdm(range(first_iter, trainer.opt.iterations),
+                                 desc="Training progress", disable=quiet or not main,
+                                 dynamic_ncols=True)
         self.started = time.perf_counter()
         self.step_ms = float("nan")  # the mean of the last PROGRESS_EVERY views
         self.last_eval = None
+
+    def work(self, after: int, until: int) -> float:
+        """The progress bar's units from iteration `after` to `until`: iterations, or with a
+        coarse-to-fine schedule each iteration's pixel share."""
+        resolution = self.trainer.resolution
+        if not resolution.active:
+            return until - after
+        return sum(resolution.pixel_fraction(t) for t in range(after + 1, until + 1))
 
     def save_checkpoint(self, iteration: int) -> str:
         t = self.trainer
@@ -210,9 +226,13 @@ class Progress(Hook):
         if iteration // PROGRESS_EVERY <= (iteration - len(views)) // PROGRESS_EVERY:
             return
         trainer = run.trainer
-        run.progress.set_postfix({"Loss": f"{trainer.loop.ema_loss:.7f}",
-                                  "Gaussians": trainer.gaussians.num_points})
-        run.progress.update(iteration - self.last_record)
+        postfix = {"Loss": f"{trainer.loop.ema_loss:.7f}",
+                   "Gaussians": trainer.gaussians.num_points}
+        if trainer.resolution.active:
+            postfix.update(Iteration=iteration,
+                           Scale=f"1/{trainer.resolution.factor_at(iteration)}")
+        run.progress.set_postfix(postfix)
+        run.progress.update(run.work(self.last_record, iteration))
         seconds = trainer.train_seconds - self.seconds_at_record
         seconds_per_view = seconds / (iteration - self.last_record)
         run.step_ms = 1e3 * seconds_per_view

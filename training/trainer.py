@@ -18,7 +18,8 @@ import torch
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
-from scene.strategies import Strategy, ViewStatistics
+from scene.resolution import make_schedule
+from scene.strategies import RefineContext, Strategy, ViewStatistics
 from utils.distributed import Group
 from utils.errors import ReportedError
 from utils.general_utils import get_expon_lr_func
@@ -105,6 +106,9 @@ class Trainer:
         self.pipe = pipe  # replaced (not changed) by a copy with debug on at --debug_from
         self.loop = LoopState()
         self.cameras = scene.getTrainCameras()
+        self.resolution = make_schedule(opt.resolution_schedule, opt.num_downscales,
+                                        opt.iterations,
+                                        (camera.original_image for camera in self.cameras))
         self.train_seconds = 0.0  # steps only: no evaluation, saving or viewer
 
     # --- the loop -----------------------------------------------------------------------------
@@ -176,9 +180,10 @@ class Trainer:
         batch = len(views)
         self.apply_schedule(views)
         picks = [pick_camera(self.loop, len(self.cameras)) for _ in views]
+        factor = self.resolution.factor_at(views[-1])  # coarse-to-fine: 1 = full resolution
         records, losses = [], []
         for j in self.group.my_views(batch):
-            out, loss = self.view_loss(views[j], self.cameras[picks[j]])
+            out, loss = self.view_loss(views[j], self.cameras[picks[j]].at_scale(factor))
             (loss / batch).backward()
             # The statistics see each view's own gradient (× B undoes the 1/B of the batch
             # mean), so --densify_grad_threshold keeps its meaning.
@@ -205,7 +210,9 @@ class Trainer:
         for view, record in zip(views, result.views):
             strategy.record_view(view, gaussians, record)
         for view in views:
-            strategy.refine(view, gaussians, self.scene.cameras_extent, self.scene.camera_path)
+            strategy.refine(view, gaussians, RefineContext(
+                self.scene.cameras_extent, self.scene.camera_path,
+                self.resolution.budget_fraction(view)))
         if views[-1] < self.opt.iterations:
             gaussians.optimizer_step(result.visibility)
             strategy.after_optimizer_step(views[-1], gaussians)

@@ -1,0 +1,131 @@
+"""Coarse-to-fine training: which downscale factor each iteration renders at.
+
+A schedule is a list of levels (first iteration, integer downscale factor s), s falling to 1.
+A view at factor s is the same camera (same field of view and principal point, so the
+intrinsics scale exactly) with the photo shrunk by an area filter to round(W/s) × round(H/s)
+(Camera.at_scale). Evaluation, render.py and metrics always use the full-resolution cameras.
+
+- `off`: factor 1 throughout (the original's training, bit for bit).
+- `--num_downscales N --resolution_schedule STEPS` (nerfstudio splatfacto's pair): 2^N at the
+  start, halved every STEPS iterations.
+- `auto` (after DashGaussian, Chen et al., CVPR 2025): the photos' spectra decide. Training is
+  read as fitting ever higher frequencies: the coarsest factor keeps a centred window of the
+  2D spectrum (1/s of each side) that holds a quarter of every photo's spectral magnitude (at
+  most 8); a finer factor s starts when log(E(s)/E(coarsest)) / log(E(1)/E(coarsest)) of the
+  ramp has passed, E(s) being the scene's mean spectral magnitude inside the window of factor
+  s, and full resolution is reached at RAMP_FRACTION of the run.
+
+Densification statistics stay comparable across factors: the view-space gradients are in
+normalised device coordinates (the rasterizer scales the pixel gradient by W/2), which to first
+order does not depend on the image size. The Gaussian budget follows the rendered pixel count
+(`budget_fraction`, DashGaussian's primitive schedule: (pixels / full pixels)^(1 - t / 2T) over
+the ramp's T iterations).
+"""
+import math
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import torch
+
+from utils.errors import UsageError
+
+RAMP_FRACTION = 0.5  # auto: full resolution from this fraction of --iterations on
+MAX_FACTOR = 8  # auto: never coarser than 1/8 of each side
+START_SHARE = 0.25  # auto: the coarsest level keeps this share of each photo's spectrum
+
+
+@dataclass(frozen=True)
+class ResolutionSchedule:
+    levels: Tuple[Tuple[int, int], ...] = ((0, 1),)  # (first iteration, factor), ascending
+    ramp_until: int = 0  # iteration from which the factor is 1
+
+    @property
+    def active(self) -> bool:
+        return any(factor != 1 for _, factor in self.levels)
+
+    def factor_at(self, iteration: int) -> int:
+        factor = self.levels[0][1]
+        for start, level_factor in self.levels:
+            if iteration >= start:
+                factor = level_factor
+        return factor
+
+    def pixel_fraction(self, iteration: int) -> float:
+        """Rendered pixels / full-resolution pixels at this iteration (about 1/s²)."""
+        return 1.0 / self.factor_at(iteration) ** 2
+
+    def budget_fraction(self, iteration: int) -> float:
+        """The share of the Gaussian budget allowed at this iteration: the pixel fraction,
+        its exponent easing from 1 to 1/2 over the ramp (1 once at full resolution)."""
+        fraction = self.pixel_fraction(iteration)
+        if fraction >= 1.0 or self.ramp_until <= 0:
+            return 1.0
+        return fraction ** (1.0 - min(iteration / self.ramp_until, 1.0) / 2.0)
+
+    def describe(self) -> str:
+        return ", ".join(f"1/{factor} from {start}" for start, factor in self.levels)
+
+
+def step_schedule(num_downscales: int, steps: int) -> ResolutionSchedule:
+    """splatfacto's: factor 2^N at the start, halved every `steps` iterations."""
+    if num_downscales < 0 or steps <= 0:
+        raise UsageError(f"--num_downscales must be >= 0 and --resolution_schedule > 0 "
+                         f"(not {num_downscales}, {steps})")
+    levels = tuple((k * steps, 2 ** (num_downscales - k)) for k in range(num_downscales + 1))
+    return ResolutionSchedule(levels, ramp_until=num_downscales * steps)
+
+
+def centred_spectrum(image: torch.Tensor) -> torch.Tensor:
+    """[H, W] magnitude of the 2D Fourier transform of a [3, H, W] photo (channels summed),
+    zero frequency at the centre."""
+    spectrum = torch.fft.fftshift(torch.fft.fft2(image.float()), dim=(-2, -1)).abs()
+    return spectrum.sum(dim=0)
+
+
+def window_sum(spectrum: torch.Tensor, factor: int) -> float:
+    """The spectral magnitude inside the centred window of 1/factor of each side: what a photo
+    shrunk by `factor` can still hold."""
+    h, w = spectrum.shape
+    ch, cw = h // 2, w // 2
+    half_h, half_w = max(1, round(h / factor / 2)), max(1, round(w / factor / 2))
+    return spectrum[max(0, ch - half_h):ch + half_h, max(0, cw - half_w):cw + half_w].sum().item()
+
+
+def frequency_schedule(images: Sequence[torch.Tensor], iterations: int) -> ResolutionSchedule:
+    """DashGaussian-style levels from the training photos (see the module docstring)."""
+    factors = range(1, MAX_FACTOR + 1)
+    energy = {factor: 0.0 for factor in factors}  # summed over the photos
+    start = MAX_FACTOR
+    for image in images:
+        spectrum = centred_spectrum(image)
+        windows = {factor: window_sum(spectrum, factor) for factor in factors}
+        # the coarsest factor whose window keeps START_SHARE of this photo's spectrum
+        start = min(start, max((f for f in factors if windows[f] >= START_SHARE * windows[1]),
+                               default=1))
+        for factor in factors:
+            energy[factor] += windows[factor]
+    ramp_until = int(RAMP_FRACTION * iterations)
+    if start <= 1 or ramp_until <= 0:
+        return ResolutionSchedule()
+    span = math.log(energy[1] / energy[start])
+    levels: List[Tuple[int, int]] = [(0, start)]
+    for factor in range(start - 1, 0, -1):
+        begin = int(ramp_until * math.log(energy[factor] / energy[start]) / span)
+        levels.append((max(begin, levels[-1][0] + 1), factor))
+    return ResolutionSchedule(tuple(levels), ramp_until=levels[-1][0])
+
+
+def make_schedule(value: str, num_downscales: int, iterations: int,
+                  images=()) -> ResolutionSchedule:
+    """The schedule --resolution_schedule names: off, auto (from `images`, the training photos)
+    or a number of iterations per level (with --num_downscales)."""
+    if value == "off":
+        return ResolutionSchedule()
+    if value == "auto":
+        return frequency_schedule(list(images), iterations)
+    try:
+        steps = int(value)
+    except ValueError:
+        raise UsageError(f"--resolution_schedule must be off, auto or a number of iterations, "
+                         f"not {value!r}") from None
+    return step_schedule(num_downscales, steps)
