@@ -68,3 +68,15 @@ def test_training_benchmark(tmp_path, extra):
     assert result["strategy"] == ("mcmc" if "mcmc" in extra else "default")
     # flags of train.py's own go through unchanged
     assert result["train_argv"] == (["--cap_by_iter", "20"] if "mcmc" in extra else [])
+
+
+def test_time_to_quality_benchmark(tmp_path):
+    result = run_script("time_to_quality.py", "-s", str(REPO / "data" / "garden_dev"), "-r", "4",
+                        "--iterations", "40", "--every", "20", "--strategy", "mcmc",
+                        "--cap_max", "5000", "--resolution_schedule", "10", tmp_path=tmp_path)
+    assert [p["iteration"] for p in result["points"]] == [20, 40]
+    seconds = [p["seconds"] for p in result["points"]]
+    assert 0 < result["setup_seconds"] < seconds[0] < seconds[1] <= result["wall_seconds"]
+    assert all(p["test_psnr"] > 5 for p in result["points"])
+    assert result["machine"]["commit"] and result["machine"]["threads"] >= 1
+    assert (tmp_path / "result.png").stat().st_size > 1000
