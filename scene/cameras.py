@@ -33,8 +33,14 @@ class Camera:
         self.FoVx, self.FoVy = FoVx, FoVy
         self.image_name = image_name
         self.principal_ndc = tuple(float(v) for v in principal_ndc)
-        self.original_image = image.to(device=data_device, dtype=torch.float32).clamp(0.0, 1.0)
-        self.image_height, self.image_width = self.original_image.shape[1:]
+        # The photo as decoded: uint8 where it is exactly that (nothing composited), a quarter
+        # of float32's bytes for a large capture; original_image gives float32 in [0, 1] when a
+        # step asks (the same values: x / 255 in float32).
+        if image.dtype == torch.uint8:
+            self._photo = image.to(data_device)
+        else:
+            self._photo = image.to(device=data_device, dtype=torch.float32).clamp(0.0, 1.0)
+        self.image_height, self.image_width = self._photo.shape[1:]
         self.zfar, self.znear = ZFAR, ZNEAR
         self.trans, self.scale = trans, scale
 
@@ -51,6 +57,12 @@ class Camera:
             self.alpha_mask = half_mask(half, self.image_height, self.image_width, data_device)
         self._scaled = None  # (factor, view): the last view at_scale made
 
+    @property
+    def original_image(self) -> torch.Tensor:
+        """[3, H, W] float32 in [0, 1]."""
+        photo = self._photo
+        return photo.float() / 255.0 if photo.dtype == torch.uint8 else photo
+
     def at_scale(self, factor: int) -> "Camera":
         """This view at 1/factor of the width and height (coarse-to-fine training,
         scene/resolution.py): the same field of view and principal point, so the intrinsics
@@ -62,10 +74,13 @@ class Camera:
             return self._scaled[1]
         view = copy.copy(self)
         size = (max(1, round(self.image_height / factor)), max(1, round(self.image_width / factor)))
-        view.original_image = area_resize(self.original_image, size)
+        if self._photo.dtype == torch.uint8:  # kept uint8, rounded
+            view._photo = area_resize(self._photo.float(), size).round().to(torch.uint8)
+        else:
+            view._photo = area_resize(self._photo, size)
         view.image_height, view.image_width = size
         if self.half:
-            view.alpha_mask = half_mask(self.half, *size, self.original_image.device)
+            view.alpha_mask = half_mask(self.half, *size, self._photo.device)
         if self.invdepthmap is not None:
             view.invdepthmap = area_resize(self.invdepthmap, size)
         view._scaled = None

@@ -31,9 +31,10 @@ def target_size(width: int, height: int, resolution: int, resolution_scale: floa
 
 
 def load_image(path, resolution: int, resolution_scale: float, background) -> torch.Tensor:
-    """Decode once to [3, H, W] float32 in [0, 1] at the size the resolution rules give, resized
-    with PIL's default filter; an alpha channel is composited over `background` (the original's
-    GS-2023 behaviour; GS-2024 leaves the background unsupervised, its issue #1038)."""
+    """Decode once to [3, H, W] at the size the resolution rules give, resized with PIL's
+    default filter: uint8 as decoded, or, where an alpha channel is composited over
+    `background` (the original's GS-2023 behaviour; GS-2024 leaves the background unsupervised,
+    its issue #1038), float32 in [0, 1]."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -44,10 +45,11 @@ def load_image(path, resolution: int, resolution_scale: float, background) -> to
                 image = image.resize(size)
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(path, f"not a readable image ({exc})") from None
+    if not has_alpha:
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
     array = np.asarray(image, dtype=np.float32) / 255.0
-    if has_alpha:
-        rgb, alpha = array[..., :3], array[..., 3:]
-        array = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
+    rgb, alpha = array[..., :3], array[..., 3:]
+    array = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
