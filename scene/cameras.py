@@ -69,6 +69,7 @@ class Camera:
         scale exactly; the photo, the depth map and the mask shrunk by an area filter, once per
         factor (only the last factor's copy is kept). Factor 1 is this camera itself."""
         if factor == 1:
+            self._scaled = None  # the schedule has passed every coarser level
             return self
         if self._scaled is not None and self._scaled[0] == factor:
             return self._scaled[1]
