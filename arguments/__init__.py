@@ -136,6 +136,9 @@ class OptimizationParams:
                                            "(splatfacto's)")
     num_downscales: int = flag(2, "ours, with --resolution_schedule N: the first level renders "
                                   "1/2^N of each side")
+    resolution_ramp: float = flag(0.5, "ours, with --resolution_schedule auto: full resolution "
+                                       "from this fraction of --iterations on (DashGaussian's "
+                                       "0.5)")
 
     def __post_init__(self):
         choose("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
@@ -143,6 +146,8 @@ class OptimizationParams:
                 self.resolution_schedule.isdigit() and int(self.resolution_schedule) > 0):
             raise UsageError(f"--resolution_schedule must be off, auto or a number of "
                              f"iterations > 0, not {self.resolution_schedule!r}")
+        if not 0.0 < self.resolution_ramp <= 1.0:
+            raise UsageError(f"--resolution_ramp must be in (0, 1], not {self.resolution_ramp}")
         if self.num_downscales < 0:
             raise UsageError(f"--num_downscales must be >= 0, not {self.num_downscales}")
         if self.batch_size < 1 or self.iterations % self.batch_size:

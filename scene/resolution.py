@@ -13,7 +13,8 @@ intrinsics scale exactly) with the photo shrunk by an area filter to round(W/s) 
   2D spectrum (1/s of each side) that holds a quarter of every photo's spectral magnitude (at
   most 8); a finer factor s starts when log(E(s)/E(coarsest)) / log(E(1)/E(coarsest)) of the
   ramp has passed, E(s) being the scene's mean spectral magnitude inside the window of factor
-  s, and full resolution is reached at RAMP_FRACTION of the run.
+  s, and full resolution is reached at --resolution_ramp of the run (0.5, as DashGaussian's
+  ramp ends at its densification's end, half of the 30k iterations).
 
 Densification statistics stay comparable across factors: the view-space gradients are in
 normalised device coordinates (the rasterizer scales the pixel gradient by W/2), which to first
@@ -29,7 +30,6 @@ import torch
 
 from utils.errors import UsageError
 
-RAMP_FRACTION = 0.5  # auto: full resolution from this fraction of --iterations on
 MAX_FACTOR = 8  # auto: never coarser than 1/8 of each side
 START_SHARE = 0.25  # auto: the coarsest level keeps this share of each photo's spectrum
 
@@ -91,7 +91,8 @@ def window_sum(spectrum: torch.Tensor, factor: int) -> float:
     return spectrum[max(0, ch - half_h):ch + half_h, max(0, cw - half_w):cw + half_w].sum().item()
 
 
-def frequency_schedule(images: Sequence[torch.Tensor], iterations: int) -> ResolutionSchedule:
+def frequency_schedule(images: Sequence[torch.Tensor], iterations: int,
+                       ramp: float = 0.5) -> ResolutionSchedule:
     """DashGaussian-style levels from the training photos (see the module docstring)."""
     factors = range(1, MAX_FACTOR + 1)
     energy = {factor: 0.0 for factor in factors}  # summed over the photos
@@ -104,7 +105,7 @@ def frequency_schedule(images: Sequence[torch.Tensor], iterations: int) -> Resol
                                default=1))
         for factor in factors:
             energy[factor] += windows[factor]
-    ramp_until = int(RAMP_FRACTION * iterations)
+    ramp_until = int(ramp * iterations)
     if start <= 1 or ramp_until <= 0:
         return ResolutionSchedule()
     span = math.log(energy[1] / energy[start])
@@ -115,17 +116,18 @@ def frequency_schedule(images: Sequence[torch.Tensor], iterations: int) -> Resol
     return ResolutionSchedule(tuple(levels), ramp_until=levels[-1][0])
 
 
-def make_schedule(value: str, num_downscales: int, iterations: int,
-                  images=()) -> ResolutionSchedule:
-    """The schedule --resolution_schedule names: off, auto (from `images`, the training photos)
-    or a number of iterations per level (with --num_downscales)."""
+def make_schedule(opt, images=()) -> ResolutionSchedule:
+    """The schedule opt.resolution_schedule names: off, auto (from `images`, the training photos,
+    ramping over opt.resolution_ramp of opt.iterations) or a number of iterations per level
+    (from 1/2^opt.num_downscales)."""
+    value = opt.resolution_schedule
     if value == "off":
         return ResolutionSchedule()
     if value == "auto":
-        return frequency_schedule(list(images), iterations)
+        return frequency_schedule(list(images), opt.iterations, opt.resolution_ramp)
     try:
         steps = int(value)
     except ValueError:
         raise UsageError(f"--resolution_schedule must be off, auto or a number of iterations, "
                          f"not {value!r}") from None
-    return step_schedule(num_downscales, steps)
+    return step_schedule(opt.num_downscales, steps)

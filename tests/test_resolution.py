@@ -10,6 +10,7 @@ import torch
 import train
 import training.hooks
 import training.trainer
+from arguments import OptimizationParams
 from conftest import SAMPLE
 from scene.cameras import Camera, area_resize
 from scene.resolution import (ResolutionSchedule, frequency_schedule, make_schedule,
@@ -24,9 +25,10 @@ def test_splatfacto_steps_halve_the_factor_every_steps_iterations():
     assert [schedule.factor_at(t) for t in (0, 2999, 3000, 5999, 6000, 29000)] == \
         [4, 4, 2, 2, 1, 1]
     assert schedule.pixel_fraction(0) == 1 / 16 and schedule.budget_fraction(7000) == 1.0
-    assert not make_schedule("off", 2, 7000).active
+    assert not make_schedule(OptimizationParams(iterations=7000)).active
+    assert make_schedule(OptimizationParams(resolution_schedule="3000")) == schedule
     with pytest.raises(UsageError, match="resolution_schedule"):
-        make_schedule("soon", 2, 7000)
+        OptimizationParams(resolution_schedule="soon")
 
 
 def test_budget_fraction_follows_the_pixel_count_and_eases_over_the_ramp():
@@ -51,6 +53,8 @@ def smooth_photo(height=96, width=128, seed=0):
 def test_auto_starts_coarse_on_smooth_photos_and_fine_on_noise():
     smooth = frequency_schedule([smooth_photo(seed=s) for s in range(3)], 7000)
     assert smooth.levels[0] == (0, 8) and smooth.levels[-1] == (3500, 1)
+    longer = frequency_schedule([smooth_photo(seed=s) for s in range(3)], 7000, ramp=0.75)
+    assert longer.levels[-1] == (5250, 1) and longer.levels[0] == (0, 8)
     starts = [start for start, _ in smooth.levels]
     factors = [factor for _, factor in smooth.levels]
     assert starts == sorted(starts) and factors == sorted(factors, reverse=True)

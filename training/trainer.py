@@ -106,9 +106,7 @@ class Trainer:
         self.pipe = pipe  # replaced (not changed) by a copy with debug on at --debug_from
         self.loop = LoopState()
         self.cameras = scene.getTrainCameras()
-        self.resolution = make_schedule(opt.resolution_schedule, opt.num_downscales,
-                                        opt.iterations,
-                                        (camera.original_image for camera in self.cameras))
+        self.resolution = make_schedule(opt, (camera.original_image for camera in self.cameras))
         self.train_seconds = 0.0  # steps only: no evaluation, saving or viewer
 
     # --- the loop -----------------------------------------------------------------------------
