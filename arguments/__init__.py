@@ -261,12 +261,11 @@ class TrainingConfig:
     @classmethod
     def add_flags(cls, parser: ArgumentParser) -> None:
         for f in fields(cls):
-            add_group(parser, f.type if isinstance(f.type, type) else globals()[f.type])
+            add_group(parser, f.type)
 
     @classmethod
     def from_args(cls, args: Namespace) -> "TrainingConfig":
-        return cls(**{f.name: extract(f.type if isinstance(f.type, type) else globals()[f.type],
-                                      args) for f in fields(cls)})
+        return cls(**{f.name: extract(f.type, args) for f in fields(cls)})
 
     def to_json(self, **extra) -> str:
         """config.json: every group, resolved, and `extra` objects (the strategy's settings)."""

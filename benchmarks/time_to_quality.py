@@ -50,14 +50,20 @@ def parse(argv):
 
 
 @torch.no_grad()
-def test_psnr(model_path: str, iteration: int, source: str) -> float:
+def test_psnrs(model_path: str, iterations, source: str) -> dict:
+    """Iteration → mean test PSNR of each snapshot (the photos decoded once)."""
     config = TrainingConfig.from_args(train.build_parser().parse_args(
         ["-s", source, "-m", model_path, "--eval"]))
     gaussians = GaussianModel(config.model.sh_degree)
-    scene = Scene(config.model, gaussians, load_iteration=iteration, shuffle=False)
-    values = [psnr(render(cam, gaussians, config.pipeline, scene.background).render.clamp(0, 1),
-                   cam.original_image).item() for cam in scene.getTestCameras()]
-    return sum(values) / len(values)
+    scene = Scene(config.model, gaussians, load_iteration=iterations[0], shuffle=False)
+    scores = {}
+    for iteration in iterations:
+        gaussians.load_ply(scene.folder.point_cloud_file(iteration))
+        values = [psnr(render(cam, gaussians, config.pipeline, scene.background).render
+                       .clamp(0, 1), cam.original_image).item()
+                  for cam in scene.getTestCameras()]
+        scores[iteration] = sum(values) / len(values)
+    return scores
 
 
 def measure(args, model_path: str) -> dict:
@@ -87,11 +93,12 @@ def measure(args, model_path: str) -> dict:
     for iteration, per_step in zip(log["iteration"], log["seconds_per_iteration"]):
         elapsed += per_step * (iteration - previous)
         seconds[iteration], previous = elapsed, iteration
+    scores = test_psnrs(model_path, snapshots, args.source_path)
     points = []
     for iteration in snapshots:
         recorded = max(i for i in seconds if i <= iteration)
         points.append({"iteration": iteration, "seconds": seconds[recorded],
-                       "test_psnr": test_psnr(model_path, iteration, args.source_path)})
+                       "test_psnr": scores[iteration]})
         print(f"  {iteration:>6}  {points[-1]['seconds']:8.1f} s  {points[-1]['test_psnr']:6.2f} dB")
     return {"source_path": args.source_path, "iterations": args.iterations,
             "train_argv": args.train_argv, "label": args.label or " ".join(args.train_argv),

@@ -23,7 +23,7 @@ per-row tensors (`per_row_state` / `set_per_row_state`); MCMC keeps none.
   (`--cap_max`), dead Gaussians relocated onto live ones, +5 % per refinement, opacity-gated
   position noise, L1 regularisers on opacity and scale, no opacity reset.
 """
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Dict, Optional
 
 import torch
@@ -130,9 +130,12 @@ class Strategy:
 
     def settings(self) -> dict:
         """The strategy's settings (its dataclass fields given at construction)."""
-        return {f.name: (asdict(value) if hasattr(value, "__dataclass_fields__") else value)
-                for f in fields(self) if f.init
-                for value in (getattr(self, f.name),)}
+        settings = {}
+        for f in fields(self):
+            if f.init:  # not the state (DefaultStrategy.stats)
+                value = getattr(self, f.name)
+                settings[f.name] = asdict(value) if is_dataclass(value) else value
+        return settings
 
     def state_dict(self) -> dict:
         """What a checkpoint records: the strategy's name and settings (its random draws use

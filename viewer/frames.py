@@ -37,15 +37,24 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def draw_frame(gaussians, view, pipe, settings: FrameSettings) -> np.ndarray:
-    """[H, W, 3] uint8 frame of `view` in the settings' mode (the caller holds the model)."""
+def render_frame(gaussians, view, pipe, settings: FrameSettings) -> torch.Tensor:
+    """What the frame of `view` shows, as the renderer gives it: [3, H, W] colour (with the
+    photo's exposure where the settings ask) or [1, H, W] inverse depth. The caller holds the
+    model; frame_pixels then needs it no more."""
     background = torch.tensor(settings.background, dtype=torch.float32,
                               device=gaussians.device)
     out = render(view, gaussians, pipe, background)
     if settings.mode == "inverse depth":
-        return inverse_depth_image(out.depth)
+        return out.depth
     image = out.render
     exposures = gaussians.exposures
     if exposures is not None and settings.exposure_photo is not None and settings.use_exposure:
         image = exposures.apply(image, settings.exposure_photo)
-    return to_uint8(image)
+    return image
+
+
+def frame_pixels(shown: torch.Tensor, settings: FrameSettings) -> np.ndarray:
+    """[H, W, 3] uint8 of render_frame's tensor in the settings' mode."""
+    if settings.mode == "inverse depth":
+        return inverse_depth_image(shown)
+    return to_uint8(shown)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from scene.cameras import ViewCamera, camera_pose
 from utils.system_utils import atomic_path
-from .frames import draw_frame, frame_max_side, frame_size
+from .frames import frame_max_side, frame_pixels, frame_size, render_frame
 from .gate import ModelGate
 from .settings import RENDER_MODES, FrameSettings, SettingsBox, ViewerSettings
 
@@ -319,8 +319,9 @@ class Viewer:
         """[H, W, 3] uint8 frame of `view` with the settings (default: the current ones),
         drawn while the viewer holds the model."""
         settings = settings or self.settings.current
-        with self.gate.viewer():
-            return draw_frame(self.gaussians, view, self.pipe, settings)
+        with self.gate.viewer():  # held for the render only, not the conversion to bytes
+            shown = render_frame(self.gaussians, view, self.pipe, settings)
+        return frame_pixels(shown, settings)
 
     def _next_job(self):
         """(client, full size, key) of a browser whose frame is out of date, or None."""
