@@ -61,9 +61,9 @@ def sibling_benchmark(name):
 def model_views(model_path, iteration, source):
     """(settings fields, tensors) of every training camera of a trained model."""
     from gaussian_renderer import raster_settings
-    train_benchmark = sibling_benchmark("train")
-    scene, g, _, pipe = train_benchmark.load_scene(model_path, iteration,
-                                                   source=source or train_benchmark.SAMPLE)
+    from benchmarks.trained_model import SAMPLE, load_scene
+    scene, g, config = load_scene(model_path, iteration, source=source or SAMPLE)
+    pipe = config.pipeline
     g.active_sh_degree = g.max_sh_degree
     with torch.no_grad():
         tensors = dict(means3D=g.get_xyz, dc=g.get_features_dc, shs=g.get_features_rest,

@@ -95,7 +95,7 @@ def all_reduce_times(sizes=(100_000, 1_000_000), repeats=7):
 
 
 def psnr_by_batch(views: int, seeds):
-    from benchmarks.train import load_scene, test_scores
+    from benchmarks.trained_model import load_scene, test_scores
     rows = {}
     for batch in (1, 2, 4):
         values = []
@@ -104,8 +104,8 @@ def psnr_by_batch(views: int, seeds):
                 argv = ["--eval", "--iterations", str(views), "--test_iterations", "-1",
                         "--batch_size", str(batch), "--seed", str(seed), *RECIPE_FLAGS]
                 wall, _ = train(tmp, argv, 1)
-                scene, gaussians, _, pipe = load_scene(tmp, views)
-                values.append(test_scores(scene, gaussians, pipe)["PSNR"])
+                scene, gaussians, config = load_scene(tmp, views)
+                values.append(test_scores(scene, gaussians, config.pipeline)["PSNR"])
         rows[batch] = {"psnr": values, "mean": statistics.mean(values)}
         print(f"  batch {batch}: test PSNR {statistics.mean(values):.2f} dB "
               f"(seeds {', '.join(f'{v:.2f}' for v in values)})")

@@ -10,12 +10,12 @@ one training step at about 100k Gaussians. Prints a table, writes JSON and a plo
     python benchmarks/train.py -s ../shared/data/crackle_shards --strategy mcmc --cap_max 100000 \
         --densification_interval 10 --breakdown_points 0 ...   # another scene; train.py's flags
 
-The breakdown loads the saved iteration whose Gaussian count is closest to --breakdown_points,
-times --timed_steps training steps one by one (their median is the step time), then profiles
---profiled_steps more (Trainer.step + Trainer.refine_and_step of training/trainer.py,
-the loop's own functions) with torch.profiler, attributing time to the rasterizer forward/backward,
-the loss forward/backward, the optimizer, the densification statistics, and the rest
-(activations, autograd, Python).
+The breakdown (benchmarks/step_cost.py) loads the saved iteration whose Gaussian count is closest
+to --breakdown_points, times --timed_steps training steps one by one (their median is the step
+time), then profiles --profiled_steps more (Trainer.step + Trainer.refine_and_step of
+training/trainer.py, the loop's own functions) with torch.profiler, attributing time to the
+rasterizer forward/backward, the loss forward/backward, the optimizer, the densification
+statistics, and the rest (activations, autograd, noise, Python).
 """
 import argparse
 import json
@@ -33,27 +33,10 @@ from stamp import write_result  # noqa: E402
 import torch  # noqa: E402
 
 import train  # noqa: E402
-from training.trainer import Trainer  # noqa: E402
-from arguments import TrainingConfig  # noqa: E402
-from gaussian_renderer import render  # noqa: E402
-from scene import GaussianModel, Scene  # noqa: E402
-from scene.strategies import make_strategy  # noqa: E402
-from utils.image_utils import psnr  # noqa: E402
-from utils.loss_utils import ssim  # noqa: E402
-from utils.lpips import lpips  # noqa: E402
+from benchmarks.step_cost import step_breakdown  # noqa: E402
+from benchmarks.trained_model import SAMPLE, load_scene, test_scores  # noqa: E402
 
-SAMPLE = os.path.join(REPO, "data", "garden_dev")
 EARLY = (100, 500)  # iterations counted as "early" (before densification starts at 600)
-
-# profiler event name → breakdown row
-STAGES = {
-    "_RasterizeGaussians": "rasterizer forward",
-    "_RasterizeGaussiansBackward": "rasterizer backward",
-    "_SSIMAndL1": "loss forward (fused SSIM + L1)",
-    "_SSIMAndL1Backward": "loss backward",
-    "densification statistics": "densification statistics",
-}
-
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,76 +75,6 @@ def train_run(source, model_path, iterations, optimizer_type, extra_argv=()):
     wall = time.perf_counter() - start
     with open(os.path.join(model_path, "training_log.json")) as f:
         return json.load(f), wall, saves
-
-
-def load_scene(model_path, iteration, optimizer_type="default", extra_argv=(), source=SAMPLE):
-    parser = train.build_parser()
-    args = parser.parse_args(["-s", source, "-m", model_path, "--eval",
-                              "--optimizer_type", optimizer_type, *extra_argv])
-    config = TrainingConfig.from_args(args)
-    gaussians = GaussianModel(config.model.sh_degree, config.optimization.optimizer_type)
-    scene = Scene(config.model, gaussians, load_iteration=iteration, shuffle=False)
-    return scene, gaussians, config
-
-
-@torch.no_grad()
-def test_scores(scene, gaussians, pipe):
-    background = scene.background
-    values = {"PSNR": [], "SSIM": [], "LPIPS": []}
-    for cam in scene.getTestCameras():
-        image = render(cam, gaussians, pipe, background).render.clamp(0, 1)
-        gt = cam.original_image
-        values["PSNR"].append(psnr(image, gt).item())
-        values["SSIM"].append(ssim(image, gt).item())
-        values["LPIPS"].append(lpips(image, gt).item())
-    return {k: statistics.mean(v) for k, v in values.items()}
-
-
-def step_breakdown(model_path, iteration, timed_steps, profiled_steps, optimizer_type,
-                   extra_argv=(), source=SAMPLE):
-    """Profile training steps from a saved model: no densification (statistics only, as between
-    densification iterations), the SH degree at its maximum. With --reference_kernels the
-    PyTorch loss has no event of its own and counts under "rest"."""
-    from torch.profiler import ProfilerActivity, profile
-    scene, gaussians, config = load_scene(model_path, iteration, optimizer_type, extra_argv,
-                                          source)
-    opt = config.optimization
-    gaussians.training_setup(opt)
-    strategy = make_strategy(opt, config.strategy, config.mcmc)
-    gaussians.attach_strategy(strategy)
-    trainer = Trainer(scene, gaussians, strategy, opt, config.pipeline)
-    it0 = 601  # inside the densification window, not a densification iteration
-
-    def run(first, n):
-        for it in range(first, first + n):
-            if strategy.edits_rows_at(it):
-                continue
-            result = trainer.step([it])
-            with torch.no_grad():
-                trainer.refine_and_step([it], result)
-
-    run(it0, 5)  # warm-up
-    wall = []
-    for k in range(timed_steps):
-        t = time.perf_counter()
-        run(it0 + 5 + k, 1)
-        wall.append(time.perf_counter() - t)
-    steps = profiled_steps
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run(it0 + 5 + timed_steps, steps)
-    per_stage = {name: 0.0 for name in STAGES.values()}
-    optimizer = 0.0
-    for event in prof.key_averages():
-        if event.key in STAGES:
-            per_stage[STAGES[event.key]] += event.cpu_time_total / 1e3 / steps
-        elif event.key.startswith("Optimizer.step#"):
-            optimizer += event.cpu_time_total / 1e3 / steps
-    per_stage["optimizer step"] = optimizer
-    median_ms = statistics.median(wall) * 1e3
-    per_stage["rest (activations, autograd, Python)"] = max(
-        0.0, median_ms - sum(per_stage.values()))
-    return {"iteration": iteration, "gaussians": gaussians.num_points, "median_step_ms": median_ms,
-            "stages_ms": per_stage}
 
 
 def main(argv=None):

@@ -35,11 +35,10 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=
            override_color=None, use_trained_exp=False) -> RenderResult:
     """use_trained_exp: apply the camera's exposure (--train_test_exp) to the image, when the
     model has one for it."""
-    # A non-leaf zero tensor whose .grad receives the screen-space mean gradient: the rasterizer
-    # never reads its values, only returns dL/d(means2D) through it (densification statistics).
-    screenspace_points = torch.zeros_like(pc.get_xyz, requires_grad=True) + 0
-    if screenspace_points.requires_grad:  # False under torch.no_grad() (evaluation)
-        screenspace_points.retain_grad()
+    # A zero tensor whose .grad receives the screen-space mean gradient: the rasterizer never
+    # reads its values, only returns dL/d(means2D) through it (densification statistics). A
+    # leaf gets its .grad without the original's `+ 0` and retain_grad (one [N, 3] copy less).
+    screenspace_points = torch.zeros_like(pc.get_xyz, requires_grad=torch.is_grad_enabled())
     rasterizer = GaussianRasterizer(
         raster_settings(viewpoint_camera, pc.active_sh_degree, bg_color, pipe, scaling_modifier))
 

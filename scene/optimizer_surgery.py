@@ -59,8 +59,12 @@ def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch
 
     An edit that keeps the row count (no keep, no append: MCMC's relocation, the opacity reset)
     writes into the existing parameters and moments, so it costs only the rows it touches;
-    otherwise each group gets a new nn.Parameter and the Adam state moves to it with its moments
-    edited row for row. The values are the same either way."""
+    otherwise each group's parameter takes its new rows in place (`param.data`, so the model,
+    the optimizer and its state keep the same Parameter object) and its moments are edited row
+    for row. Groups are rebuilt one after the other and every old tensor is dropped as soon as its
+    successor exists, so an edit never holds a second copy of more than one group's tensor at a
+    time (a peak-memory bound: at 1M Gaussians a full second copy of every parameter and moment
+    is 700 MB). The values are the same either way."""
     same_rows = all(edit.replace[g["name"]].shape == g["params"][0].shape
                     for g in optimizer.param_groups if g["name"] in edit.replace)
     if edit.keep is None and not edit.append and same_rows:
@@ -71,38 +75,42 @@ def apply_row_edit(optimizer: torch.optim.Optimizer, statistics: Dict[str, torch
     appended = edit.appended_count()
     params = {}
     for group in optimizer.param_groups:
-        name = group["name"]
-        old = group["params"][0]
-        state = optimizer.state.pop(old, {})
-        if name in edit.replace:
-            data = edit.replace[name].detach()
-        else:
-            data = edit.rows(old.detach(), edit.append.get(name))
-            if name in edit.assign:
-                rows, values = edit.assign[name]
-                data = data.index_put((rows,), values.detach().to(data.dtype))  # a new tensor
-        param = nn.Parameter(data.contiguous().requires_grad_(True))
-        for key in ADAM_MOMENTS:
-            if key not in state:
-                continue
-            if name in edit.replace:
-                state[key] = torch.zeros_like(data)
-            else:
-                zeros = (torch.zeros((appended,) + state[key].shape[1:], dtype=state[key].dtype,
-                                     device=state[key].device) if appended else None)
-                state[key] = edit.rows(state[key], zeros)
-                if edit.zero_moments is not None:
-                    state[key] = state[key].index_fill(0, edit.zero_moments, 0.0)
-        group["params"][0] = param
-        if state:
-            optimizer.state[param] = state
-        params[name] = param
+        params[group["name"]] = _rebuild_group(optimizer, group, edit, appended)
     new_statistics = {}
     for name, stat in statistics.items():
         zeros = (torch.zeros((appended,) + stat.shape[1:], dtype=stat.dtype, device=stat.device)
                  if appended else None)
         new_statistics[name] = edit.rows(stat, zeros)
     return params, new_statistics
+
+
+@torch.no_grad()
+def _rebuild_group(optimizer, group, edit: RowEdit, appended: int) -> nn.Parameter:
+    """One group of a row edit that changes the row count (or replaces a group's rows)."""
+    name = group["name"]
+    param = group["params"][0]
+    param.grad = None  # stale after any edit (see _edit_in_place); freed before the copies
+    if name in edit.replace:
+        data = edit.replace[name].detach()
+    else:
+        data = edit.rows(param.detach(), edit.append.get(name))
+        if name in edit.assign:
+            rows, values = edit.assign[name]
+            data.index_put_((rows,), values.detach().to(data.dtype))  # data is already a copy
+    param.data = data.contiguous()  # the old rows go here
+    state = optimizer.state.get(param, {})
+    for key in ADAM_MOMENTS:
+        if key not in state:
+            continue
+        if name in edit.replace:
+            state[key] = torch.zeros_like(param)
+            continue
+        zeros = (torch.zeros((appended,) + state[key].shape[1:], dtype=state[key].dtype,
+                             device=state[key].device) if appended else None)
+        state[key] = edit.rows(state[key], zeros)  # the old moment goes here
+        if edit.zero_moments is not None:
+            state[key].index_fill_(0, edit.zero_moments, 0.0)
+    return param
 
 
 @torch.no_grad()

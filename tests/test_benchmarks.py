@@ -80,3 +80,39 @@ def test_time_to_quality_benchmark(tmp_path):
     assert all(p["test_psnr"] > 5 for p in result["points"])
     assert result["machine"]["commit"] and result["machine"]["threads"] >= 1
     assert (tmp_path / "result.png").stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A 40-iteration model of the sample scene, saved at iteration 40."""
+    model = tmp_path_factory.mktemp("model")
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), "-s", str(REPO / "data" / "garden_dev"),
+                           "-m", str(model), "--iterations", "40", "--save_iterations", "40",
+                           "--test_iterations", "-1", "--quiet", "--disable_viewer", "--eval"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return model
+
+
+def test_step_cost_benchmark(tmp_path, small_model):
+    result = run_script("step_cost.py", "-m", str(small_model), "--resolutions", "4", "2",
+                        "--timed_steps", "2", "--profiled_steps", "1", tmp_path=tmp_path)
+    small, large = result["breakdowns"]
+    assert (small["width"], small["height"]) == (80, 60)  # -r 4 of 320x240
+    assert (large["width"], large["height"]) == (160, 120)
+    assert small["median_step_ms"] > 0 and large["stages_ms"]["rasterizer forward"] > 0
+    assert set(result["split"]) == {"per_gaussian_ms", "per_megapixel_ms"}
+
+
+def test_compare_builds_on_a_trained_model(tmp_path, small_model):
+    result = run_script("compare_builds.py", "installed", "--model", str(small_model),
+                        "--repeats", "1", tmp_path=tmp_path)
+    assert result["results"][0]["forward_ms"] > 0
+
+
+def test_memory_benchmark(tmp_path):
+    result = run_script("memory.py", "--counts", "40000", "2000", "--iterations", "30",
+                        tmp_path=tmp_path)
+    peaks = result["peak_rss_mib"]
+    assert peaks["40000"] > peaks["2000"] > 100
+    assert result["kib_per_gaussian"] > 0 and result["floor_kib_per_gaussian"] == pytest.approx(0.92, abs=0.01)

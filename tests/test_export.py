@@ -123,6 +123,24 @@ def test_ply_round_trip_is_exact(tmp_path):
     assert (tmp_path / "a.ply").read_bytes() == (tmp_path / "b.ply").read_bytes()
 
 
+def test_ply_is_written_in_chunks_with_plyfiles_bytes(tmp_path, monkeypatch):
+    """The streamed writer gives exactly the file plyfile writes for the whole block at once,
+    whatever the chunk size (here 7 rows: several chunks and a partial last one)."""
+    from plyfile import PlyElement
+    from utils.splat_io import ply
+    source = random_splats()
+    monkeypatch.setattr(ply, "ROWS_PER_CHUNK", 7)
+    ply.write(source, tmp_path / "ours.ply")
+    n, k = len(source), source.f_rest.shape[1]
+    block = np.concatenate([source.xyz, np.zeros_like(source.xyz), source.f_dc,
+                            source.f_rest.transpose(0, 2, 1).reshape(n, 3 * k),
+                            source.opacity[:, None], source.scale, source.rotation], axis=1)
+    records = np.ascontiguousarray(block, np.float32).view(
+        [(name, "f4") for name in ply.attribute_names(k)])[:, 0]
+    PlyData([PlyElement.describe(records, "vertex")]).write(str(tmp_path / "plyfile.ply"))
+    assert (tmp_path / "ours.ply").read_bytes() == (tmp_path / "plyfile.ply").read_bytes()
+
+
 @pytest.mark.parametrize("fmt", sorted(LOSSY))
 def test_round_trip_within_quantisation(tmp_path, fmt):
     source = random_splats()

@@ -127,8 +127,9 @@ def test_opacity_reset_zeroes_only_opacity_moments():
 
 def test_row_count_keeping_edits_run_in_place_with_the_same_result_as_a_rebuild():
     """Relocation-like and reset-like edits write into the existing tensors (keep=None) and give
-    bit for bit what the rebuilding path (an all-True keep) gives; either way every parameter
-    is left without a gradient, so that iteration's optimizer step skips it."""
+    bit for bit what the rebuilding path (an all-True keep) gives; either way the model keeps
+    its Parameter objects (a rebuild swaps their data) and every parameter is left without a
+    gradient, so that iteration's optimizer step skips it."""
     rows = torch.tensor([1, 4, 9, 10])
     sources = torch.tensor([0, 2])
     results = []
@@ -148,7 +149,8 @@ def test_row_count_keeping_edits_run_in_place_with_the_same_result_as_a_rebuild(
         for name, attr in PARAMETER_ATTRIBUTES.items():
             param = getattr(model, attr)
             assert param.grad is None
-            assert (param is params_before[name]) == (keep is None)
+            assert param is params_before[name]
+            assert model.optimizer.param_groups[list(PARAMETER_ATTRIBUTES).index(name)]["params"][0] is param
         results.append(optimizer_snapshot(model))
     for name, in_place in results[0].items():
         for a, b in zip(in_place, results[1][name]):

@@ -107,3 +107,18 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     capture, iteration, _ = torch.load(checkpoints[0], weights_only=True)
     assert iteration > 2 and checkpoints[0].name == f"chkpnt{iteration}.pth"
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_check_finite_finds_one_bad_value_and_passes_huge_finite_ones(bad):
+    from scene import GaussianModel
+    from training.trainer import TrainingDiverged, check_finite
+    model = GaussianModel(3)
+    n = 1000
+    model._set_parameters(xyz=torch.full((n, 3), 3e38), f_dc=torch.zeros(n, 1, 3),
+                          f_rest=torch.zeros(n, 15, 3), opacity=torch.zeros(n, 1),
+                          scaling=torch.zeros(n, 3), rotation=torch.ones(n, 4))
+    check_finite(model, 1)  # a float32 sum of these would overflow; the float64 sum does not
+    model._features_rest.data[617, 4, 2] = bad
+    with pytest.raises(TrainingDiverged, match="_features_rest holds NaN/Inf"):
+        check_finite(model, 1)
