@@ -29,7 +29,7 @@ from utils.distributed import Group, join
 from utils.errors import DatasetError, UsageError
 from utils.general_utils import seed_everything
 from utils.model_folder import ModelFolder
-from utils.system_utils import write_text_atomic
+from utils.system_utils import file_record, write_text_atomic
 from utils.training_log import TrainingLog
 from viewer.settings import ViewerSettings
 
@@ -91,6 +91,10 @@ def training(config: TrainingConfig, strategy: Strategy, group: Optional[Group] 
         prepare_output(dataset, config.to_json(strategy_settings=strategy.state_dict()))
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=run_params.device)
     scene = Scene(dataset, gaussians, device=run_params.device, init=strategy.initialisation())
+    if group.is_main:  # config.json again, now with the dataset files the scene read
+        write_text_atomic(ModelFolder(dataset.model_path).config_json, config.to_json(
+            strategy_settings=strategy.state_dict(),
+            dataset_files=file_record(scene.dataset_files, dataset.source_path)))
     gaussians.training_setup(opt)
     gaussians.attach_strategy(strategy)
     trainer = Trainer(scene, gaussians, strategy, opt, pipe, group, run_params.debug_from)

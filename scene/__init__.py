@@ -17,7 +17,7 @@ from utils.system_utils import atomic_path, write_text_atomic
 from .camera_path import camera_path
 from .cameras import CameraExtras, cameraList_from_camInfos
 from .exposure import Exposures
-from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info
+from .dataset_readers import jittered_point_cloud, random_point_cloud, read_scene_info, storePly
 from .gaussian_model import GaussianModel
 from .strategies import Initialisation
 
@@ -66,10 +66,22 @@ class Scene:
 
         scene_info = read_scene_info(args.source_path, args.images, args.white_background,
                                      args.eval)
+        # Every dataset file this scene was read from (config.json records their sizes and
+        # modification times, so a model can be traced to the data it saw).
+        self.dataset_files = list(scene_info.source_files) + [
+            cam.image_path for cam in scene_info.train_cameras + scene_info.test_cameras]
         if not self.loaded_iter:
             os.makedirs(self.model_path, exist_ok=True)
-            with atomic_path(self.folder.input_ply) as tmp:
-                shutil.copyfile(scene_info.ply_path, tmp)
+            # The starting points: a copy of the dataset's file, as the original, or the
+            # points read from points3D.bin / made at random, written here (never into the
+            # dataset).
+            if scene_info.ply_path is not None:
+                with atomic_path(self.folder.input_ply) as tmp:
+                    shutil.copyfile(scene_info.ply_path, tmp)
+            else:
+                cloud = scene_info.point_cloud
+                storePly(self.folder.input_ply, cloud.points,
+                         np.round(cloud.colors.astype(np.float64) * 255.0))
             json_cams = [camera_to_JSON(i, cam) for i, cam in
                          enumerate(scene_info.test_cameras + scene_info.train_cameras)]
             write_text_atomic(self.folder.cameras_json, json.dumps(json_cams))

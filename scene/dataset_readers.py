@@ -10,7 +10,7 @@ an image listed but missing, a frameless transforms file or an empty point cloud
 """
 import json
 import os
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from PIL import Image as PILImage, UnidentifiedImageError
@@ -52,8 +52,9 @@ class SceneInfo(NamedTuple):
     train_cameras: List[CameraInfo]
     test_cameras: List[CameraInfo]
     nerf_normalization: dict  # {"translate": [3], "radius": float}
-    ply_path: str
+    ply_path: Optional[str]  # the dataset's point-cloud file, or None: points made in memory
     is_nerf_synthetic: bool
+    source_files: Tuple[str, ...] = ()  # the dataset's files read, images aside
 
 
 def getNerfppNorm(cam_infos: List[CameraInfo]) -> dict:
@@ -103,13 +104,25 @@ def storePly(path, xyz: np.ndarray, rgb: np.ndarray) -> None:
         PlyData([PlyElement.describe(elements, "vertex")]).write(tmp)
 
 
-def random_point_cloud_ply(path, center, half_extent: float) -> None:
+def original_random_points(center, half_extent: float) -> BasicPointCloud:
     """RANDOM_INIT_POINTS uniform points in a cube, grey-ish colours (the original's Blender
-    initialisation: SH DC drawn from U[0, 1)/255, i.e. colour ~0.5)."""
+    initialisation: SH DC drawn from U[0, 1)/255, i.e. colour ~0.5), as the original reads them
+    back from the points3d.ply it writes (float32 positions, colours cut to 8 bits); made in
+    memory, the dataset is not written."""
     print(f"Generating random point cloud ({RANDOM_INIT_POINTS})...")
     xyz = (np.random.random((RANDOM_INIT_POINTS, 3)) * 2 - 1) * half_extent + np.asarray(center)
     shs = np.random.random((RANDOM_INIT_POINTS, 3)) / 255.0
-    storePly(path, xyz, SH2RGB(shs) * 255)
+    colors = (SH2RGB(shs) * 255).astype(np.uint8) / 255.0
+    return BasicPointCloud(xyz.astype(np.float32), colors.astype(np.float32),
+                           np.zeros((RANDOM_INIT_POINTS, 3), np.float32))
+
+
+def dataset_points_or_random(ply_path, center, half_extent: float):
+    """(points, the file they came from): a points3d.ply the dataset ships (the original's cache
+    of its random points included), else the original's random points (no file)."""
+    if os.path.exists(ply_path):
+        return fetchPly(ply_path), ply_path
+    return original_random_points(center, half_extent), None
 
 
 def random_point_cloud(count: int, center, half_extent: float) -> BasicPointCloud:
@@ -206,19 +219,34 @@ def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD) -> SceneInfo:
     train = [c for c in cam_infos if not c.is_test]
     test = [c for c in cam_infos if c.is_test]
 
-    ply_path = os.path.join(sparse, "points3D.ply")
-    if not os.path.exists(ply_path):
-        print("Converting point3d.bin to .ply, will happen only the first time you open the scene.")
-        (xyz, rgb, _), points_file = read_model_file(
-            sparse, "points3D", read_points3D_binary, read_points3D_text)
-        if len(xyz) == 0:
-            raise DatasetError(points_file, (
-                "no 3D points: 3DGS starts from the structure-from-motion points; re-run the "
-                "reconstruction (convert.py) so that points are triangulated"))
-        storePly(ply_path, xyz, rgb)
-    return SceneInfo(point_cloud=fetchPly(ply_path), train_cameras=train, test_cameras=test,
-                     nerf_normalization=getNerfppNorm(train), ply_path=ply_path,
-                     is_nerf_synthetic=False)
+    points, points_file = colmap_points(sparse)
+    return SceneInfo(point_cloud=points, train_cameras=train, test_cameras=test,
+                     nerf_normalization=getNerfppNorm(train),
+                     ply_path=points_file if points_file.endswith(".ply") else None,
+                     is_nerf_synthetic=False,
+                     source_files=(intrinsics_file, extrinsics_file, points_file))
+
+
+def colmap_points(sparse):
+    """The SfM points of sparse/0: points3D.bin (or .txt), read every time. Where the original
+    caches them as sparse/0/points3D.ply inside the dataset and prefers that file ever after
+    (re-running SfM then silently keeps the old points, and a read-only dataset fails), the
+    dataset is only read here; a points3D.ply is used only when no .bin or .txt is there.
+    Returns (points, the file read)."""
+    cached = os.path.join(sparse, "points3D.ply")
+    has_model = any(os.path.exists(os.path.join(sparse, "points3D" + ext))
+                    for ext in (".bin", ".txt"))
+    if os.path.exists(cached) and not has_model:
+        return fetchPly(cached), cached
+    (xyz, rgb, _), points_file = read_model_file(
+        sparse, "points3D", read_points3D_binary, read_points3D_text)
+    if len(xyz) == 0:
+        raise DatasetError(points_file, (
+            "no 3D points: 3DGS starts from the structure-from-motion points; re-run the "
+            "reconstruction (convert.py) so that points are triangulated"))
+    # What the original's round trip through its PLY gives: float32 positions, colours /255.
+    return BasicPointCloud(xyz.astype(np.float32), (rgb / 255.0).astype(np.float32),
+                           np.zeros((len(xyz), 3), np.float32)), points_file
 
 
 # --- NeRF-synthetic and nerfstudio (transforms*.json) ----------------------------------------
@@ -301,12 +329,15 @@ def readNerfSyntheticInfo(path, white_background, eval, extension=".png") -> Sce
                                          is_test=True, uid_offset=len(train))
     if not eval:
         train, test = train + [c._replace(is_test=False) for c in test], []
-    ply_path = os.path.join(path, "points3d.ply")
-    if not os.path.exists(ply_path):
-        random_point_cloud_ply(ply_path, np.zeros(3), RANDOM_INIT_HALF_EXTENT)
-    return SceneInfo(point_cloud=fetchPly(ply_path), train_cameras=train, test_cameras=test,
+    points, ply_path = dataset_points_or_random(os.path.join(path, "points3d.ply"), np.zeros(3),
+                                                RANDOM_INIT_HALF_EXTENT)
+    transforms = [os.path.join(path, name) for name in ("transforms_train.json",
+                                                        "transforms_test.json")]
+    return SceneInfo(point_cloud=points, train_cameras=train, test_cameras=test,
                      nerf_normalization=getNerfppNorm(train), ply_path=ply_path,
-                     is_nerf_synthetic=True)
+                     is_nerf_synthetic=True,
+                     source_files=tuple(p for p in transforms + [ply_path]
+                                        if p and os.path.exists(p)))
 
 
 NERFSTUDIO_DISTORTION = ("k1", "k2", "k3", "k4", "p1", "p2")
@@ -351,14 +382,15 @@ def readNerfstudioInfo(path, eval, llffhold=LLFF_HOLD) -> SceneInfo:
         ply_path = os.path.join(path, contents["ply_file_path"])
         if not os.path.exists(ply_path):
             raise DatasetError(ply_path, f"named by ply_file_path in {transforms_file} but missing")
+        points = fetchPly(ply_path)
     else:
         # No points from the capture: random points in the cube the cameras span.
-        ply_path = os.path.join(path, "points3d.ply")
-        if not os.path.exists(ply_path):
-            random_point_cloud_ply(ply_path, -normalization["translate"],
-                                   normalization["radius"] / EXTENT_MARGIN)
-    return SceneInfo(point_cloud=fetchPly(ply_path), train_cameras=train, test_cameras=test,
-                     nerf_normalization=normalization, ply_path=ply_path, is_nerf_synthetic=False)
+        points, ply_path = dataset_points_or_random(os.path.join(path, "points3d.ply"),
+                                                    -normalization["translate"],
+                                                    normalization["radius"] / EXTENT_MARGIN)
+    return SceneInfo(point_cloud=points, train_cameras=train, test_cameras=test,
+                     nerf_normalization=normalization, ply_path=ply_path, is_nerf_synthetic=False,
+                     source_files=tuple(p for p in (transforms_file, ply_path) if p))
 
 
 def read_scene_info(source_path, images, white_background, eval) -> SceneInfo:

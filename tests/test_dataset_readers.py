@@ -10,12 +10,13 @@ import torch
 from PIL import Image
 
 from arguments import ModelParams
-from dataset_factory import (look_at_w2c, orbit_eyes, write_blender_dataset,
+from dataset_factory import (look_at_w2c, orbit_eyes, write_binary, write_blender_dataset,
                              write_colmap_dataset, write_nerfstudio_dataset)
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
-from scene.dataset_readers import (RANDOM_INIT_POINTS, fetchPly, readColmapSceneInfo,
-                                   readNerfSyntheticInfo, readNerfstudioInfo, read_scene_info)
+from scene.dataset_readers import (RANDOM_INIT_POINTS, readColmapSceneInfo,
+                                   readNerfSyntheticInfo, readNerfstudioInfo, read_scene_info,
+                                   storePly)
 from utils.errors import DatasetError
 from scene.cameras import loadCam
 from utils.camera_utils import LARGE_IMAGE_NOTICE, target_size
@@ -50,17 +51,32 @@ def test_colmap_text_model_and_simple_pinhole(tmp_path):
     assert (cam.cx, cam.cy) == (16.0, 12.0)
 
 
-def test_points_ply_cache_is_written_once(tmp_path):
-    _, _, _, points = write_colmap_dataset(tmp_path)
+def test_points_come_from_points3d_bin_and_nothing_is_written(tmp_path):
+    """No points3D.ply cache in the dataset (the original writes one and prefers it ever after);
+    a new structure-from-motion result changes the points; a dataset that ships only a
+    points3D.ply still loads from it."""
+    _, cameras, images, points = write_colmap_dataset(tmp_path)
+    sparse = tmp_path / "sparse" / "0"
+    before = sorted(p.name for p in sparse.iterdir())
     info = readColmapSceneInfo(str(tmp_path), "images", eval=False)
-    ply = tmp_path / "sparse" / "0" / "points3D.ply"
-    assert ply.exists() and not list(ply.parent.glob("*.tmp"))
-    np.testing.assert_allclose(info.point_cloud.points, np.stack([p[1] for p in points]),
-                               rtol=1e-6)
+    assert sorted(p.name for p in sparse.iterdir()) == before == \
+        ["cameras.bin", "images.bin", "points3D.bin"]
+    np.testing.assert_array_equal(info.point_cloud.points,
+                                  np.stack([p[1] for p in points]).astype(np.float32))
     np.testing.assert_allclose(info.point_cloud.colors * 255, np.stack([p[2] for p in points]))
-    stamp = ply.stat().st_mtime_ns
-    readColmapSceneInfo(str(tmp_path), "images", eval=False)
-    assert ply.stat().st_mtime_ns == stamp
+    assert info.ply_path is None and info.source_files[-1] == str(sparse / "points3D.bin")
+    # A re-run of SfM: other points, even next to a stale points3D.ply.
+    storePly(str(sparse / "points3D.ply"), info.point_cloud.points, np.zeros((50, 3)))
+    moved = [(i, xyz + 1.0, rgb, err, track) for i, xyz, rgb, err, track in points]
+    write_binary(sparse, cameras, images, moved)
+    again = readColmapSceneInfo(str(tmp_path), "images", eval=False)
+    np.testing.assert_array_equal(again.point_cloud.points,
+                                  np.stack([p[1] for p in moved]).astype(np.float32))
+    # Only a PLY: the original's layout still loads.
+    (sparse / "points3D.bin").unlink()
+    only_ply = readColmapSceneInfo(str(tmp_path), "images", eval=False)
+    np.testing.assert_array_equal(only_ply.point_cloud.points, info.point_cloud.points)
+    assert only_ply.ply_path == str(sparse / "points3D.ply")
 
 
 def test_scene_extent_is_1_1_times_largest_camera_distance(tmp_path):
@@ -168,7 +184,8 @@ def test_blender_reader_composites_alpha_and_merges_test_without_eval(tmp_path):
     np.testing.assert_allclose(centre, orbit_eyes(4, radius=3.0)[1], atol=1e-9)
     merged = readNerfSyntheticInfo(str(tmp_path), white_background=True, eval=False)
     assert len(merged.train_cameras) == 6 and not merged.test_cameras
-    cloud = fetchPly(tmp_path / "points3d.ply")
+    assert not (tmp_path / "points3d.ply").exists()  # made in memory, the dataset not written
+    cloud = merged.point_cloud
     assert cloud.points.shape == (RANDOM_INIT_POINTS, 3)
     assert np.abs(cloud.points).max() <= 1.3 + 1e-6
 
@@ -202,7 +219,7 @@ def test_nerfstudio_distortion_is_refused(tmp_path):
 
 
 def test_scene_writes_cameras_json_and_input_ply(tmp_path):
-    write_colmap_dataset(tmp_path, n_images=10)
+    _, _, _, points = write_colmap_dataset(tmp_path, n_images=10)
     out = tmp_path / "out"
     scene = Scene(model_params(tmp_path, out, eval=True), GaussianModel(3))
     cams = json.loads((out / "cameras.json").read_text())
@@ -212,6 +229,9 @@ def test_scene_writes_cameras_json_and_input_ply(tmp_path):
                             "fy"}
     assert cams[0]["fx"] == pytest.approx(30.0) and cams[0]["fy"] == pytest.approx(31.0)
     np.testing.assert_allclose(cams[0]["position"], orbit_eyes(10)[0], atol=1e-9)
-    assert (out / "input.ply").read_bytes() == \
-        (tmp_path / "sparse" / "0" / "points3D.ply").read_bytes()
+    # The points of points3D.bin as the original's cached PLY holds them.
+    _, xyz, rgb = zip(*[(p[0], p[1], p[2]) for p in points])
+    storePly(str(tmp_path / "expected.ply"), np.stack(xyz), np.stack(rgb))
+    assert (out / "input.ply").read_bytes() == (tmp_path / "expected.ply").read_bytes()
+    assert not (tmp_path / "sparse" / "0" / "points3D.ply").exists()
     assert scene.gaussians.num_points == 50 and scene.cameras_extent > 0

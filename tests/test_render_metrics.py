@@ -67,3 +67,30 @@ def test_render_without_a_trained_model_is_one_line(tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: ") and "point_cloud" in result.stderr
+
+
+def test_the_dataset_folder_is_only_read(tmp_path):
+    """Training, rendering and scoring leave every file of the dataset byte for byte as it was,
+    and none is added; config.json records the dataset files the model was trained from."""
+    import hashlib
+    import shutil
+    dataset = tmp_path / "dataset"
+    shutil.copytree(SAMPLE, dataset)
+
+    def listing():
+        return {str(p.relative_to(dataset)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(dataset.rglob("*")) if p.is_file()}
+
+    before = listing()
+    model = tmp_path / "model"
+    assert train.main(["-s", str(dataset), "-m", str(model), "--quiet", "-r", "4", "--eval",
+                       "--iterations", "20", "--test_iterations", "20",
+                       "--disable_viewer"]) == 0
+    assert render.main(["-m", str(model), "--quiet", "--skip_train"]) == 0
+    assert metrics.main(["-m", str(model)]) == 0
+    assert listing() == before
+    files = json.loads((model / "config.json").read_text())["dataset_files"]
+    assert "sparse/0/points3D.bin" in files and "sparse/0/cameras.bin" in files
+    images = [name for name in files if name.startswith("images/")]
+    assert len(images) == 48  # every image, train and test
+    assert files["sparse/0/points3D.bin"]["bytes"] == (dataset / "sparse/0/points3D.bin").stat().st_size

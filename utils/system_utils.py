@@ -39,3 +39,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def file_record(paths, root: str) -> dict:
+    """{path relative to root: {"bytes": size, "modified_ns": mtime}} of each existing file."""
+    record = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        record[os.path.relpath(path, root)] = {"bytes": stat.st_size,
+                                               "modified_ns": stat.st_mtime_ns}
+    return dict(sorted(record.items()))
