@@ -6,6 +6,11 @@ For each model folder and each method folder <m>/test/<method>/ (ours_<N>) it co
 SSIM (11x11 Gaussian window), PSNR (per image) and LPIPS-VGG (inputs in [0, 1], as the
 original; see utils/lpips.py), prints the means and writes <m>/results.json and
 <m>/per_view.json keyed by method.
+
+A view with a mask in <method>/masks/ (render.py writes them for models trained with --masks or
+--alpha_as_mask) is scored on the pixels its mask keeps: PSNR over those pixels (weighted by the
+mask's grey level), SSIM as the mask-weighted mean of the SSIM map, LPIPS on the render with the
+masked-out pixels taken from the ground truth.
 """
 import json
 import os
@@ -18,8 +23,8 @@ from utils.errors import DatasetError
 from utils.model_folder import ModelFolder
 from utils.cli import run_main
 from utils.image_io import read_image
-from utils.image_utils import psnr
-from utils.loss_utils import ssim
+from utils.image_utils import masked_psnr, psnr
+from utils.loss_utils import ssim, ssim_map
 from utils.lpips import lpips
 from utils.system_utils import write_text_atomic
 
@@ -39,17 +44,32 @@ def read_pairs(method_dir):
         if render.shape != gt.shape:
             raise DatasetError(gt_path, f"size {tuple(gt.shape[1:])} differs from the render's "
                                         f"{tuple(render.shape[1:])}")
-        yield name, render, gt
+        mask_path = os.path.join(method_dir, "masks", name)
+        weight = read_image(mask_path)[:1] if os.path.exists(mask_path) else None
+        if weight is not None and weight.shape[1:] != gt.shape[1:]:
+            raise DatasetError(mask_path, f"size {tuple(weight.shape[1:])} differs from the "
+                                          f"render's {tuple(render.shape[1:])}")
+        yield name, render, gt, weight
 
 
 @torch.no_grad()
 def score_method(method_dir, quiet=False):
     per_view = {"SSIM": {}, "PSNR": {}, "LPIPS": {}}
-    for name, render, gt in tqdm(list(read_pairs(method_dir)), desc="Metric evaluation progress",
-                                 disable=quiet):
-        per_view["SSIM"][name] = ssim(render, gt).item()
-        per_view["PSNR"][name] = psnr(render, gt).item()
+    masked = 0
+    for name, render, gt, weight in tqdm(list(read_pairs(method_dir)),
+                                         desc="Metric evaluation progress", disable=quiet):
+        if weight is None:
+            per_view["SSIM"][name] = ssim(render, gt).item()
+            per_view["PSNR"][name] = psnr(render, gt).item()
+        else:
+            masked += 1
+            render = render * weight + gt * (1.0 - weight)  # masked-out pixels: no error
+            per_view["SSIM"][name] = ((ssim_map(render, gt).mean(dim=1)[0] * weight[0]).sum()
+                                      / weight.sum()).item()
+            per_view["PSNR"][name] = masked_psnr(render, gt, weight).item()
         per_view["LPIPS"][name] = lpips(render, gt, net_type="vgg").item()
+    if masked:
+        print(f"  {masked} of {len(per_view['PSNR'])} views scored on their masks' pixels only")
     means = {key: sum(values.values()) / len(values) for key, values in per_view.items()}
     return means, per_view
 

@@ -31,7 +31,8 @@ VIDEO_FPS = 30
 def render_set(folder: str, name: str, scene: Scene, pipe, quiet=False):
     """The `name` ("train" or "test") views of the scene's loaded model into `folder` (renders/,
     gt/, comparison.png). With --train_test_exp (read from cfg_args), images carry their trained
-    exposure and only their right halves are written (what the original scores)."""
+    exposure and only their right halves are written (what the original scores). Views with a
+    mask (--masks, --alpha_as_mask) also write it to masks/, for metrics.py."""
     views = scene.getTrainCameras() if name == "train" else scene.getTestCameras()
     gaussians, background, train_test_exp = scene.gaussians, scene.background, scene.train_test_exp
     rows = []
@@ -42,6 +43,9 @@ def render_set(folder: str, name: str, scene: Scene, pipe, quiet=False):
         gt = scored_part(view.original_image[0:3], train_test_exp)
         save_png(image, os.path.join(folder, "renders", f"{idx:05d}.png"))
         save_png(gt, os.path.join(folder, "gt", f"{idx:05d}.png"))
+        if view.mask is not None:  # metrics.py scores only the pixels it keeps
+            mask = scored_part(view.mask, train_test_exp)[0].cpu().numpy()
+            save_png(mask, os.path.join(folder, "masks", f"{idx:05d}.png"))
         if idx < COMPARISON_VIEWS:
             rows.append((gt.cpu(), image.cpu()))
     if rows:

@@ -4,6 +4,7 @@ import json
 import os
 import random
 import shutil
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from utils.camera_utils import camera_to_JSON
 from utils.errors import DatasetError
 from utils.make_depth_scale import DEPTH_PARAMS_FILE
+from utils.masks import masks_folder
 from utils.model_folder import ModelFolder
 from utils.system_utils import atomic_path, write_text_atomic
 from .camera_path import camera_path
@@ -103,19 +105,22 @@ class Scene:
         self.train_test_exp = bool(getattr(args, "train_test_exp", False))
         depths = read_depth_setup(args) if getattr(args, "depths", "") and not load_iteration \
             else None
+        masks = (masks_folder(args.masks, args.source_path) if getattr(args, "masks", "")
+                 else "")
+        masking = CameraExtras(masks=masks, alpha_as_mask=getattr(args, "alpha_as_mask", False))
         for scale in resolution_scales:
             print("Loading Training Cameras")
             self.train_cameras[scale] = cameraList_from_camInfos(
                 train_infos, scale, args, background, device, data_device,
-                CameraExtras(depths=depths))
+                replace(masking, depths=depths))
             if self.train_test_exp:
                 self.train_cameras[scale] += cameraList_from_camInfos(
                     test_infos, scale, args, background, device, data_device,
-                    CameraExtras(half="left", depths=depths))
+                    replace(masking, half="left", depths=depths))
             print("Loading Test Cameras")
             self.test_cameras[scale] = cameraList_from_camInfos(
                 test_infos, scale, args, background, device, data_device,
-                CameraExtras(half="right" if self.train_test_exp else ""))
+                replace(masking, half="right" if self.train_test_exp else ""))
 
         if self.loaded_iter:
             # The saved PLY, or an exported web format that replaced it (export.py).

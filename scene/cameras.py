@@ -8,7 +8,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from utils.camera_utils import AUTO_MAX_WIDTH, LARGE_IMAGE_NOTICE, load_image
+from utils.camera_utils import (AUTO_MAX_WIDTH, LARGE_IMAGE_NOTICE, load_image,
+                                load_image_and_alpha)
+from utils.masks import combine, load_mask, mask_file
 from utils.make_depth_scale import depth_map_path, read_inverse_depth
 from utils.graphics_utils import getProjectionMatrix, getWorld2View2
 
@@ -26,7 +28,8 @@ class Camera:
 
     def __init__(self, colmap_id, R, T, FoVx, FoVy, image: torch.Tensor, image_name: str,
                  uid: int, principal_ndc=(0.0, 0.0), trans=np.zeros(3), scale: float = 1.0,
-                 device="cpu", data_device="cpu", half: str = ""):
+                 device="cpu", data_device="cpu", half: str = "",
+                 mask: Optional[torch.Tensor] = None):
         self.colmap_id = colmap_id
         self.uid = uid
         self.R, self.T = R, T
@@ -46,15 +49,18 @@ class Camera:
 
         set_view_matrices(self, device)
         # --train_test_exp: a test image trains on its left half ("left") and is scored on its
-        # right half ("right"); the mask [1, H, W] is 1 on the half in use.
+        # right half ("right"). --masks / --alpha_as_mask: `mask` uint8 [1, H, W], 255 where
+        # the photo counts. alpha_mask [1, H, W] in [0, 1] is their product (None: no mask):
+        # what the loss multiplies the render and the photo by.
         self.half = half
-        self.alpha_mask = None
+        self.mask = None if mask is None else mask.to(data_device)
         # -d: the monocular inverse depth aligned to the SfM points [1, H, W], or None; an
         # unreliable camera (scale far from the median) has no depth loss.
         self.invdepthmap = None
         self.depth_reliable = False
-        if half:
-            self.alpha_mask = half_mask(half, self.image_height, self.image_width, data_device)
+        self.alpha_mask = combine(
+            half_mask(half, self.image_height, self.image_width, data_device) if half else None,
+            self.mask)
         self._scaled = None  # (factor, view): the last view at_scale made
 
     @property
@@ -80,8 +86,10 @@ class Camera:
         else:
             view._photo = area_resize(self._photo, size)
         view.image_height, view.image_width = size
-        if self.half:
-            view.alpha_mask = half_mask(self.half, *size, self._photo.device)
+        if self.mask is not None:
+            view.mask = area_resize(self.mask.float(), size).round().to(torch.uint8)
+        view.alpha_mask = combine(
+            half_mask(self.half, *size, self._photo.device) if self.half else None, view.mask)
         if self.invdepthmap is not None:
             view.invdepthmap = area_resize(self.invdepthmap, size)
         view._scaled = None
@@ -118,6 +126,14 @@ def area_resize(image: torch.Tensor, size) -> torch.Tensor:
 def scored_part(image: torch.Tensor, train_test_exp: bool) -> torch.Tensor:
     """What evaluation, render.py and metrics compare: with --train_test_exp the right half."""
     return image[..., image.shape[-1] // 2:] if train_test_exp else image
+
+
+def score_weight(camera, train_test_exp: bool) -> Optional[torch.Tensor]:
+    """[1, h, w] in [0, 1] over the scored part: the camera's --masks / --alpha_as_mask mask,
+    or None (every pixel counts)."""
+    if camera.mask is None:
+        return None
+    return scored_part(camera.mask.float() / 255.0, train_test_exp)
 
 
 def set_view_matrices(camera, device="cpu") -> None:
@@ -182,22 +198,34 @@ def aligned_inverse_depth(path: str, size, params: Optional[dict], median_scale:
 class CameraExtras:
     """What a camera may carry besides its photo. half: --train_test_exp's "left" (trains) or
     "right" (scored) half of a test image, "" for all of it; depths: None, or (folder of maps,
-    depth_params dict, median scale) for -d."""
+    depth_params dict, median scale) for -d; masks: the --masks folder ("" for none);
+    alpha_as_mask: an RGBA photo's alpha is its mask instead of being composited."""
     half: str = ""
     depths: Optional[tuple] = None
+    masks: str = ""
+    alpha_as_mask: bool = False
 
 
 def loadCam(args, cam_info, resolution_scale, background, device, data_device,
             extras: CameraExtras = CameraExtras()):
     """The original's loadCam: a Camera with the photo decoded at the flags' resolution."""
     half, depths = extras.half, extras.depths
-    image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
+    mask = None
+    if extras.alpha_as_mask:
+        image, mask = load_image_and_alpha(cam_info.image_path, args.resolution, resolution_scale)
+    else:
+        image = load_image(cam_info.image_path, args.resolution, resolution_scale, background)
+    if extras.masks:
+        size = (image.shape[2], image.shape[1])
+        user_mask = load_mask(mask_file(extras.masks, cam_info.image_path), size)
+        mask = user_mask if mask is None else combine(mask, user_mask).mul(255).round().to(
+            torch.uint8)
     # The principal point in NDC is resolution-independent: take it from the intrinsics' size.
     principal_ndc = (2 * cam_info.cx / cam_info.width - 1, 2 * cam_info.cy / cam_info.height - 1)
     camera = Camera(colmap_id=cam_info.uid, R=cam_info.R, T=cam_info.T, FoVx=cam_info.FovX,
                     FoVy=cam_info.FovY, image=image, image_name=cam_info.image_name,
                     uid=cam_info.uid, principal_ndc=principal_ndc, device=device,
-                    data_device=data_device, half=half)
+                    data_device=data_device, half=half, mask=mask)
     if depths is not None:
         folder, params, median_scale = depths
         invdepth, camera.depth_reliable = aligned_inverse_depth(

@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from gaussian_renderer import render
 from scene import Scene
-from scene.cameras import scored_part
+from scene.cameras import score_weight, scored_part
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from utils.errors import ReportedError
-from utils.image_utils import psnr
+from utils.image_utils import masked_psnr, psnr
 from utils.loss_utils import l1_loss
 from utils.training_log import TrainingLog
 from .checkpoints import save_checkpoint
@@ -58,8 +58,15 @@ def evaluate(scene: Scene, gaussians, pipe):
                                        use_trained_exp=scene.train_test_exp).render, 0.0, 1.0)
             gt = scored_part(cam.original_image.to(image.device), scene.train_test_exp)
             image = scored_part(image, scene.train_test_exp)
-            l1_total += l1_loss(image, gt).item()
-            psnr_total += psnr(image, gt).item()
+            weight = score_weight(cam, scene.train_test_exp)
+            if weight is None:
+                l1_total += l1_loss(image, gt).item()
+                psnr_total += psnr(image, gt).item()
+            else:  # only the pixels the mask keeps
+                weight = weight.to(image.device)
+                l1_total += ((image - gt).abs() * weight).sum().item() / (
+                    weight.sum().item() * image.shape[0])
+                psnr_total += masked_psnr(image, gt, weight).item()
         results[name] = (l1_total / len(cameras), psnr_total / len(cameras))
     return results
 

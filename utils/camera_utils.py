@@ -53,6 +53,25 @@ def load_image(path, resolution: int, resolution_scale: float, background) -> to
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
+def load_image_and_alpha(path, resolution: int, resolution_scale: float):
+    """(RGB uint8 [3, H, W], alpha uint8 [1, H, W] or None) at the size load_image gives, the
+    alpha kept apart instead of composited (--alpha_as_mask)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            size = target_size(*image.size, resolution, resolution_scale)
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            image = image.convert("RGBA" if has_alpha else "RGB")
+            if image.size != size:
+                image = image.resize(size)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(path, f"not a readable image ({exc})") from None
+    array = np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
+    if not has_alpha:
+        return torch.from_numpy(array), None
+    return torch.from_numpy(array[:3].copy()), torch.from_numpy(array[3:].copy())
+
+
 def camera_to_JSON(id, camera):
     """One cameras.json entry in the original's fields (camera: a CameraInfo)."""
     Rt = np.zeros((4, 4))

@@ -10,3 +10,10 @@ def psnr(img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
         return psnr(img1.unsqueeze(0), img2.unsqueeze(0))[0]
     mse = ((img1 - img2) ** 2).flatten(1).mean(1)
     return 20 * torch.log10(1.0 / torch.sqrt(mse))
+
+
+def masked_psnr(img1: torch.Tensor, img2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PSNR of [C, H, W] images over the pixels a mask keeps: the squared error weighted by
+    weight [1, H, W] in [0, 1] (black = not scored) and divided by the weights' sum."""
+    mse = ((img1 - img2) ** 2 * weight).sum() / (weight.sum() * img1.shape[0])
+    return 20 * torch.log10(1.0 / torch.sqrt(mse))
