@@ -1,6 +1,7 @@
 """Photos → undistorted COLMAP dataset, with the original's flags and layout:
 
     python convert.py -s my_scene            # my_scene/input/*.jpg → my_scene/images, sparse/0
+    python convert.py -s my_scene --video clip.mp4   # the sharpest frame of each of 150 stretches
 
 Steps (as the original): feature extraction (one shared camera, --camera model), exhaustive
 matching, incremental mapping (global BA function tolerance 1e-6) into <s>/distorted/sparse,
@@ -22,6 +23,7 @@ from PIL import Image
 from arguments import make_parser
 from utils.cli import run_main
 from utils.errors import DatasetError, ReportedError, UsageError
+from utils.video_frames import extract_sharpest
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MIN_REGISTERED = 3  # fewer registered images cannot make a useful scene
@@ -40,6 +42,7 @@ ROBUST_MAPPER = {"init_min_num_inliers": 30, "abs_pose_min_num_inliers": 15,
 
 
 BACKENDS = ("auto", "colmap", "pycolmap")
+DEFAULT_VIDEO_FRAMES = 150  # --video: photos taken from a video (one per equal stretch)
 
 
 class ConvertError(ReportedError):
@@ -237,12 +240,20 @@ class ConvertOptions:
     colmap_executable: str = ""
     robust: bool = False
     backend: str = "auto"
+    video: str = ""  # ours: photos from this video first (utils/video_frames.py)
+    video_frames: int = DEFAULT_VIDEO_FRAMES
 
 
 def convert(source, options: ConvertOptions = ConvertOptions()):
     camera, use_gpu, resize = options.camera, options.use_gpu, options.resize
     robust = options.robust
     input_dir = os.path.join(source, "input")
+    if options.video:
+        if os.path.isdir(input_dir) and os.listdir(input_dir):
+            raise DatasetError(input_dir, "already holds files; --video writes its frames "
+                                          "there: give a new --source_path")
+        chosen = extract_sharpest(options.video, options.video_frames, input_dir)
+        print(f"Took {len(chosen)} frames from {options.video} into {input_dir}")
     names = list_images(input_dir)
     distorted = os.path.join(source, "distorted")
     database = os.path.join(distorted, "database.db")
@@ -300,11 +311,19 @@ def main(argv=None) -> int:
                         help="looser SIFT/mapper settings for small or wide-baseline photo sets")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="auto: the colmap command if installed, else pycolmap")
+    parser.add_argument("--video", default="", type=str,
+                        help="take the photos from this video first: the sharpest frame of "
+                             "each of --video_frames equal stretches, into <source>/input")
+    parser.add_argument("--video_frames", default=DEFAULT_VIDEO_FRAMES, type=int,
+                        help="how many photos --video takes")
     args = parser.parse_args(argv)
+    if args.video_frames < 1:
+        raise UsageError(f"--video_frames must be at least 1, not {args.video_frames}")
     convert(args.source_path, ConvertOptions(
         camera=args.camera, use_gpu=not args.no_gpu, skip_matching=args.skip_matching,
         resize=args.resize, colmap_executable=args.colmap_executable,
-        robust=args.robust_matching, backend=args.backend))
+        robust=args.robust_matching, backend=args.backend, video=args.video,
+        video_frames=args.video_frames))
     return 0
 
 

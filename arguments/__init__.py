@@ -63,6 +63,9 @@ class ModelParams:
                                 "the original defaults to cuda)")
     eval: bool = flag(False, "hold out every 8th image (or the dataset's test split) for "
                              "evaluation")
+    undistorted: str = flag("", "where undistorted copies of photos from distorted cameras "
+                                "(OPENCV, fisheye...) are made once (default: <model>/undistorted; "
+                                "never the dataset)")
     masks: str = flag("", "folder of PNG masks, one per image (same stem): white pixels train "
                           "and are scored, black ones are ignored (passers-by, the sky)")
     alpha_as_mask: bool = flag(False, "GS-2024: an RGBA photo's alpha is its mask (the "

@@ -66,8 +66,9 @@ class Scene:
             self.loaded_iter = self.folder.resolve_iteration(load_iteration)
             print(f"Loading trained model at iteration {self.loaded_iter}")
 
+        undistort_dir = getattr(args, "undistorted", "") or self.folder.file("undistorted")
         scene_info = read_scene_info(args.source_path, args.images, args.white_background,
-                                     args.eval)
+                                     args.eval, undistort_dir)
         # Every dataset file this scene was read from (config.json records their sizes and
         # modification times, so a model can be traced to the data it saw).
         self.dataset_files = list(scene_info.source_files) + [

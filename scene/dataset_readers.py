@@ -23,6 +23,7 @@ from utils.colmap_loader import (qvec2rotmat, read_extrinsics_binary, read_extri
                                  read_intrinsics_binary, read_intrinsics_text, read_model_file,
                                  read_points3D_binary, read_points3D_text)
 from utils.errors import DatasetError
+from .undistortion import MODEL_PARAMS, LensCamera, undistorted_file
 
 LLFF_HOLD = 8  # --eval holds out every 8th image (sorted by name), as the original
 RANDOM_INIT_POINTS = 100_000  # NeRF-synthetic without points3d.ply: uniform random points
@@ -157,16 +158,27 @@ def jittered_point_cloud(pcd: BasicPointCloud, count: int) -> BasicPointCloud:
 # --- COLMAP --------------------------------------------------------------------------------
 
 def _pinhole_intrinsics(intr, cameras_file):
-    """(fx, fy, cx, cy) of an undistorted camera; any other model is an error."""
+    """(fx, fy, cx, cy) of an undistorted camera; a model that can be undistorted at load
+    (scene/undistortion.py) returns None; any other model is an error."""
     if intr.model == "SIMPLE_PINHOLE":
         f, cx, cy = intr.params[:3]
         return f, f, cx, cy
     if intr.model == "PINHOLE":
         return tuple(intr.params[:4])
+    if intr.model in MODEL_PARAMS:
+        return None
     raise DatasetError(cameras_file, (
-        f"camera {intr.id} uses the {intr.model} model, which has lens distortion; 3DGS needs "
-        f"undistorted images ({' or '.join(UNDISTORTED_MODELS)} cameras): undistort them with "
-        f"convert.py (or colmap image_undistorter)"))
+        f"camera {intr.id} uses the {intr.model} model, which cannot be undistorted here "
+        f"({', '.join(UNDISTORTED_MODELS + tuple(MODEL_PARAMS))} can): undistort the photos "
+        f"with colmap image_undistorter"))
+
+
+def _undistorted(image_path: str, lens: LensCamera, undistort_dir: Optional[str], listed_in):
+    """(path of the undistorted copy, its PinholeCamera) of a photo taken with `lens`."""
+    if not undistort_dir:
+        raise DatasetError(listed_in, f"{lens.model} cameras need a folder for undistorted "
+                                      f"copies of the photos (a model folder)")
+    return undistorted_file(image_path, lens, undistort_dir)
 
 
 def _check_image_file(path, listed_in) -> None:
@@ -175,7 +187,8 @@ def _check_image_file(path, listed_in) -> None:
 
 
 def readColmapCameras(cam_extrinsics, cam_intrinsics, images_folder, extrinsics_file,
-                      intrinsics_file, test_names=()) -> List[CameraInfo]:
+                      intrinsics_file, test_names=(), undistort_dir=None) -> List[CameraInfo]:
+    """undistort_dir: where photos of distorted cameras are undistorted to (once)."""
     cam_infos = []
     for uid, key in enumerate(sorted(cam_extrinsics, key=lambda k: cam_extrinsics[k].name)):
         extr = cam_extrinsics[key]
@@ -187,20 +200,26 @@ def readColmapCameras(cam_extrinsics, cam_intrinsics, images_folder, extrinsics_
                 and np.linalg.norm(extr.qvec) > 0):
             raise DatasetError(extrinsics_file, f"image {extr.name} has a non-finite or zero pose "
                                                 f"(qvec {list(extr.qvec)}, tvec {list(extr.tvec)})")
-        fx, fy, cx, cy = _pinhole_intrinsics(intr, intrinsics_file)
         image_path = os.path.join(images_folder, extr.name)
         _check_image_file(image_path, extrinsics_file)
+        intrinsics, width, height = _pinhole_intrinsics(intr, intrinsics_file), intr.width, intr.height
+        if intrinsics is None:
+            lens = LensCamera(intr.model, intr.width, intr.height, tuple(intr.params))
+            image_path, pinhole = _undistorted(image_path, lens, undistort_dir, intrinsics_file)
+            intrinsics = (pinhole.fx, pinhole.fy, pinhole.cx, pinhole.cy)
+            width, height = pinhole.width, pinhole.height
+        fx, fy, cx, cy = intrinsics
         image_name = os.path.splitext(os.path.basename(extr.name))[0]
         cam_infos.append(CameraInfo(
             uid=uid, R=np.transpose(qvec2rotmat(extr.qvec / np.linalg.norm(extr.qvec))),
             T=np.array(extr.tvec, dtype=np.float64),
-            FovY=focal2fov(fy, intr.height), FovX=focal2fov(fx, intr.width),
-            image_path=image_path, image_name=image_name, width=intr.width, height=intr.height,
+            FovY=focal2fov(fy, height), FovX=focal2fov(fx, width),
+            image_path=image_path, image_name=image_name, width=width, height=height,
             cx=float(cx), cy=float(cy), is_test=extr.name in test_names))
     return cam_infos
 
 
-def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD) -> SceneInfo:
+def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD, undistort_dir=None) -> SceneInfo:
     sparse = os.path.join(path, "sparse", "0")
     if not os.path.isdir(sparse):
         raise DatasetError(sparse, "missing: a COLMAP dataset keeps its model in sparse/0")
@@ -214,8 +233,10 @@ def readColmapSceneInfo(path, images, eval, llffhold=LLFF_HOLD) -> SceneInfo:
     names = sorted(e.name for e in cam_extrinsics.values())
     test_names = set(names[::llffhold]) if eval else set()
     images_folder = os.path.join(path, images or "images")
+    if undistort_dir and any(c.model in MODEL_PARAMS for c in cam_intrinsics.values()):
+        print(f"Undistorting the photos of distorted cameras into {undistort_dir} (once)")
     cam_infos = readColmapCameras(cam_extrinsics, cam_intrinsics, images_folder, extrinsics_file,
-                                  intrinsics_file, test_names)
+                                  intrinsics_file, test_names, undistort_dir)
     train = [c for c in cam_infos if not c.is_test]
     test = [c for c in cam_infos if c.is_test]
 
@@ -343,7 +364,25 @@ def readNerfSyntheticInfo(path, white_background, eval, extension=".png") -> Sce
 NERFSTUDIO_DISTORTION = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 
-def readNerfstudioInfo(path, eval, llffhold=LLFF_HOLD) -> SceneInfo:
+def nerfstudio_lens(camera_model: str, coefficients: dict, size, intrinsics, listed_in):
+    """The LensCamera of nerfstudio's distortion coefficients (k1 k2 k3 k4 p1 p2) for its
+    OPENCV (radial polynomial + tangential) or OPENCV_FISHEYE camera_model."""
+    fx, fy, cx, cy = intrinsics
+    c = coefficients
+    if camera_model == "OPENCV_FISHEYE":
+        return LensCamera("OPENCV_FISHEYE", *size, (fx, fy, cx, cy, c["k1"], c["k2"], c["k3"],
+                                                    c["k4"]))
+    if camera_model == "OPENCV":
+        if c["k4"] != 0.0:
+            raise DatasetError(listed_in, "OPENCV distortion with k4 (an r^8 term) cannot be "
+                                          "undistorted here")
+        return LensCamera("FULL_OPENCV", *size, (fx, fy, cx, cy, c["k1"], c["k2"], c["p1"],
+                                                 c["p2"], c["k3"], 0.0, 0.0, 0.0))
+    raise DatasetError(listed_in, f"camera_model {camera_model!r} with distortion coefficients: "
+                                  f"only OPENCV and OPENCV_FISHEYE can be undistorted")
+
+
+def readNerfstudioInfo(path, eval, llffhold=LLFF_HOLD, undistort_dir=None) -> SceneInfo:
     """nerfstudio `transforms.json` (ns-process-data): intrinsics fl_x, fl_y, cx, cy, w, h shared
     at the top level or per frame, OpenGL camera-to-world poses, optional `ply_file_path`."""
     transforms_file = os.path.join(path, "transforms.json")
@@ -360,19 +399,24 @@ def readNerfstudioInfo(path, eval, llffhold=LLFF_HOLD) -> SceneInfo:
         if "file_path" not in frame or "transform_matrix" not in frame:
             raise DatasetError(transforms_file, f"frame {uid} lacks file_path or transform_matrix")
         distortion = {k: intrinsic(k, 0.0) for k in NERFSTUDIO_DISTORTION}
-        if any(v != 0.0 for v in distortion.values()):
-            raise DatasetError(transforms_file, (
-                f"frame {frame['file_path']} has lens distortion {distortion}; 3DGS needs "
-                f"undistorted images: undistort them first (convert.py)"))
         image_path = _frame_image_path(path, frame["file_path"], "")
         width, height = _image_size(image_path, transforms_file)
         w, h = intrinsic("w", width), intrinsic("h", height)
         fx, fy = intrinsic("fl_x"), intrinsic("fl_y", frame.get("fl_x", contents.get("fl_x")))
+        cx, cy = intrinsic("cx", w / 2), intrinsic("cy", h / 2)
+        image_name = os.path.splitext(os.path.basename(image_path))[0]
+        if any(v != 0.0 for v in distortion.values()):
+            model = frame.get("camera_model", contents.get("camera_model", "OPENCV"))
+            lens = nerfstudio_lens(model, distortion, (int(w), int(h)), (fx, fy, cx, cy),
+                                   transforms_file)
+            image_path, pinhole = _undistorted(image_path, lens, undistort_dir, transforms_file)
+            fx, fy, cx, cy = pinhole.fx, pinhole.fy, pinhole.cx, pinhole.cy
+            w, h = pinhole.width, pinhole.height
         R, T = _pose_from_opengl_c2w(frame["transform_matrix"], transforms_file, frame["file_path"])
         cam_infos.append(CameraInfo(
             uid=uid, R=R, T=T, FovY=focal2fov(fy, h), FovX=focal2fov(fx, w),
-            image_path=image_path, image_name=os.path.splitext(os.path.basename(image_path))[0],
-            width=int(w), height=int(h), cx=intrinsic("cx", w / 2), cy=intrinsic("cy", h / 2),
+            image_path=image_path, image_name=image_name,
+            width=int(w), height=int(h), cx=cx, cy=cy,
             is_test=eval and uid % llffhold == 0))
     train = [c for c in cam_infos if not c.is_test]
     test = [c for c in cam_infos if c.is_test]
@@ -393,18 +437,20 @@ def readNerfstudioInfo(path, eval, llffhold=LLFF_HOLD) -> SceneInfo:
                      source_files=tuple(p for p in (transforms_file, ply_path) if p))
 
 
-def read_scene_info(source_path, images, white_background, eval) -> SceneInfo:
-    """Detect the dataset type from the folder's contents and read it."""
+def read_scene_info(source_path, images, white_background, eval,
+                    undistort_dir: Optional[str] = None) -> SceneInfo:
+    """Detect the dataset type from the folder's contents and read it. undistort_dir: where
+    the photos of distorted cameras are undistorted to (never the dataset)."""
     if not os.path.isdir(source_path):
         raise DatasetError(source_path, "dataset folder does not exist")
     if os.path.exists(os.path.join(source_path, "sparse")):
-        return readColmapSceneInfo(source_path, images, eval)
+        return readColmapSceneInfo(source_path, images, eval, undistort_dir=undistort_dir)
     if os.path.exists(os.path.join(source_path, "transforms_train.json")):
         print("Found transforms_train.json file, assuming Blender data set!")
         return readNerfSyntheticInfo(source_path, white_background, eval)
     if os.path.exists(os.path.join(source_path, "transforms.json")):
         print("Found transforms.json file, assuming nerfstudio data set!")
-        return readNerfstudioInfo(source_path, eval)
+        return readNerfstudioInfo(source_path, eval, undistort_dir=undistort_dir)
     raise DatasetError(source_path, "not a dataset: no sparse/ folder (COLMAP), no "
                                     "transforms_train.json (NeRF-synthetic) and no transforms.json "
                                     "(nerfstudio)")

@@ -15,9 +15,8 @@ from dataset_factory import (look_at_w2c, orbit_eyes, write_binary, write_blende
 from gaussian_renderer import render
 from scene import GaussianModel, Scene
 from scene.dataset_readers import (RANDOM_INIT_POINTS, readColmapSceneInfo,
-                                   readNerfSyntheticInfo, readNerfstudioInfo, read_scene_info,
+                                   readNerfSyntheticInfo, readNerfstudioInfo,
                                    storePly)
-from utils.errors import DatasetError
 from scene.cameras import loadCam
 from utils.camera_utils import LARGE_IMAGE_NOTICE, target_size
 
@@ -207,15 +206,6 @@ def test_nerfstudio_shared_and_per_frame_intrinsics_agree(tmp_path):
     cam = shared.train_cameras[0]
     assert cam.FovX == pytest.approx(2 * math.atan(20 / 50)) and (cam.cx, cam.cy) == (11.0, 7.0)
     np.testing.assert_allclose(-cam.R @ cam.T, orbit_eyes(9, radius=3.0)[1], atol=1e-9)
-
-
-def test_nerfstudio_distortion_is_refused(tmp_path):
-    root = write_nerfstudio_dataset(tmp_path)
-    contents = json.loads((root / "transforms.json").read_text())
-    contents["k1"] = 0.01
-    (root / "transforms.json").write_text(json.dumps(contents))
-    with pytest.raises(DatasetError, match="distortion"):
-        read_scene_info(str(root), "images", False, False)
 
 
 def test_scene_writes_cameras_json_and_input_ply(tmp_path):
