@@ -61,7 +61,8 @@ def main(argv=None):
         # compare against a copy made with --area 0, which went through the same re-encoding.
         Image.fromarray(photo).save(os.path.join(images_out, name), quality=95, subsampling=0)
         Image.fromarray(mask).save(os.path.join(masks_out, os.path.splitext(name)[0] + ".png"))
-    print(f"{len(names) - len(held_out)} photos with a passer-by, {len(held_out)} held out "
+    covered = len(names) - len(held_out) if args.area > 0 else 0
+    print(f"{covered} photos with a passer-by, {len(held_out)} held out "
           f"clean; masks in {masks_out}")
 
 
