@@ -35,22 +35,12 @@ def load_image(path, resolution: int, resolution_scale: float, background) -> to
     default filter: uint8 as decoded, or, where an alpha channel is composited over
     `background` (the original's GS-2023 behaviour; GS-2024 leaves the background unsupervised,
     its issue #1038), float32 in [0, 1]."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            size = target_size(*image.size, resolution, resolution_scale)
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            image = image.convert("RGBA" if has_alpha else "RGB")
-            if image.size != size:
-                image = image.resize(size)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(path, f"not a readable image ({exc})") from None
-    if not has_alpha:
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    rgb, alpha = array[..., :3], array[..., 3:]
-    array = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    rgb, alpha = load_image_and_alpha(path, resolution, resolution_scale)
+    if alpha is None:
+        return rgb
+    rgb, alpha = rgb.float() / 255.0, alpha.float() / 255.0
+    bg = torch.tensor(background, dtype=torch.float32)[:, None, None]
+    return rgb * alpha + bg * (1.0 - alpha)
 
 
 def load_image_and_alpha(path, resolution: int, resolution_scale: float):
