@@ -64,8 +64,8 @@ def unknown_model(tmp_path):
 
 
 def distorted(tmp_path):
-    root, *_ = write_colmap_dataset(tmp_path / "data", n_images=3, model="OPENCV")
-    return root, ("cameras.bin", "OPENCV", "undistort")
+    root, *_ = write_colmap_dataset(tmp_path / "data", n_images=3, model="THIN_PRISM_FISHEYE")
+    return root, ("cameras.bin", "THIN_PRISM_FISHEYE", "cannot be undistorted")
 
 
 def missing_image(tmp_path):
