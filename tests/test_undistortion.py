@@ -115,3 +115,34 @@ def test_nerfstudio_opencv_coefficients_are_undistorted(tmp_path):
     (root / "transforms.json").write_text(json.dumps(contents))
     with pytest.raises(DatasetError, match="only OPENCV and OPENCV_FISHEYE"):
         read_scene_info(str(root), "images", False, False, str(tmp_path / "cache2"))
+
+
+@pytest.mark.parametrize("model", ["OPENCV", "OPENCV_FISHEYE"])
+def test_a_nerfstudio_capture_undistorts_like_the_same_colmap_camera(tmp_path, model):
+    """The same photos and lens as transforms.json (nerfstudio's k1 k2 k3 k4 p1 p2) and as
+    cameras.bin (checked against the colmap command above) load to the same pinhole cameras and
+    the same undistorted images."""
+    import json
+    colmap_root = write_distorted_colmap(tmp_path / "colmap", model)
+    from_colmap = read_scene_info(str(colmap_root), "images", False, False,
+                                  str(tmp_path / "cache_colmap"))
+    ns_root = write_nerfstudio_dataset(tmp_path / "ns", n_images=3, size=(320, 240))
+    contents = json.loads((ns_root / "transforms.json").read_text())
+    fx, fy, cx, cy, *k = LENSES[model]
+    coefficients = ({"k1": k[0], "k2": k[1], "p1": k[2], "p2": k[3]} if model == "OPENCV"
+                    else {"k1": k[0], "k2": k[1], "k3": k[2], "k4": k[3]})
+    contents.update(fl_x=fx, fl_y=fy, cx=cx, cy=cy, camera_model=model, **coefficients)
+    (ns_root / "transforms.json").write_text(json.dumps(contents))
+    for i, cam in enumerate(sorted(from_colmap.train_cameras, key=lambda c: c.image_name)):
+        shutil.copy(cam.image_path.replace(str(tmp_path / "cache_colmap"),
+                                           str(colmap_root / "images")),
+                    ns_root / "images" / f"frame_{i:05d}.jpg")
+    # (PNG data under the .jpg names the factory wrote: Pillow reads by content)
+    from_ns = read_scene_info(str(ns_root), "images", False, False, str(tmp_path / "cache_ns"))
+    for a, b in zip(sorted(from_colmap.train_cameras, key=lambda c: c.image_name),
+                    sorted(from_ns.train_cameras, key=lambda c: c.image_name)):
+        assert (a.width, a.height) == (b.width, b.height)
+        np.testing.assert_allclose([a.FovX, a.FovY, a.cx, a.cy], [b.FovX, b.FovY, b.cx, b.cy],
+                                   rtol=1e-12)
+        np.testing.assert_array_equal(np.asarray(Image.open(a.image_path)),
+                                      np.asarray(Image.open(b.image_path)))
