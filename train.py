@@ -40,16 +40,15 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def prepare_output(dataset: ModelParams, config: str) -> None:
-    """The model folder with cfg_args (the original's form: the loading parameters) and
-    config.json (every group, resolved)."""
+def prepare_output(dataset: ModelParams) -> None:
+    """The model folder with cfg_args (the original's form: the loading parameters);
+    config.json follows once the scene is read (it lists the dataset files)."""
     if not dataset.model_path:
         dataset.model_path = os.path.join("./output", str(uuid.uuid4())[:10])
     print(f"Output folder: {dataset.model_path}")
     os.makedirs(dataset.model_path, exist_ok=True)
     folder = ModelFolder(dataset.model_path)
     write_text_atomic(folder.cfg_args, namespace_text(dataset))
-    write_text_atomic(folder.config_json, config)
 
 
 def start_viewer(run_params: RunParams, trainer: Trainer, model_path: str):
@@ -88,10 +87,10 @@ def training(config: TrainingConfig, strategy: Strategy, group: Optional[Group] 
     group = group or Group()
     dataset, opt, pipe, run_params = config.model, config.optimization, config.pipeline, config.run
     if group.is_main:
-        prepare_output(dataset, config.to_json(strategy_settings=strategy.state_dict()))
+        prepare_output(dataset)
     gaussians = GaussianModel(dataset.sh_degree, opt.optimizer_type, device=run_params.device)
     scene = Scene(dataset, gaussians, device=run_params.device, init=strategy.initialisation())
-    if group.is_main:  # config.json again, now with the dataset files the scene read
+    if group.is_main:  # every group, resolved, and the dataset files the scene read
         write_text_atomic(ModelFolder(dataset.model_path).config_json, config.to_json(
             strategy_settings=strategy.state_dict(),
             dataset_files=file_record(scene.dataset_files, dataset.source_path)))

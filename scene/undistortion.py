@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Dict, Tuple
 
 import numpy as np
@@ -137,6 +138,7 @@ class PinholeCamera:
     cy: float
 
 
+@lru_cache(maxsize=None)  # photos share their camera: its borders are undistorted once
 def undistorted_camera(camera: LensCamera) -> PinholeCamera:
     """COLMAP's UndistortCamera with its image_undistorter defaults (blank_pixels 0): the
     same focal lengths; the size scaled (truncated) so that no undistorted pixel falls outside

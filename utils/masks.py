@@ -10,9 +10,6 @@ from PIL import Image, UnidentifiedImageError
 
 from utils.errors import DatasetError
 
-MASK_SUFFIXES = (".png",)
-
-
 def masks_folder(masks: str, source_path: str) -> str:
     """--masks as given (absolute or from the working directory), else under the dataset."""
     if os.path.isdir(masks):
