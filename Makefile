@@ -19,9 +19,9 @@ export MAX_JOBS ?= 2
 
 DEMO_MODEL ?= output/garden_dev_demo
 DEMO_ITERATIONS ?= 3000
-# The recommended CPU recipe: 3DGS-MCMC with a budget of 100k Gaussians (README, "Densification
-# strategies": 0.75 dB above the original's densification on the sample at 3000 iterations, with
-# a fifth of its Gaussians).
+# The recommended CPU recipe: 3DGS-MCMC with a budget of 100k Gaussians (docs/strategies.md:
+# above the original's densification on the sample at 3000 iterations, with a fifth of its
+# Gaussians).
 DEMO_FLAGS ?= --strategy mcmc --cap_max 100000
 
 .PHONY: setup test test-portable demo bench cuda-check clean

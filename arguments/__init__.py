@@ -193,7 +193,7 @@ class MCMCParams:
     opacity_reg: float = flag(0.01, "ours, mcmc: L1 of the opacities added to the loss")
     scale_reg: float = flag(0.01, "ours, mcmc: L1 of the scales added to the loss")
     # MCMC grows faster than the paper's 5 % per refinement where that is needed to reach
-    # --cap_max by this iteration (README: densification strategies).
+    # --cap_max by this iteration (docs/strategies.md).
     cap_by_iter: int = flag(2000, "ours, mcmc: grow fast enough to reach --cap_max by this "
                                   "iteration (0: the paper's 5 %% per refinement only)")
     # At each MCMC refinement, Gaussians near the path between consecutive training cameras

@@ -17,6 +17,7 @@ train.py unchanged.
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -86,6 +87,8 @@ def measure(args, model_path: str) -> dict:
     finally:
         train.Trainer.train = original_train
     wall = time.perf_counter() - start
+    # The process's peak so far: loading and training (scoring comes after). Linux: KiB.
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     setup = first_step["at"] - start
     with open(os.path.join(model_path, "training_log.json")) as f:
         log = json.load(f)
@@ -103,7 +106,7 @@ def measure(args, model_path: str) -> dict:
     return {"source_path": args.source_path, "iterations": args.iterations,
             "train_argv": args.train_argv, "label": args.label or " ".join(args.train_argv),
             "setup_seconds": setup, "wall_seconds": wall, "points": points,
-            "final_gaussians": log["num_points"][-1]}
+            "final_gaussians": log["num_points"][-1], "peak_rss_mib": peak_rss_mib}
 
 
 def plot(results, path: str) -> None:

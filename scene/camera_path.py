@@ -3,7 +3,7 @@ order, the capture order of a video or a walk-around), and the distance of point
 
 MCMC keeps a tube around this path free of Gaussians (MCMCStrategy.path_clearance): a Gaussian
 there sits right in front of the cameras that pass by, where a held-out view between two training
-cameras sees it as a floater (README, "Densification strategies").
+cameras sees it as a floater (docs/strategies.md).
 
 Names do not always follow the capture path (photo collections, NeRF-synthetic's random views),
 so a segment is kept only if it is no longer than PATH_JUMP_FACTOR × the median distance from a

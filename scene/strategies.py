@@ -46,8 +46,8 @@ MCMC_INIT_SCALE_FACTOR = 0.1
 # interval / --densify_until_iter are not given). The default strategy: the original's. MCMC:
 # the paper's code refines until 25,000 every 100 iterations; we refine every 25 and grow fast
 # enough to reach --cap_max by --cap_by_iter (2,000), so that the short runs a CPU affords are
-# at their Gaussian budget for most of the run and dead Gaussians are recycled quickly (README,
-# "Densification strategies", has the measurements).
+# at their Gaussian budget for most of the run and dead Gaussians are recycled quickly
+# (docs/strategies.md has the measurements).
 DEFAULT_SCHEDULE = {"densification_interval": 100, "densify_until_iter": 15_000}
 MCMC_SCHEDULE = {"densification_interval": 25, "densify_until_iter": 25_000}
 
@@ -162,7 +162,7 @@ class DefaultStrategy(Strategy):
     densification_interval: int
     opacity_reset_interval: int
     white_background: bool
-    # False reproduces the original, whose screen-size prune never fires (see README).
+    # False reproduces the original, whose screen-size prune never fires (docs/differences.md).
     screen_size_prune: bool
     init: Initialisation
     min_opacity: float = PRUNE_MIN_OPACITY

@@ -78,7 +78,7 @@ def make_depth_scale(data: Path, depths: Path) -> dict:
 
 
 def test_maps_consistent_with_the_sfm_give_back_their_scale_and_offset(reference, tmp_path):
-    """The sample's SfM points do not lie on a trained model's surfaces (README), so here the
+    """The sample's SfM points do not lie on a trained model's surfaces (docs/exposure-depth.md), so here the
     points are put there: for each image, 60 of its map's pixels are lifted to 3D with the map's
     own inverse depth and become its keypoints and points. make_depth_scale.py then has to undo
     the maps' affine through its whole chain (COLMAP files, pose, keypoint convention, map
@@ -140,7 +140,7 @@ def test_rendered_maps_align_and_the_depth_loss_follows_them(reference, tmp_path
     scales = np.array([p["scale"] for p in params.values()])
     # A trained model's rendered inverse depth is not the SfM points' (it puts the distant
     # background much nearer), so the fit finds the truth only roughly: 29 % off here, 9 % from
-    # make demo's model (README). This guards against a broken fit (zero, inverted or unscaled
+    # make demo's model (docs/exposure-depth.md). This guards against a broken fit (zero, inverted or unscaled
     # maps).
     print(f"recovered scale median {np.median(scales):.3f} (true {TRUE_SCALE})")
     assert abs(np.median(scales) / TRUE_SCALE - 1) < 0.5

@@ -98,7 +98,7 @@ def test_exposures_follow_the_photos_gains_and_improve_test_psnr(tmp_path):
     # than the default strategy's. The exposures' final learning rate is full_eval.py's 1e-4,
     # not the default 1e-3, whose Adam steps still move each exposure by up to ~1 % per draw of
     # its image at the end of the run. That closes the gap at this size and length only; at
-    # 320×240 or 7,000 iterations the worst image is above 5 % (README, "Exposure compensation").
+    # 320×240 or 7,000 iterations the worst image is above 5 % (docs/lab/2026-11-30-exposure-gains.md).
     common = ["-s", str(data), "--quiet", "-r", "4", "--eval", "--iterations", "3000",
               "--strategy", "mcmc", "--cap_max", "30000", "--test_iterations", "-1",
               "--disable_viewer"]
