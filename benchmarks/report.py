@@ -23,6 +23,9 @@ OUTPUT = os.path.join(REPO, "docs", "results.md")
 # Flags that choose the schedule: a fixed-resolution run and a coarse-to-fine run that differ
 # only in these are compared with each other.
 SCHEDULE_FLAGS = ("--resolution_schedule", "--resolution_ramp", "--num_downscales")
+# Defaults that have changed: (flag, the old default, runs dated before this used it). A run that
+# did not give such a flag is shown with the default it ran with, so rows stay truthful.
+FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00"),)
 
 
 def load(folder: str) -> List[dict]:
@@ -31,8 +34,18 @@ def load(folder: str) -> List[dict]:
         with open(path) as f:
             run = json.load(f)
         run["file"] = os.path.basename(path)
+        run["train_argv"] = with_former_defaults(run)
         runs.append(run)
     return runs
+
+
+def with_former_defaults(run: dict) -> List[str]:
+    argv = list(run["train_argv"])
+    for flag, value, until in FORMER_DEFAULTS:
+        if flag not in argv and run["machine"]["date"] < until and (
+                flag != "--resolution_ramp" or "auto" in argv):
+            argv += [flag, value]
+    return argv
 
 
 def split_flags(argv: List[str], drop: Tuple[str, ...]) -> Tuple[str, Dict[str, str]]:
@@ -190,7 +203,9 @@ edit by hand. Each row names the runs it summarises: commit (`+`: the tree had u
 changes), date and the CPU's best instruction set with the thread count. Times from different
 dates or machines are not comparable (the project's virtual machines drift by up to 20 %); compare
 times only within one row or within a side-by-side benchmark. Test PSNR is the mean over the
-held-out views (`--eval`: every 8th image) at full resolution.
+held-out views (`--eval`: every 8th image) at full resolution. Where a default has changed since
+a run, its row shows the value it ran with (`--resolution_ramp` was 0.5 before 5 Dec 2026, 05:50
+UTC).
 
 Scenes: `garden_dev` is the bundled sample (48 path-traced photos, 320×240); `crackle_shards`
 is a second 320×240 scene of POV-Ray shards (48 views); `crackle_large` is the same POV-Ray scene

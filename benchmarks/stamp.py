@@ -38,9 +38,15 @@ def cpu_description() -> dict:
     return {"model": model, "isa": isa, "cores": os.cpu_count()}
 
 
+# The code a benchmark runs is the code it imported: the commit is read when this module is
+# imported (at the benchmark's start), not when its result is written, which may be an hour later
+# and after the tree has moved on.
+_SOURCE = {"commit": _git("rev-parse", "HEAD"), "tree_changed": bool(_git("status", "--porcelain"))}
+
+
 def stamp() -> dict:
     import torch  # every benchmark has it loaded already
-    return {"commit": _git("rev-parse", "HEAD"), "tree_changed": bool(_git("status", "--porcelain")),
+    return {**_SOURCE,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cpu": cpu_description(), "threads": torch.get_num_threads(),
             "torch": torch.__version__}

@@ -51,7 +51,7 @@ def smooth_photo(height=96, width=128, seed=0):
 
 
 def test_auto_starts_coarse_on_smooth_photos_and_fine_on_noise():
-    smooth = frequency_schedule([smooth_photo(seed=s) for s in range(3)], 7000)
+    smooth = frequency_schedule([smooth_photo(seed=s) for s in range(3)], 7000, ramp=0.5)
     assert smooth.levels[0] == (0, 8) and smooth.levels[-1] == (3500, 1)
     longer = frequency_schedule([smooth_photo(seed=s) for s in range(3)], 7000, ramp=0.75)
     assert longer.levels[-1] == (5250, 1) and longer.levels[0] == (0, 8)
@@ -61,8 +61,8 @@ def test_auto_starts_coarse_on_smooth_photos_and_fine_on_noise():
     # white noise spreads its magnitude evenly: a window of 1/2 of each side holds about a
     # quarter of it (the start's share), 1/3 much less
     noise = torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(0))
-    assert frequency_schedule([noise], 7000).levels[0][1] <= 2
-    assert frequency_schedule([noise, smooth_photo()], 7000).levels[0][1] <= 2  # every photo
+    assert frequency_schedule([noise], 7000, ramp=0.625).levels[0][1] <= 2
+    assert frequency_schedule([noise, smooth_photo()], 7000, ramp=0.625).levels[0][1] <= 2  # every photo
 
 
 def test_a_coarse_view_renders_what_a_shrunk_full_render_shows():
