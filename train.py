@@ -29,7 +29,7 @@ from utils.distributed import Group, join
 from utils.errors import DatasetError, UsageError
 from utils.general_utils import seed_everything
 from utils.model_folder import ModelFolder
-from utils.system_utils import file_record, write_text_atomic
+from utils.system_utils import file_record, keep_freed_memory_for_reuse, write_text_atomic
 from utils.training_log import TrainingLog
 from viewer.settings import ViewerSettings
 
@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     if not dataset.source_path:
         raise UsageError("--source_path/-s is required")
     check_device(run_params.device)
+    keep_freed_memory_for_reuse()
     print("Optimizing " + (dataset.model_path or "(new output folder)"))
     seed_everything(run_params.seed)
     torch.autograd.set_detect_anomaly(run_params.detect_anomaly)

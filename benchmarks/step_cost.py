@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from benchmarks.trained_model import SAMPLE, load_scene  # noqa: E402
 from scene.strategies import make_strategy  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
+from utils.system_utils import keep_freed_memory_for_reuse  # noqa: E402
 
 FIRST_STEP = 601  # inside every strategy's densification window
 
@@ -115,6 +116,8 @@ def print_breakdown(b):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--allocator_default", action="store_true",
+                   help="leave glibc's malloc settings as they are (train.py changes them)")
     p.add_argument("-m", "--model_path", required=True)
     p.add_argument("-s", "--source_path", default=SAMPLE)
     p.add_argument("--iteration", type=int, default=-1, help="saved iteration (-1: the latest)")
@@ -127,6 +130,7 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     args, train_argv = p.parse_known_args(argv)
     torch.set_num_threads(args.threads)
+    allocator_tuned = not args.allocator_default and keep_freed_memory_for_reuse()
     breakdowns = []
     for resolution in args.resolutions:
         b = step_breakdown(args.model_path, args.iteration, args.timed_steps,
@@ -140,7 +144,8 @@ def main(argv=None):
               f"{split['per_megapixel_ms']:.1f} ms per megapixel")
     result = {"model_path": args.model_path, "source_path": args.source_path,
               "optimizer_type": args.optimizer_type, "train_argv": train_argv,
-              "threads": torch.get_num_threads(), "breakdowns": breakdowns, "split": split}
+              "threads": torch.get_num_threads(), "allocator_tuned": allocator_tuned,
+              "breakdowns": breakdowns, "split": split}
     if args.json:
         write_result(args.json, "step_cost", result)
     return result
