@@ -183,15 +183,15 @@ def memory_table(runs: List[dict]) -> List[str]:
 
 
 def step_cost_table(runs: List[dict]) -> List[str]:
-    lines = ["| file | Gaussians | image | median step | per-Gaussian part | per megapixel | runs |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| file | Gaussians | image | freed memory kept | median step | per-Gaussian part | "
+             "per megapixel | runs |", "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         if run["benchmark"] != "step_cost":
             continue
         for b in run["breakdowns"]:
             lines.append(
                 f"| {run['file']} | {b['gaussians']:,} | {b['width']}×{b['height']} | "
-                f"{b['median_step_ms']:.1f} ms | {run['split']['per_gaussian_ms']:.0f} ms | "
+                f"{'yes' if run.get('allocator_tuned') else 'no'} | {b['median_step_ms']:.1f} ms | {run['split']['per_gaussian_ms']:.0f} ms | "
                 f"{run['split']['per_megapixel_ms']:.0f} ms | {machine_text([run])} |")
     return lines
 
@@ -241,7 +241,9 @@ def build(runs: List[dict]) -> str:
            "`python benchmarks/step_cost.py -m MODEL -s SCENE --resolutions ...`: median "
            "training step of a saved model at several image sizes, and a straight line through "
            "them: the part that does not depend on the image size (per Gaussian) and the part per "
-           "megapixel.",
+           "megapixel. \"Freed memory kept\": whether glibc's malloc kept freed blocks for reuse "
+           "(train.py does since 5 Dec 2026; step_cost.py's `--allocator_default` leaves "
+           "glibc's settings).",
            "", *step_cost_table(runs), ""]
     return "\n".join(out)
 

@@ -7,6 +7,11 @@ import math
 
 import torch
 
+try:  # the rasterizer extension's one-pass CPU version of position_noise
+    from diff_gaussian_rasterization._C import mcmc_position_noise_ as _fused_position_noise
+except ImportError:  # an older build of the extension
+    _fused_position_noise = None
+
 DEAD_OPACITY = 0.005  # a Gaussian at or below this opacity is "dead" and gets relocated
 GROWTH_RATE = 0.05  # each refinement adds 5 % new Gaussians (or more: growth_count), up to cap_max
 MAX_COPIES = 51  # a Gaussian is split into at most this many copies (the paper's n_max)
@@ -112,3 +117,19 @@ def position_noise(quats: torch.Tensor, scales: torch.Tensor, opacity: torch.Ten
                       generator=generator)
     eps = eps * (noise_gate(opacity.reshape(-1)) * scale)[:, None]
     return covariance_times(quats, scales, eps)
+
+
+def fused_noise_available(xyz: torch.Tensor) -> bool:
+    return _fused_position_noise is not None and xyz.is_cpu and xyz.is_contiguous()
+
+
+def add_position_noise_fused(xyz: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor,
+                             opacity_logits: torch.Tensor, scale: float, generator=None) -> None:
+    """position_noise added to xyz in place, in one pass over the raw parameters (log-scales,
+    unnormalised quaternions, opacity logits) instead of some twenty torch operations: the same
+    ε from torch's RNG (so the random stream is unchanged), the same formula, rounded differently
+    in the last bits. CPU tensors, with the rasterizer extension's mcmc_position_noise_."""
+    eps = torch.randn(xyz.shape[0], 3, dtype=xyz.dtype, device=xyz.device, generator=generator)
+    _fused_position_noise(xyz.data, log_scales.data.contiguous(), quats.data.contiguous(),
+                          opacity_logits.data.contiguous(), eps, float(scale),
+                          NOISE_GATE_SHARPNESS, NOISE_GATE_CENTRE)

@@ -285,6 +285,7 @@ class MCMCStrategy(Strategy):
     cap_by_iter: int = 0
     path_clearance: float = 0.0  # × extent; 0: the paper's (nothing is kept clear)
     min_opacity: float = mcmc.DEAD_OPACITY
+    fused_noise: bool = True  # the one-pass CPU noise; False (--reference_kernels): torch's ops
 
     name = "mcmc"
 
@@ -301,6 +302,7 @@ class MCMCStrategy(Strategy):
                    refinement_interval=shared["densification_interval"],
                    cap_by_iter=mcmc_params.cap_by_iter,
                    path_clearance=mcmc_params.path_clearance,
+                   fused_noise=not opt.reference_kernels,
                    init=Initialisation(points=choice.init_type, num_random=choice.init_num,
                                        min_points=int(mcmc_params.init_fill
                                                       * mcmc_params.cap_max),
@@ -397,6 +399,11 @@ class MCMCStrategy(Strategy):
         """Position noise: Σ·ε scaled by noise_lr × the current xyz learning rate, gated by
         opacity (only near-dead Gaussians move noticeably)."""
         with torch.no_grad():
+            if self.fused_noise and mcmc.fused_noise_available(gaussians.get_xyz):
+                mcmc.add_position_noise_fused(gaussians.get_xyz, gaussians._scaling,
+                                              gaussians._rotation, gaussians._opacity,
+                                              self.noise_lr * xyz_lr)
+                return
             noise = mcmc.position_noise(gaussians.get_rotation, gaussians.get_scaling,
                                         gaussians.get_opacity, self.noise_lr * xyz_lr)
             gaussians.displace(noise)

@@ -230,6 +230,35 @@ def test_noise_moves_only_near_dead_gaussians():
     assert dying.pow(2).mean().sqrt() == pytest.approx(expected, rel=0.05)
 
 
+@pytest.mark.skipif(not mcmc.fused_noise_available(torch.zeros(1, 3)),
+                    reason="the rasterizer extension has no mcmc_position_noise_ (rebuild it)")
+def test_fused_noise_matches_the_torch_formula():
+    """The one-pass CPU noise draws the same ε from torch's RNG and applies the same formula as
+    position_noise over the activated parameters: equal to float rounding, any thread count."""
+    n = 20000
+    g = torch.Generator().manual_seed(3)
+    xyz = torch.randn(n, 3, generator=g) * 2
+    log_scales = torch.randn(n, 3, generator=g) - 3
+    quats = torch.randn(n, 4, generator=g) * 3  # not normalised, as the model's
+    # opacities across the gate: dead, around the threshold, alive
+    logits = torch.linspace(-9.0, 4.0, n)[:, None]
+    torch.manual_seed(5)
+    expected = xyz + mcmc.position_noise(torch.nn.functional.normalize(quats), log_scales.exp(),
+                                         torch.sigmoid(logits), scale=0.3)
+    outputs, threads_before = [], torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        moved = xyz.clone()
+        torch.manual_seed(5)
+        mcmc.add_position_noise_fused(moved, log_scales, quats, logits, scale=0.3)
+        outputs.append(moved)
+    torch.set_num_threads(threads_before)
+    assert torch.equal(outputs[0], outputs[1])
+    torch.testing.assert_close(outputs[0], expected, rtol=1e-5, atol=1e-6)
+    displacement = (outputs[0] - xyz).norm(dim=1)
+    assert displacement[: n // 10].min() > 0 and displacement[-n // 10:].max() == 0
+
+
 def test_regularisers_match_finite_differences():
     model, strategy = model_with_moments(n=6)
     for attr in ("_opacity", "_scaling"):

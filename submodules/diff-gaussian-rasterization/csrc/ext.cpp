@@ -206,6 +206,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mark_visible", &mark_visible);
   m.def("constants", &constants);
   m.def("exp_nonpositive", &exp_nonpositive);
+  m.def("mcmc_position_noise_", &dgr::mcmc_position_noise_cpu);
   m.attr("has_cuda") = kHasCuda;
   m.attr("cpu_instruction_set") = dgr::cpu_instruction_set();
 }

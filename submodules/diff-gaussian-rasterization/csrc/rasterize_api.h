@@ -91,6 +91,11 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
                                       const ForwardState& state, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth);
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix);
+// cpu/mcmc_noise.cpp: 3DGS-MCMC's position noise added to xyz in place, from raw parameters.
+void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
+                             const at::Tensor& quats, const at::Tensor& opacity_logits,
+                             const at::Tensor& eps, double scale, double gate_sharpness,
+                             double gate_centre);
 // Which vector code path of cpu/simd.h this build compiled: "avx512", "avx2" or "generic".
 const char* cpu_instruction_set();
 
