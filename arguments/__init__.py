@@ -131,8 +131,9 @@ class OptimizationParams:
     optimizer_type: str = flag("default", "default (Adam on every Gaussian) or sparse_adam "
                                           "(Adam on the Gaussians the step drew)")
     # Ours: the original's loss and optimizer code paths, for comparisons.
-    reference_kernels: bool = flag(False, "ours: the plain PyTorch SSIM + L1 and per-tensor Adam "
-                                          "instead of the fused kernels (for comparisons)")
+    reference_kernels: bool = flag(False, "ours: the plain PyTorch SSIM + L1, per-tensor Adam and "
+                                          "MCMC noise instead of the fused kernels (for "
+                                          "comparisons)")
     # --iterations and every schedule count views, so B = 1 is the original and B > 1 sees the
     # same views in fewer steps.
     batch_size: int = flag(1, "ours: views per optimizer step (their gradients averaged; "

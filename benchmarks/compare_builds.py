@@ -58,11 +58,13 @@ def sibling_benchmark(name):
     return module
 
 
-def model_views(model_path, iteration, source):
-    """(settings fields, tensors) of every training camera of a trained model."""
+def model_views(model_path, iteration, source, resolution=None):
+    """(settings fields, tensors) of every training camera of a trained model (at train.py's
+    -r `resolution` when given)."""
     from gaussian_renderer import raster_settings
     from benchmarks.trained_model import SAMPLE, load_scene
-    scene, g, config = load_scene(model_path, iteration, source=source or SAMPLE)
+    scene, g, config = load_scene(model_path, iteration, source=source or SAMPLE,
+                                  extra_argv=() if resolution is None else ("-r", resolution))
     pipe = config.pipeline
     g.active_sh_degree = g.max_sh_degree
     with torch.no_grad():
@@ -105,6 +107,8 @@ def main(argv=None):
     parser.add_argument("--iteration", type=int, default=-1, help="its saved iteration (-1: latest)")
     parser.add_argument("-s", "--source_path", default=None,
                         help="the model's dataset (default: the bundled sample)")
+    parser.add_argument("-r", "--resolution", default=None,
+                        help="train.py's -r for the model's views (default: the dataset's)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the views")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", default=None)
@@ -113,7 +117,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         modules = load_builds(args.builds, workdir)
         if args.model:
-            views, tensors = model_views(args.model, args.iteration, args.source_path)
+            views, tensors = model_views(args.model, args.iteration, args.source_path,
+                                         args.resolution)
         else:
             views, tensors = synthetic_view()
         height, width = views[0]["image_height"], views[0]["image_width"]
