@@ -149,42 +149,27 @@ uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int hei
 
 void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int sh_degree,
                 const PreprocessBuffers& out) {
-  // Two passes per chunk: the geometry of every Gaussian, then the colours of the visible ones
-  // only, with their SH rows (the largest part of a Gaussian) fetched a few visible Gaussians
-  // ahead; a third or more of the Gaussians are culled in a typical view, and their SH rows are
-  // never read.
   at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> visible;
-    visible.reserve(end - begin);
     for (int64_t i = begin; i < end; i++) {
-      const Preprocessed pre = preprocess_geometry(g.at(i), cam);
+      if (i + ROW_PREFETCH_AHEAD < end && g.sh) {
+        const char* sh_row = reinterpret_cast<const char*>(g.sh + g.sh_stride * (i + ROW_PREFETCH_AHEAD));
+        for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(sh_row + b);
+      }
+      const Preprocessed pre = preprocess_gaussian(g.at(i), cam, sh_degree);
       out.radii[i] = pre.radius;
       out.tiles_touched[i] = 0;
       for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = 0;
       if (!pre.visible) continue;
-      visible.push_back(i);
       out.splats[i] = pre.splat;
       out.depths[i] = pre.depth;
       out.rects[i] = pre.rect;
+      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
       if (rect_tiles(pre.rect) <= MASKED_RECT_TILES) {
         out.tile_masks[i] = touched_tile_mask(pre.splat, pre.rect, cam.width, cam.height);
         out.tiles_touched[i] = __builtin_popcountll(out.tile_masks[i]);
       } else {
         out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
       }
-    }
-    const int64_t n_visible = (int64_t)visible.size();
-    for (int64_t k = 0; k < n_visible; k++) {
-      if (k + ROW_PREFETCH_AHEAD < n_visible && g.sh) {
-        const char* sh_row = reinterpret_cast<const char*>(g.sh + g.sh_stride * visible[k + ROW_PREFETCH_AHEAD]);
-        for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(sh_row + b);
-      }
-      const int64_t i = visible[k];
-      Preprocessed pre;
-      gaussian_color(g.at(i), cam, sh_degree, pre);
-      Splat& s = out.splats[i];
-      s.r = pre.splat.r, s.g = pre.splat.g, s.b = pre.splat.b;
-      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
     }
   });
 }
@@ -713,11 +698,9 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
         const int64_t j = i + ROW_PREFETCH_AHEAD;
         const char* sh_row = reinterpret_cast<const char*>(arrays.sh + arrays.sh_stride * j);
         const char* grad_row = reinterpret_cast<const char*>(grads.sh + arrays.sh_stride * j);
-        // A Gaussian without entries only gets a zero gradient row: its SH are not read.
-        const bool drawn = offsets[j + 1] > offsets[j];
         if (arrays.sh)
           for (int64_t b = 0; b < arrays.sh_stride * (int64_t)sizeof(float); b += 64) {
-            if (drawn) __builtin_prefetch(sh_row + b);
+            __builtin_prefetch(sh_row + b);
             __builtin_prefetch(grad_row + b, 1);
           }
         for (int64_t e = offsets[j]; e < offsets[j + 1]; e++) __builtin_prefetch(&entry_grads[slots[e]]);

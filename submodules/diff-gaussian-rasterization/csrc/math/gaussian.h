@@ -224,11 +224,9 @@ struct Preprocessed {
   bool clamped[3];
 };
 
-// Forward preprocessing of one Gaussian without its colour: cull, project, conic, radius and
-// tiles. The splat's r, g, b and the clamped flags are left for gaussian_color (the CPU backend
-// computes colours in a second pass over the visible Gaussians only, so that the SH rows of
-// culled ones are never fetched).
-DGR_HD Preprocessed preprocess_geometry(const GaussianInputs& in, const RasterCamera& cam) {
+// Forward preprocessing of one Gaussian: cull, project, conic, radius, tiles and colour.
+DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCamera& cam,
+                                        int sh_degree) {
   Preprocessed out;
   out.visible = false;
   out.radius = 0;
@@ -253,6 +251,14 @@ DGR_HD Preprocessed preprocess_geometry(const GaussianInputs& in, const RasterCa
   const TileRect rect = tile_rect(xy, radius, cam.grid_x, cam.grid_y);
   if ((rect.x1 - rect.x0) * (rect.y1 - rect.y0) == 0) return out;
 
+  Vec3 rgb;
+  if (in.color) {
+    rgb = load3(in.color);
+    out.clamped[0] = out.clamped[1] = out.clamped[2] = false;
+  } else {
+    rgb = sh_to_color(sh_degree, in.sh, mean, cam.campos, out.clamped);
+  }
+
   out.visible = true;
   out.depth = t.z;
   out.radius = (int)radius;
@@ -261,33 +267,11 @@ DGR_HD Preprocessed preprocess_geometry(const GaussianInputs& in, const RasterCa
   s.x = xy.x, s.y = xy.y;
   s.conic_a = k.A, s.conic_b = k.B, s.conic_c = k.C;
   s.opacity = in.opacity * k.aa_scale;
-  s.r = s.g = s.b = 0.0f;
+  s.r = rgb.x, s.g = rgb.y, s.b = rgb.z;
   s.inv_depth = 1.0f / t.z;
   // Opacities below 1/255 can never reach the alpha threshold: -inf skips them everywhere.
   s.power_cut = s.opacity >= ALPHA_MIN ? logf(s.opacity / ALPHA_MIN) : -INFINITY;
   s.pad = 0.0f;
-  return out;
-}
-
-// A visible Gaussian's colour (precomputed or from its SH in the camera's direction) into its
-// splat, with the clamped flags the backward pass needs.
-DGR_HD void gaussian_color(const GaussianInputs& in, const RasterCamera& cam, int sh_degree,
-                           Preprocessed& pre) {
-  Vec3 rgb;
-  if (in.color) {
-    rgb = load3(in.color);
-    pre.clamped[0] = pre.clamped[1] = pre.clamped[2] = false;
-  } else {
-    rgb = sh_to_color(sh_degree, in.sh, load3(in.mean), cam.campos, pre.clamped);
-  }
-  pre.splat.r = rgb.x, pre.splat.g = rgb.y, pre.splat.b = rgb.z;
-}
-
-// Forward preprocessing of one Gaussian: cull, project, conic, radius, tiles and colour.
-DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCamera& cam,
-                                        int sh_degree) {
-  Preprocessed out = preprocess_geometry(in, cam);
-  if (out.visible) gaussian_color(in, cam, sh_degree, out);
   return out;
 }
 
