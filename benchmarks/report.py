@@ -26,6 +26,18 @@ SCHEDULE_FLAGS = ("--resolution_schedule", "--resolution_ramp", "--num_downscale
 # Defaults that have changed: (flag, the old default, runs dated before this used it). A run that
 # did not give such a flag is shown with the default it ran with, so rows stay truthful.
 FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00"),)
+# Commits after which the same flags train other models (bits changed, quality re-measured):
+# (commit, its date). Runs of one recipe before and after such a commit are different rows.
+RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),)  # MCMC's noise in one C++ pass
+
+
+def code_version(run: dict) -> str:
+    """Which stretch between result-changing commits a run's code belongs to."""
+    label = "earlier"
+    for commit, date in RESULT_CHANGES:
+        if run["machine"]["date"] >= date:
+            label = f"since {commit}"
+    return label
 
 
 def load(folder: str) -> List[dict]:
@@ -89,6 +101,7 @@ class Recipe:
     scene: str
     iterations: int
     flags: str
+    code: str
     runs: List[dict] = field(default_factory=list)
 
     def seeds(self) -> List[int]:
@@ -102,22 +115,23 @@ def recipes(runs: List[dict]) -> List[Recipe]:
         if run["benchmark"] != "time_to_quality":
             continue
         flags, _ = split_flags(run["train_argv"], ("--seed",))
-        key = (scene_name(run), run["iterations"], flags)
+        key = (scene_name(run), run["iterations"], flags, code_version(run))
         groups.setdefault(key, Recipe(*key)).runs.append(run)
     return [groups[k] for k in sorted(groups)]
 
 
 def quality_table(groups: List[Recipe]) -> List[str]:
-    lines = ["| scene | iterations | flags | seeds | test PSNR (dB) | seconds per run | "
+    lines = ["| scene | iterations | flags | code | seeds | test PSNR (dB) | seconds per run | "
              "Gaussians | peak RSS | runs |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         psnrs = [r["points"][-1]["test_psnr"] for r in g.runs]
         seconds = statistics.fmean(r["points"][-1]["seconds"] for r in g.runs)
         gaussians = sorted({r["final_gaussians"] for r in g.runs})
         rss = [r["peak_rss_mib"] for r in g.runs if "peak_rss_mib" in r]
         lines.append(
-            f"| {g.scene} | {g.iterations} | `{g.flags}` | {', '.join(map(str, g.seeds()))} | "
+            f"| {g.scene} | {g.iterations} | `{g.flags}` | {g.code} | "
+            f"{', '.join(map(str, g.seeds()))} | "
             f"{spread(psnrs)} | {seconds:.0f} | {'–'.join(f'{n:,}' for n in gaussians)} | "
             f"{f'{max(rss):.0f} MiB' if rss else 'not recorded'} | {machine_text(g.runs)} |")
     return lines
@@ -145,14 +159,14 @@ def schedule_table(runs: List[dict]) -> List[str]:
         if run["benchmark"] != "time_to_quality":
             continue
         flags, schedule = split_flags(run["train_argv"], SCHEDULE_FLAGS)
-        key = (scene_name(run), run["iterations"], flags)
+        key = (scene_name(run), run["iterations"], flags, code_version(run))
         if schedule.get("--resolution_schedule", "off") == "off":
             fixed[key] = run
         else:
             scheduled.append((key, schedule, run))
-    lines = ["| scene | iterations | flags | schedule | fixed: PSNR, seconds | schedule: PSNR, "
-             "seconds | Δ PSNR | time at equal iterations | time to the fixed run's PSNR | runs |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| scene | iterations | flags | code | schedule | fixed: PSNR, seconds | schedule: "
+             "PSNR, seconds | Δ PSNR | time at equal iterations | time to the fixed run's PSNR | "
+             "runs |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, schedule, run in scheduled:
         base = fixed.get(key)
         if base is None:
@@ -161,7 +175,7 @@ def schedule_table(runs: List[dict]) -> List[str]:
         s_psnr, s_sec = run["points"][-1]["test_psnr"], run["points"][-1]["seconds"]
         reach = seconds_to_reach(run["points"], f_psnr)
         lines.append(
-            f"| {key[0]} | {key[1]} | `{key[2]}` | "
+            f"| {key[0]} | {key[1]} | `{key[2]}` | {key[3]} | "
             f"`{' '.join(f'{k} {v}' for k, v in schedule.items())}` | {f_psnr:.2f}, {f_sec:.0f} | "
             f"{s_psnr:.2f}, {s_sec:.0f} | {s_psnr - f_psnr:+.2f} | {100 * s_sec / f_sec:.0f} % | "
             f"{'not reached' if reach is None else f'{100 * reach / f_sec:.0f} %'} | "
@@ -205,7 +219,8 @@ dates or machines are not comparable (the project's virtual machines drift by up
 times only within one row or within a side-by-side benchmark. Test PSNR is the mean over the
 held-out views (`--eval`: every 8th image) at full resolution. Where a default has changed since
 a run, its row shows the value it ran with (`--resolution_ramp` was 0.5 before 5 Dec 2026, 05:50
-UTC).
+UTC). "Code": runs made before and after a commit that changed what the same flags train
+(aa00253: MCMC's position noise in one C++ pass, other rounding) are kept apart.
 
 Scenes: `garden_dev` is the bundled sample (48 path-traced photos, 320×240); `crackle_shards`
 is a second 320×240 scene of POV-Ray shards (48 views); `crackle_large` is the same POV-Ray scene
