@@ -35,9 +35,12 @@ def train(model, argv, processes: int):
     base = [sys.executable] + (["-m", "torch.distributed.run", "--standalone",
                                 "--nproc_per_node", str(processes)] if processes > 1 else [])
     start = time.perf_counter()
-    subprocess.run(base + ["train.py", "-s", SAMPLE, "-m", model, "--quiet", "--disable_viewer",
-                           *argv], cwd=REPO, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    done = subprocess.run(base + ["train.py", "-s", SAMPLE, "-m", model, "--quiet",
+                                  "--disable_viewer", *argv], cwd=REPO, capture_output=True,
+                          text=True)
+    if done.returncode != 0:  # say why (torchrun's own message is only the exit status)
+        sys.exit(f"error: training with {processes} process(es) failed:\n"
+                 f"{(done.stdout + done.stderr)[-3000:]}")
     wall = time.perf_counter() - start
     with open(os.path.join(model, "training_log.json")) as f:
         return wall, json.load(f)
