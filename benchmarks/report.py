@@ -23,9 +23,11 @@ OUTPUT = os.path.join(REPO, "docs", "results.md")
 # Flags that choose the schedule: a fixed-resolution run and a coarse-to-fine run that differ
 # only in these are compared with each other.
 SCHEDULE_FLAGS = ("--resolution_schedule", "--resolution_ramp", "--num_downscales")
-# Defaults that have changed: (flag, the old default, runs dated before this used it). A run that
-# did not give such a flag is shown with the default it ran with, so rows stay truthful.
-FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00"),)
+# Defaults that have changed: (flag, the old default, runs dated before this used it, the flag and
+# value under which it applies). A run that did not give such a flag is shown with the default it
+# ran with, so rows stay truthful.
+FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00",
+                    ("--resolution_schedule", "auto")),)
 # Commits after which the same flags train other models (bits changed, quality re-measured):
 # (commit, its date). Runs of one recipe before and after such a commit are different rows.
 RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),)  # MCMC's noise in one C++ pass
@@ -53,9 +55,10 @@ def load(folder: str) -> List[dict]:
 
 def with_former_defaults(run: dict) -> List[str]:
     argv = list(run["train_argv"])
-    for flag, value, until in FORMER_DEFAULTS:
-        if flag not in argv and run["machine"]["date"] < until and (
-                flag != "--resolution_ramp" or "auto" in argv):
+    for flag, value, until, (needs, needs_value) in FORMER_DEFAULTS:
+        given = split_flags(argv, (flag, needs))[1]
+        if flag not in given and run["machine"]["date"] < until and \
+                given.get(needs) == needs_value:
             argv += [flag, value]
     return argv
 
@@ -85,7 +88,8 @@ def machine_text(runs: List[dict]) -> str:
                       for r in runs})
     dates = sorted({r["machine"]["date"][:10] for r in runs})
     cpus = sorted({f'{r["machine"]["cpu"]["isa"]}, {r["machine"]["threads"]} thr.' for r in runs})
-    return f'{", ".join(commits)}; {" – ".join([dates[0], dates[-1]] if len(dates) > 1 else dates)}; {"; ".join(cpus)}'
+    span = " – ".join([dates[0], dates[-1]] if len(dates) > 1 else dates)
+    return f'{", ".join(commits)}; {span}; {"; ".join(cpus)}'
 
 
 def spread(values: List[float]) -> str:
@@ -205,7 +209,8 @@ def step_cost_table(runs: List[dict]) -> List[str]:
         for b in run["breakdowns"]:
             lines.append(
                 f"| {run['file']} | {b['gaussians']:,} | {b['width']}×{b['height']} | "
-                f"{'yes' if run.get('allocator_tuned') else 'no'} | {b['median_step_ms']:.1f} ms | {run['split']['per_gaussian_ms']:.0f} ms | "
+                f"{'yes' if run.get('allocator_tuned') else 'no'} | "
+                f"{b['median_step_ms']:.1f} ms | {run['split']['per_gaussian_ms']:.0f} ms | "
                 f"{run['split']['per_megapixel_ms']:.0f} ms | {machine_text([run])} |")
     return lines
 
@@ -274,7 +279,8 @@ def main(argv=None) -> int:
     if args.check:
         with open(args.output, encoding="utf-8") as f:
             same = f.read() == page
-        print(f"{args.output} is {'up to date' if same else 'out of date: run benchmarks/report.py'}")
+        state = "up to date" if same else "out of date: run benchmarks/report.py"
+        print(f"{args.output} is {state}")
         return 0 if same else 1
     sys.path.insert(0, REPO)
     from utils.system_utils import write_text_atomic

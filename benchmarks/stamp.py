@@ -41,7 +41,8 @@ def cpu_description() -> dict:
 # The code a benchmark runs is the code it imported: the commit is read when this module is
 # imported (at the benchmark's start), not when its result is written, which may be an hour later
 # and after the tree has moved on.
-_SOURCE = {"commit": _git("rev-parse", "HEAD"), "tree_changed": bool(_git("status", "--porcelain", "--", ".", ":!benchmarks/results"))}
+_SOURCE = {"commit": _git("rev-parse", "HEAD"),
+           "tree_changed": bool(_git("status", "--porcelain", "--", ".", ":!benchmarks/results"))}
 
 
 def stamp() -> dict:

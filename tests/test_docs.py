@@ -21,7 +21,7 @@ FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 
 def github_anchor(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]", lambda m: "_" if m.group(0) == "_" else "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 
@@ -173,11 +173,12 @@ def test_readme_recipe_numbers_come_from_the_results_page():
     rows = [line for line in section_text("Recommended recipes").splitlines()
             if line.startswith("|") and not line.startswith("|---")][1:]
     assert rows
-    quoted = [cell for row in rows for cell in [row.split("|")[3]]]
+    quoted = [row.split("|")[3] for row in rows]
     numbers = [n for cell in quoted for n in re.findall(r"\d+\.\d+ dB|\d+ %|sd \d+\.\d+", cell)]
     assert numbers, "the recipe table quotes no measurements"
     missing = [n for n in numbers if n.replace(" dB", "") not in results]
-    assert not missing, f"README's recipe table quotes numbers docs/results.md does not have: {missing}"
+    assert not missing, \
+        f"README's recipe table quotes numbers docs/results.md does not have: {missing}"
 
 
 def test_flags_named_in_the_readme_exist():

@@ -58,9 +58,9 @@ def file_record(paths, root: str) -> dict:
 # they are freed, and trims the top of its heap above another; a training step frees and
 # allocates the same per-Gaussian tensors every time (gradients, the rasterizer's state), so with
 # hundreds of thousands of Gaussians each step page-faulted its largest tensors in afresh.
-# Keeping freed blocks for reuse made a 300k-Gaussian step about 9 % faster (benchmarks/step_cost.py,
-# alternating runs) for the same peak memory within 0.04 KiB per Gaussian (benchmarks/memory.py).
-# Arithmetic is untouched, so results are the same bit for bit.
+# Keeping freed blocks for reuse made a 300k-Gaussian step about 9 % faster
+# (benchmarks/step_cost.py, alternating runs) for the same peak memory within 0.04 KiB per
+# Gaussian (benchmarks/memory.py). Arithmetic is untouched, so results are the same bit for bit.
 MMAP_THRESHOLD_BYTES = 1 << 30
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 

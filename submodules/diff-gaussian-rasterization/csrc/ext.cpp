@@ -198,6 +198,28 @@ at::Tensor exp_nonpositive(const at::Tensor& x) {
   return y;
 }
 
+// 3DGS-MCMC's position noise (cpu/mcmc_noise.cpp), in place on xyz; CPU only (on CUDA the
+// caller uses torch operations).
+void mcmc_position_noise_(at::Tensor& xyz, const at::Tensor& log_scales, const at::Tensor& quats,
+                          const at::Tensor& opacity_logits, const at::Tensor& eps, double scale,
+                          double gate_sharpness, double gate_centre) {
+  const at::Device cpu(at::kCPU);
+  TORCH_CHECK_VALUE(xyz.device().is_cpu(), "xyz must be a CPU tensor");
+  check_float(xyz, "xyz", cpu);
+  check_float(log_scales, "log_scales", cpu);
+  check_float(quats, "quats", cpu);
+  check_float(opacity_logits, "opacity_logits", cpu);
+  check_float(eps, "eps", cpu);
+  TORCH_CHECK_VALUE(xyz.dim() == 2 && xyz.size(1) == 3, "xyz must be [P, 3]");
+  const int64_t P = xyz.size(0);
+  TORCH_CHECK_VALUE(log_scales.numel() == 3 * P && eps.numel() == 3 * P,
+                    "log_scales and eps must be [P, 3]");
+  TORCH_CHECK_VALUE(quats.numel() == 4 * P, "quats must be [P, 4]");
+  TORCH_CHECK_VALUE(opacity_logits.numel() == P, "opacity_logits must have P elements");
+  dgr::mcmc_position_noise_cpu(xyz, log_scales, quats, opacity_logits, eps, scale,
+                               gate_sharpness, gate_centre);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -206,7 +228,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mark_visible", &mark_visible);
   m.def("constants", &constants);
   m.def("exp_nonpositive", &exp_nonpositive);
-  m.def("mcmc_position_noise_", &dgr::mcmc_position_noise_cpu);
+  m.def("mcmc_position_noise_", &mcmc_position_noise_);
   m.attr("has_cuda") = kHasCuda;
   m.attr("cpu_instruction_set") = dgr::cpu_instruction_set();
 }

@@ -8,6 +8,7 @@
 // reads each Gaussian's parameters once. ε comes from the caller (torch's RNG), so the random
 // stream, and with it resuming from checkpoints, is the same as with the torch version. The
 // arithmetic differs from the torch version in the last bits (another order of operations).
+// Arguments are checked by the binding (ext.cpp), as for the rasterizer's entry points.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
@@ -21,13 +22,6 @@ namespace {
 
 inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
-void check(const at::Tensor& t, const char* name, int64_t n, int64_t columns) {
-  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be a CPU tensor");
-  TORCH_CHECK_VALUE(t.scalar_type() == at::kFloat, name, " must be float32");
-  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
-  TORCH_CHECK_VALUE(t.numel() == n * columns, name, " must have ", columns, " values per Gaussian");
-}
-
 }  // namespace
 
 void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
@@ -35,11 +29,6 @@ void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
                              const at::Tensor& eps, double scale, double gate_sharpness,
                              double gate_centre) {
   const int64_t n = xyz.size(0);
-  check(xyz, "xyz", n, 3);
-  check(log_scales, "log_scales", n, 3);
-  check(quats, "quats", n, 4);
-  check(opacity_logits, "opacity_logits", n, 1);
-  check(eps, "eps", n, 3);
   float* x = xyz.data_ptr<float>();
   const float* ls = log_scales.data_ptr<float>();
   const float* q = quats.data_ptr<float>();
