@@ -319,8 +319,10 @@ class MCMCStrategy(Strategy):
     def regularization(self, gaussians):
         """L1 of the activated opacities and scales (means over Gaussians): pushes unneeded
         Gaussians to zero opacity, where relocation recycles them, and keeps them small."""
-        return (self.opacity_reg * gaussians.get_opacity.abs().mean()
-                + self.scale_reg * gaussians.get_scaling.abs().mean())
+        # Sigmoid and exp are positive, so the paper's |·| is left out: the same values and
+        # gradients (the sign is 1) without two [N, ...] copies kept for the backward pass.
+        return (self.opacity_reg * gaussians.get_opacity.mean()
+                + self.scale_reg * gaussians.get_scaling.mean())
 
     def refine(self, iteration, gaussians, context):
         if self.refines_at(iteration):

@@ -118,7 +118,7 @@ def test_check_finite_finds_one_bad_value_and_passes_huge_finite_ones(bad):
     model._set_parameters(xyz=torch.full((n, 3), 3e38), f_dc=torch.zeros(n, 1, 3),
                           f_rest=torch.zeros(n, 15, 3), opacity=torch.zeros(n, 1),
                           scaling=torch.zeros(n, 3), rotation=torch.ones(n, 4))
-    check_finite(model, 1)  # a float32 sum of these would overflow; the float64 sum does not
+    check_finite(model, 1)  # a float32 sum of these would overflow; min and max do not
     model._features_rest.data[617, 4, 2] = bad
     with pytest.raises(TrainingDiverged, match="_features_rest holds NaN/Inf"):
         check_finite(model, 1)

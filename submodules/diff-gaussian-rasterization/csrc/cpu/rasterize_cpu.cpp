@@ -682,39 +682,52 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   });
   timer.lap("blend backward");
 
-  // Not zeroed here: the loop below writes every row (zeros for Gaussians that were not drawn),
-  // which costs nothing next to clearing tens of megabytes in a separate pass.
-  BackwardResult res = allocate_gradients(g, /*zeroed=*/false);
-  timer.lap("allocate grads");
-
-  // Reduce each Gaussian's entries (in a fixed order) and run its preprocess backward.
+  // Each Gaussian's entries summed in a fixed order into one record, and the entry records
+  // freed before the gradients are allocated: at full resolution a Gaussian covers many tiles,
+  // and its 40-byte entry records would otherwise sit in memory beside every gradient.
   const int64_t* offsets = st.entry_offsets.data_ptr<int64_t>();
   const int32_t* slots = st.entry_slots.data_ptr<int32_t>();
-  const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
-  const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
-  at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
+  std::unique_ptr<SplatGrad[]> splat_grads(new SplatGrad[P]);
+  at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       if (i + ROW_PREFETCH_AHEAD < end) {
         const int64_t j = i + ROW_PREFETCH_AHEAD;
-        const char* sh_row = reinterpret_cast<const char*>(arrays.sh + arrays.sh_stride * j);
-        const char* grad_row = reinterpret_cast<const char*>(grads.sh + arrays.sh_stride * j);
-        if (arrays.sh)
-          for (int64_t b = 0; b < arrays.sh_stride * (int64_t)sizeof(float); b += 64) {
-            __builtin_prefetch(sh_row + b);
-            __builtin_prefetch(grad_row + b, 1);
-          }
         for (int64_t e = offsets[j]; e < offsets[j + 1]; e++) __builtin_prefetch(&entry_grads[slots[e]]);
       }
-      grads.zero_row(i);
-      if (offsets[i + 1] == offsets[i]) continue;
+      if (offsets[i + 1] == offsets[i]) continue;  // not drawn: the record is never read
       float sum[SPLAT_GRAD_FLOATS] = {0};
       for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
         const float* rec = reinterpret_cast<const float*>(&entry_grads[slots[e]]);
         for (int f = 0; f < SPLAT_GRAD_FLOATS; f++) sum[f] += rec[f];
       }
-      SplatGrad grad;
-      std::memcpy(&grad, sum, sizeof(grad));
-      preprocess_backward_one(i, arrays, grads, clamped, cam, s.sh_degree, grad);
+      std::memcpy(&splat_grads[i], sum, sizeof(SplatGrad));
+    }
+  });
+  entry_grads.reset();
+  timer.lap("sum entries");
+
+  // Not zeroed here: the loop below writes every row (zeros for Gaussians that were not drawn),
+  // which costs nothing next to clearing tens of megabytes in a separate pass.
+  BackwardResult res = allocate_gradients(g, /*zeroed=*/false);
+  timer.lap("allocate grads");
+
+  // Each drawn Gaussian's preprocess backward from its summed record.
+  const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
+  const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
+  at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      if (i + ROW_PREFETCH_AHEAD < end && arrays.sh) {
+        const int64_t j = i + ROW_PREFETCH_AHEAD;
+        const char* sh_row = reinterpret_cast<const char*>(arrays.sh + arrays.sh_stride * j);
+        const char* grad_row = reinterpret_cast<const char*>(grads.sh + arrays.sh_stride * j);
+        for (int64_t b = 0; b < arrays.sh_stride * (int64_t)sizeof(float); b += 64) {
+          __builtin_prefetch(sh_row + b);
+          __builtin_prefetch(grad_row + b, 1);
+        }
+      }
+      grads.zero_row(i);
+      if (offsets[i + 1] == offsets[i]) continue;
+      preprocess_backward_one(i, arrays, grads, clamped, cam, s.sh_degree, splat_grads[i]);
     }
   });
   timer.lap("preprocess backward");
