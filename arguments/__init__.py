@@ -145,10 +145,11 @@ class OptimizationParams:
                                            "(splatfacto's)")
     num_downscales: int = flag(2, "ours, with --resolution_schedule N: the first level renders "
                                   "1/2^N of each side")
-    # 0.625, not DashGaussian's 0.5: measured on a 1024×768 scene at 7,000 iterations, 0.5 took
-    # 55 % of the fixed-resolution run's time, 0.625 44-50 % at +0.07/+0.32 dB (two seeds), 0.7
-    # and 0.75 lost 0.18 and 0.22 dB (docs/lab/2026-12-05-coarse-to-fine.md).
-    resolution_ramp: float = flag(0.625, "ours, with --resolution_schedule auto: full "
+    # 0.65, not DashGaussian's 0.5: measured on a 1024×768 scene at 7,000 iterations, 0.5 took
+    # 55 % of the fixed-resolution run's time, 0.625 44-51 % at +0.07 to +0.32 dB (three runs),
+    # 0.65 45-50 % at +0.27/+0.14 dB (two seeds), 0.7 and 0.75 lost 0.18 and 0.22 dB (one seed;
+    # docs/lab/2026-12-05-coarse-to-fine.md).
+    resolution_ramp: float = flag(0.65, "ours, with --resolution_schedule auto: full "
                                          "resolution from this fraction of --iterations on")
 
     def __post_init__(self):

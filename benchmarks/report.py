@@ -27,7 +27,9 @@ SCHEDULE_FLAGS = ("--resolution_schedule", "--resolution_ramp", "--num_downscale
 # value under which it applies). A run that did not give such a flag is shown with the default it
 # ran with, so rows stay truthful.
 FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00",
-                    ("--resolution_schedule", "auto")),)
+                    ("--resolution_schedule", "auto")),
+                   ("--resolution_ramp", "0.625", "2026-12-05T09:50:00+00:00",
+                    ("--resolution_schedule", "auto")))  # oldest first
 # Commits after which the same flags train other models (bits changed, quality re-measured):
 # (commit, its date). Runs of one recipe before and after such a commit are different rows.
 RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),)  # MCMC's noise in one C++ pass
@@ -224,7 +226,7 @@ dates or machines are not comparable (the project's virtual machines drift by up
 times only within one row or within a side-by-side benchmark. Test PSNR is the mean over the
 held-out views (`--eval`: every 8th image) at full resolution. Where a default has changed since
 a run, its row shows the value it ran with (`--resolution_ramp` was 0.5 before 5 Dec 2026, 05:50
-UTC). "Code": runs made before and after a commit that changed what the same flags train
+UTC, and 0.625 until 09:50 UTC). "Code": runs made before and after a commit that changed what the same flags train
 (aa00253: MCMC's position noise in one C++ pass, other rounding) are kept apart.
 
 Scenes: `garden_dev` is the bundled sample (48 path-traced photos, 320×240); `crackle_shards`

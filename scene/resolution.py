@@ -13,7 +13,7 @@ intrinsics scale exactly) with the photo shrunk by an area filter to round(W/s) 
   2D spectrum (1/s of each side) that holds a quarter of every photo's spectral magnitude (at
   most 8); a finer factor s starts when log(E(s)/E(coarsest)) / log(E(1)/E(coarsest)) of the
   ramp has passed, E(s) being the scene's mean spectral magnitude inside the window of factor
-  s, and full resolution is reached at --resolution_ramp of the run (0.625; DashGaussian's
+  s, and full resolution is reached at --resolution_ramp of the run (0.65; DashGaussian's
   ramp ends at its densification's end, half of its 30k iterations, which in a 7,000-iteration
   run left too long a full-resolution tail to halve the time).
 
