@@ -147,8 +147,8 @@ class OptimizationParams:
                                   "1/2^N of each side")
     # 0.65, not DashGaussian's 0.5: measured on a 1024×768 scene at 7,000 iterations, 0.5 took
     # 55 % of the fixed-resolution run's time, 0.625 44-51 % at +0.07 to +0.32 dB (three runs),
-    # 0.65 45-50 % at +0.27/+0.14 dB (two seeds), 0.7 and 0.75 lost 0.18 and 0.22 dB (one seed;
-    # docs/lab/2026-12-05-coarse-to-fine.md).
+    # 0.65 45-50 % at +0.27/+0.14 dB (two seeds), 0.7 lost 1.11 dB on one of two seeds and 0.75
+    # 0.22 dB on one (docs/lab/2026-12-05-coarse-to-fine.md).
     resolution_ramp: float = flag(0.65, "ours, with --resolution_schedule auto: full "
                                          "resolution from this fraction of --iterations on")
 
