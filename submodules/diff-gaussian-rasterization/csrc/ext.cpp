@@ -20,10 +20,12 @@ constexpr bool kHasCuda = false;
 
 // The Python layer validates shapes and dtypes with messages naming each argument; this is the
 // last line of defence against anything that would read out of bounds.
-void check_float(const at::Tensor& t, const char* name, const at::Device& device) {
+// `reference`: the tensor whose device the others must share (named in the error).
+void check_float(const at::Tensor& t, const char* name, const at::Device& device,
+                 const char* reference = "means3D") {
   if (t.numel() == 0) return;
-  TORCH_CHECK_VALUE(t.device() == device, name, " is on ", t.device(), " but means3D is on ",
-                    device);
+  TORCH_CHECK_VALUE(t.device() == device, name, " is on ", t.device(), " but ", reference,
+                    " is on ", device);
   TORCH_CHECK_VALUE(device.is_cpu() || kHasCuda, name, " is a CUDA tensor, but this build has "
                     "no CUDA backend");
   TORCH_CHECK_VALUE(t.scalar_type() == at::kFloat, name, " must be float32");
@@ -206,10 +208,10 @@ void mcmc_position_noise_(at::Tensor& xyz, const at::Tensor& log_scales, const a
   const at::Device cpu(at::kCPU);
   TORCH_CHECK_VALUE(xyz.device().is_cpu(), "xyz must be a CPU tensor");
   check_float(xyz, "xyz", cpu);
-  check_float(log_scales, "log_scales", cpu);
-  check_float(quats, "quats", cpu);
-  check_float(opacity_logits, "opacity_logits", cpu);
-  check_float(eps, "eps", cpu);
+  check_float(log_scales, "log_scales", cpu, "xyz");
+  check_float(quats, "quats", cpu, "xyz");
+  check_float(opacity_logits, "opacity_logits", cpu, "xyz");
+  check_float(eps, "eps", cpu, "xyz");
   TORCH_CHECK_VALUE(xyz.dim() == 2 && xyz.size(1) == 3, "xyz must be [P, 3]");
   const int64_t P = xyz.size(0);
   TORCH_CHECK_VALUE(log_scales.numel() == 3 * P && eps.numel() == 3 * P,
