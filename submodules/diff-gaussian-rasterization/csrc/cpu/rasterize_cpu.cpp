@@ -126,50 +126,107 @@ void for_each_touched_tile(const Splat& s, const TileRect& r, int width, int hei
 
 // The exact tile test for LANES tiles of the rectangle at a time (lane i: the tile at bit
 // first + i), without a branch per tile (preprocess 8.0 -> 7.1 ms at 100k Gaussians, two
-// threads, against one scalar test per tile).
+// threads, against one scalar test per tile). Each lane's tile and pixel box are computed in
+// vector registers too: filling the lanes one scalar at a time went through the stack, and
+// reading the vectors back stalled on every test.
 uint64_t touched_tile_mask(const Splat& s, const TileRect& r, int width, int height) {
   using namespace cpu;
   if (!(s.power_cut >= 0.0f)) return 0;
   const TileTestSplat t(s);
   const int n = rect_tiles(r);
+  const int w = r.x1 - r.x0;
+  // bit / w by a float product: (bit + 1/2) / w lies at least 1/(2w) >= 1/128 away from an
+  // integer, far more than the product's rounding (bit < 64), so truncation gives the quotient.
+  const float inv_w = 1.0f / (float)w;
   uint64_t mask = 0;
-  int tx = r.x0, ty = r.y0;
   for (int first = 0; first < n; first += LANES) {
-    vfloat px0, px1, py0, py1;  // lanes past the rectangle's last tile test tiles below it
-    for (int i = 0; i < LANES; i++) {
-      const TileBox box = tile_box(tx, ty, width, height);
-      px0[i] = box.x0, px1[i] = box.x1, py0[i] = box.y0, py1[i] = box.y1;
-      if (++tx == r.x1) tx = r.x0, ty++;
-    }
+    const vint bit = lane_index() + first;  // lanes past the rectangle test tiles below it
+    const vint row = __builtin_convertvector((__builtin_convertvector(bit, vfloat) + 0.5f) * inv_w, vint);
+    const vint tx = r.x0 + bit - row * w, ty = r.y0 + row;
+    const vfloat px0 = __builtin_convertvector(tx * BLOCK_X, vfloat);
+    const vfloat px1 = __builtin_convertvector(min_int(splat_int(width), (tx + 1) * BLOCK_X) - 1, vfloat);
+    const vfloat py0 = __builtin_convertvector(ty * BLOCK_Y, vfloat);
+    const vfloat py1 = __builtin_convertvector(min_int(splat_int(height), (ty + 1) * BLOCK_Y) - 1, vfloat);
     const uint32_t in_rect = n - first >= LANES ? (1u << LANES) - 1 : (1u << (n - first)) - 1;
     mask |= (uint64_t)(lane_bits(~splat_misses_boxes(t, px0, px1, py0, py1)) & in_rect) << first;
   }
   return mask;
 }
 
+void store_preprocessed(int64_t i, const Preprocessed& pre, const RasterCamera& cam,
+                        const PreprocessBuffers& out) {
+  out.radii[i] = pre.radius;
+  out.tiles_touched[i] = 0;
+  for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = 0;
+  if (!pre.visible) return;
+  out.splats[i] = pre.splat;
+  out.depths[i] = pre.depth;
+  out.rects[i] = pre.rect;
+  for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
+  if (rect_tiles(pre.rect) <= MASKED_RECT_TILES) {
+    out.tile_masks[i] = touched_tile_mask(pre.splat, pre.rect, cam.width, cam.height);
+    out.tiles_touched[i] = __builtin_popcountll(out.tile_masks[i]);
+  } else {
+    out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
+  }
+}
+
+inline void prefetch_sh_row(const GaussianArrays& g, int64_t i) {
+  const char* row = reinterpret_cast<const char*>(g.sh + g.sh_stride * i);
+  for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(row + b);
+}
+
+// Gaussians first .. first + LANES - 1, given by scale and rotation: their projections computed
+// one per vector lane (the same functions and bits as preprocess_gaussian), then each visible
+// one finished alone (tiles, colour, record).
+void preprocess_lanes(const GaussianArrays& g, int64_t first, int64_t end, const RasterCamera& cam,
+                      int sh_degree, const PreprocessBuffers& out) {
+  using cpu::gather_field;
+  using F = cpu::vfloat;
+  const Vec3T<F> mean = {gather_field(g.means3D, first, 3, 0), gather_field(g.means3D, first, 3, 1),
+                         gather_field(g.means3D, first, 3, 2)};
+  const Vec3T<F> t = transform_point4x3(cam.view, mean);
+  const Vec3T<F> scale = {gather_field(g.scales, first, 3, 0), gather_field(g.scales, first, 3, 1),
+                          gather_field(g.scales, first, 3, 2)};
+  const Vec4T<F> rot = {gather_field(g.rotations, first, 4, 0), gather_field(g.rotations, first, 4, 1),
+                        gather_field(g.rotations, first, 4, 2), gather_field(g.rotations, first, 4, 3)};
+  F cov3d[6];
+  compute_cov3d(scale, cam.scale_modifier, rot, cov3d);
+  const Projection<F> p = project_gaussian(mean, t, cov3d, cam);
+  for (int l = 0; l < cpu::LANES; l++) {
+    const int64_t i = first + l;
+    if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_sh_row(g, i + ROW_PREFETCH_AHEAD);
+    Preprocessed pre;
+    // Written so that a NaN depth also culls (as preprocess_gaussian).
+    if (!(t.z[l] > NEAR_PLANE)) {
+      pre.visible = false;
+      pre.radius = 0;
+    } else {
+      Projection<float> one;
+      one.x = p.x[l], one.y = p.y[l], one.radius = p.radius[l];
+      one.k.A = p.k.A[l], one.k.B = p.k.B[l], one.k.C = p.k.C[l], one.k.aa_scale = p.k.aa_scale[l];
+      pre = finish_preprocess(g.at(i), cam, sh_degree, t.z[l], one);
+    }
+    store_preprocessed(i, pre, cam, out);
+  }
+}
+
 void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int sh_degree,
                 const PreprocessBuffers& out) {
-  at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
+  // The vector path covers the Gaussians given by scale and rotation (training's case), in blocks
+  // of LANES counted from Gaussian 0, so that which Gaussians go through it (and so every bit)
+  // does not depend on the thread count; a precomputed covariance and the last P % LANES
+  // Gaussians go one at a time. Both paths run the same functions, but the compiler may fuse a
+  // multiply-add in one and not in the other, so they can differ in the last bit.
+  const int64_t blocks = g.scales && g.rotations && !g.cov3D ? P / cpu::LANES : 0;
+  at::parallel_for(0, blocks, 1024 / cpu::LANES, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; b++)
+      preprocess_lanes(g, b * cpu::LANES, end * cpu::LANES, cam, sh_degree, out);
+  });
+  at::parallel_for(blocks * cpu::LANES, P, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
-      if (i + ROW_PREFETCH_AHEAD < end && g.sh) {
-        const char* sh_row = reinterpret_cast<const char*>(g.sh + g.sh_stride * (i + ROW_PREFETCH_AHEAD));
-        for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(sh_row + b);
-      }
-      const Preprocessed pre = preprocess_gaussian(g.at(i), cam, sh_degree);
-      out.radii[i] = pre.radius;
-      out.tiles_touched[i] = 0;
-      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = 0;
-      if (!pre.visible) continue;
-      out.splats[i] = pre.splat;
-      out.depths[i] = pre.depth;
-      out.rects[i] = pre.rect;
-      for (int ch = 0; ch < 3; ch++) out.clamped[3 * i + ch] = pre.clamped[ch];
-      if (rect_tiles(pre.rect) <= MASKED_RECT_TILES) {
-        out.tile_masks[i] = touched_tile_mask(pre.splat, pre.rect, cam.width, cam.height);
-        out.tiles_touched[i] = __builtin_popcountll(out.tile_masks[i]);
-      } else {
-        out.tiles_touched[i] = count_touched_tiles(pre.splat, pre.rect, cam.width, cam.height);
-      }
+      if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_sh_row(g, i + ROW_PREFETCH_AHEAD);
+      store_preprocessed(i, preprocess_gaussian(g.at(i), cam, sh_degree), cam, out);
     }
   });
 }
@@ -657,6 +714,97 @@ ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTenso
   return res;
 }
 
+// Stage 7: preprocess backward, from each drawn Gaussian's summed blend-stage record to the
+// gradients of its inputs. Every row of the gradients is written (zeros where not drawn).
+struct PreprocessBackward {
+  GaussianArrays in;
+  GaussianGradArrays out;
+  const uint8_t* clamped;        // [P, 3] from the forward pass
+  const int64_t* offsets;        // [P + 1] tile entries: none means not drawn
+  const SplatGrad* splat_grads;  // [P] summed records (drawn Gaussians only)
+  RasterCamera cam;
+  int sh_degree;
+
+  bool drawn(int64_t i) const { return offsets[i + 1] != offsets[i]; }
+
+  // The SH rows of Gaussian i, read and written, fetched ahead of use.
+  void prefetch_rows(int64_t i) const {
+    if (!in.sh) return;
+    const char* sh_row = reinterpret_cast<const char*>(in.sh + in.sh_stride * i);
+    const char* grad_row = reinterpret_cast<const char*>(out.sh + in.sh_stride * i);
+    for (int64_t b = 0; b < in.sh_stride * (int64_t)sizeof(float); b += 64) {
+      __builtin_prefetch(sh_row + b);
+      __builtin_prefetch(grad_row + b, 1);
+    }
+  }
+
+  void one(int64_t i, int64_t end) const {
+    if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
+    out.zero_row(i);
+    if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, splat_grads[i]);
+  }
+
+  // Gaussians first .. first + LANES - 1 (given by scale and rotation, coloured by SH): the
+  // geometry's backward one Gaussian per lane, then each one's colour backward and stores.
+  void lanes(int64_t first, int64_t end) const {
+    using cpu::gather_field;
+    using F = cpu::vfloat;
+    cpu::vint drawn_lanes;
+    bool any = false;
+    for (int l = 0; l < cpu::LANES; l++) {
+      drawn_lanes[l] = drawn(first + l) ? -1 : 0;
+      any |= drawn(first + l);
+    }
+    if (!any) {
+      for (int l = 0; l < cpu::LANES; l++) one(first + l, end);
+      return;
+    }
+    // Records of Gaussians that were not drawn were never written: their lanes read zeros.
+    const float* records = reinterpret_cast<const float*>(splat_grads);
+    auto record_field = [&](int f) {
+      return drawn_lanes ? gather_field(records, first, SPLAT_GRAD_FLOATS, f) : cpu::splat(0.0f);
+    };
+    SplatGradT<F> g;
+    g.mean2d_x = record_field(0), g.mean2d_y = record_field(1);
+    g.conic_a = record_field(2), g.conic_b = record_field(3), g.conic_c = record_field(4);
+    g.opacity = record_field(5);
+    g.r = record_field(6), g.g = record_field(7), g.b = record_field(8);
+    g.inv_depth = record_field(9);
+    static_assert(SPLAT_GRAD_FLOATS == 10, "the fields gathered above");
+    const Vec3T<F> mean = {gather_field(in.means3D, first, 3, 0), gather_field(in.means3D, first, 3, 1),
+                           gather_field(in.means3D, first, 3, 2)};
+    const Vec3T<F> scale = {gather_field(in.scales, first, 3, 0), gather_field(in.scales, first, 3, 1),
+                            gather_field(in.scales, first, 3, 2)};
+    const Vec4T<F> rot = {gather_field(in.rotations, first, 4, 0), gather_field(in.rotations, first, 4, 1),
+                          gather_field(in.rotations, first, 4, 2), gather_field(in.rotations, first, 4, 3)};
+    const F opacity = gather_field(in.opacities, first, 1, 0);
+    F cov3d[6];
+    compute_cov3d(scale, cam.scale_modifier, rot, cov3d);
+    const GeometryGrads<F> geo = geometry_backward(mean, cov3d, opacity, cam, g);
+    F dscale[3], drot[4];
+    cov3d_backward(scale, cam.scale_modifier, rot, geo.dSigma, dscale, drot);
+
+    for (int l = 0; l < cpu::LANES; l++) {
+      const int64_t i = first + l;
+      if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
+      out.zero_row(i);
+      if (!drawn(i)) continue;
+      const SplatGrad& rec = splat_grads[i];
+      out.means2D[3 * i + 0] = rec.mean2d_x;
+      out.means2D[3 * i + 1] = rec.mean2d_y;
+      const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
+      const GaussianGrads o = out.at(i);
+      const Vec3 dmean = Vec3{geo.dmean.x[l], geo.dmean.y[l], geo.dmean.z[l]} +
+                         sh_to_color_backward(sh_degree, in.at(i).sh, load3(in.means3D + 3 * i),
+                                              cam.campos, cl, Vec3{rec.r, rec.g, rec.b}, o.sh);
+      store3(o.mean, dmean);
+      *o.opacity = geo.dopacity[l];
+      for (int k = 0; k < 3; k++) o.scale[k] = dscale[k][l];
+      for (int k = 0; k < 4; k++) o.rot[k] = drot[k][l];
+    }
+  }
+};
+
 BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTensors& g,
                                       const ForwardState& st, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth) {
@@ -712,23 +860,18 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   timer.lap("allocate grads");
 
   // Each drawn Gaussian's preprocess backward from its summed record.
-  const uint8_t* clamped = st.clamped.data_ptr<uint8_t>();
-  const GaussianGradArrays grads = gradient_arrays(res, arrays.sh_stride);
-  at::parallel_for(0, P, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i++) {
-      if (i + ROW_PREFETCH_AHEAD < end && arrays.sh) {
-        const int64_t j = i + ROW_PREFETCH_AHEAD;
-        const char* sh_row = reinterpret_cast<const char*>(arrays.sh + arrays.sh_stride * j);
-        const char* grad_row = reinterpret_cast<const char*>(grads.sh + arrays.sh_stride * j);
-        for (int64_t b = 0; b < arrays.sh_stride * (int64_t)sizeof(float); b += 64) {
-          __builtin_prefetch(sh_row + b);
-          __builtin_prefetch(grad_row + b, 1);
-        }
-      }
-      grads.zero_row(i);
-      if (offsets[i + 1] == offsets[i]) continue;
-      preprocess_backward_one(i, arrays, grads, clamped, cam, s.sh_degree, splat_grads[i]);
-    }
+  const PreprocessBackward pb{arrays, gradient_arrays(res, arrays.sh_stride),
+                              st.clamped.data_ptr<uint8_t>(), offsets, splat_grads.get(), cam,
+                              s.sh_degree};
+  // As in the forward pass: blocks of LANES from Gaussian 0 through the vector path, the rest
+  // (and other kinds of input) one at a time.
+  const int64_t blocks = arrays.scales && arrays.rotations && !arrays.cov3D && !arrays.colors
+                             ? P / cpu::LANES : 0;
+  at::parallel_for(0, blocks, 256 / cpu::LANES, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; b++) pb.lanes(b * cpu::LANES, end * cpu::LANES);
+  });
+  at::parallel_for(blocks * cpu::LANES, P, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) pb.one(i, end);
   });
   timer.lap("preprocess backward");
   return res;

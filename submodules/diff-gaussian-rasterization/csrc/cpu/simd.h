@@ -13,6 +13,7 @@
 #endif
 
 #include "../math/blend.h"
+#include "../math/gaussian.h"
 
 namespace dgr {
 namespace cpu {
@@ -34,6 +35,13 @@ inline vint splat_int(int32_t v) { return vint{} + v; }
 // Lane-wise select: mask lanes are -1 (true) or 0 (false), as vector comparisons produce.
 inline vfloat select(vint mask, vfloat a, vfloat b) { return mask ? a : b; }
 inline vint select(vint mask, vint a, vint b) { return mask ? a : b; }
+inline vint min_int(vint a, vint b) { return a < b ? a : b; }
+// {0, 1, ..., LANES - 1}
+inline vint lane_index() {
+  vint v;
+  for (int i = 0; i < LANES; i++) v[i] = i;
+  return v;
+}
 
 // Reductions over lanes. Written with the ISA's mask and reduce instructions where the build
 // has them: the generic per-lane loops compile to 16 extracts each, which cost more than the
@@ -96,6 +104,21 @@ inline void hsum_each(const vfloat* v, int n, float* sums) {
 
 inline bool any(vint mask) { return lane_bits(mask) != 0; }
 
+// Field `field` of rows first .. first + LANES - 1 of an array of rows of `stride` floats
+// (e.g. the y of LANES consecutive means: stride 3, field 1).
+inline vfloat gather_field(const float* rows, int64_t first, int stride, int field) {
+  const float* base = rows + first * stride + field;
+#if defined(__AVX512F__)
+  return (vfloat)_mm512_i32gather_ps(to_native(lane_index() * stride), base, sizeof(float));
+#elif defined(__AVX2__)
+  return (vfloat)_mm256_i32gather_ps(base, (__m256i)(lane_index() * stride), sizeof(float));
+#else
+  vfloat v;
+  for (int i = 0; i < LANES; i++) v[i] = base[i * stride];
+  return v;
+#endif
+}
+
 // 2^n for integral-valued lanes n in [-126, 127].
 inline vfloat pow2_of_integral(vfloat n) {
   const vint bits = (__builtin_convertvector(n, vint) + 127) << 23;
@@ -120,5 +143,44 @@ inline cpu::vfloat reciprocal<cpu::vfloat>(cpu::vfloat x) {
   return (cpu::vfloat)_mm512_mul_ps(r, _mm512_fnmadd_ps(xv, r, _mm512_set1_ps(2.0f)));
 }
 #endif
+
+// Several Gaussians at once, one per lane, through the templated math of gaussian.h: each
+// operation gives, lane by lane, the bits of its scalar counterpart in LaneOps<float>.
+template <>
+struct LaneOps<cpu::vfloat> {
+  using F = cpu::vfloat;
+  using Mask = cpu::vint;
+  static F splat(float v) { return cpu::splat(v); }
+  static F sqrt(F v) {
+#if defined(__AVX512F__)
+    return (F)_mm512_sqrt_ps(cpu::to_native(v));
+#elif defined(__AVX__)
+    return (F)_mm256_sqrt_ps((__m256)v);
+#else
+    for (int i = 0; i < cpu::LANES; i++) v[i] = sqrtf(v[i]);
+    return v;
+#endif
+  }
+  static F ceil(F v) {
+#if defined(__AVX512F__)
+    return (F)_mm512_roundscale_ps(cpu::to_native(v), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+#elif defined(__AVX__)
+    return (F)_mm256_ceil_ps((__m256)v);
+#else
+    for (int i = 0; i < cpu::LANES; i++) v[i] = ceilf(v[i]);
+    return v;
+#endif
+  }
+  // fmaxf's rule: a NaN argument loses to a number.
+  static F fmax(F a, F b) {
+    const F m = a > b ? a : b;
+    return b != b ? a : m;
+  }
+  static Mask finite(F v) { return (v - v) == 0.0f; }
+  static F select(Mask m, F a, F b) { return m ? a : b; }
+  static F clamp(F v, float lo, float hi) {
+    return v < lo ? splat(lo) : (v > hi ? splat(hi) : v);
+  }
+};
 
 }  // namespace dgr

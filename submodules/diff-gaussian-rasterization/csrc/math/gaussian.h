@@ -37,8 +37,11 @@ constexpr int SPLAT_FLOATS = sizeof(Splat) / sizeof(float);
 static_assert(SPLAT_FLOATS == 12, "Splat is 12 floats");
 
 // Rotation matrix of a (not necessarily unit) quaternion q = (r, x, y, z), row-major.
-DGR_HD void quat_to_rotmat(Vec4 q, float R[3][3]) {
-  const float r = q.x, x = q.y, y = q.z, z = q.w;
+// The functions templated on F run on one Gaussian (F = float) or, on the CPU, on a vector of
+// Gaussians (one per lane); LaneOps<F> supplies what is not an arithmetic operator.
+template <class F>
+DGR_HD void quat_to_rotmat(Vec4T<F> q, F R[3][3]) {
+  const F r = q.x, x = q.y, y = q.z, z = q.w;
   R[0][0] = 1.0f - 2.0f * (y * y + z * z);
   R[0][1] = 2.0f * (x * y - r * z);
   R[0][2] = 2.0f * (x * z + r * y);
@@ -51,11 +54,12 @@ DGR_HD void quat_to_rotmat(Vec4 q, float R[3][3]) {
 }
 
 // Sigma = L L^T with L = R diag(modifier * scale).
-DGR_HD void compute_cov3d(Vec3 scale, float modifier, Vec4 quat, float cov[6]) {
-  float R[3][3];
+template <class F>
+DGR_HD void compute_cov3d(Vec3T<F> scale, float modifier, Vec4T<F> quat, F cov[6]) {
+  F R[3][3];
   quat_to_rotmat(quat, R);
-  const float s[3] = {modifier * scale.x, modifier * scale.y, modifier * scale.z};
-  float L[3][3];
+  const F s[3] = {modifier * scale.x, modifier * scale.y, modifier * scale.z};
+  F L[3][3];
   for (int i = 0; i < 3; i++)
     for (int k = 0; k < 3; k++) L[i][k] = R[i][k] * s[k];
   const int idx[6][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}};
@@ -65,7 +69,8 @@ DGR_HD void compute_cov3d(Vec3 scale, float modifier, Vec4 quat, float cov[6]) {
   }
 }
 
-DGR_HD void cov6_to_mat(const float c[6], float S[3][3]) {
+template <class F>
+DGR_HD void cov6_to_mat(const F c[6], F S[3][3]) {
   S[0][0] = c[0], S[0][1] = c[1], S[0][2] = c[2];
   S[1][0] = c[1], S[1][1] = c[3], S[1][2] = c[4];
   S[2][0] = c[2], S[2][1] = c[4], S[2][2] = c[5];
@@ -74,23 +79,27 @@ DGR_HD void cov6_to_mat(const float c[6], float S[3][3]) {
 // The 2x3 matrix T = J W of the EWA splatting approximation at view-space point t: J is the
 // Jacobian of the perspective projection (in pixels) evaluated at t with its lateral position
 // clamped to the guard band; W is the rotation part of the view matrix.
-struct EwaJacobian {
-  float T[2][3];
-  float J00, J02, J11, J12;
-  float tx, ty;  // lateral position after the guard-band clamp
-  bool x_clamped, y_clamped;
+template <class F>
+struct EwaJacobianT {
+  F T[2][3];
+  F J00, J02, J11, J12;
+  F tx, ty;  // lateral position after the guard-band clamp
+  typename LaneOps<F>::Mask x_clamped, y_clamped;
 };
+using EwaJacobian = EwaJacobianT<float>;
 
-DGR_HD EwaJacobian ewa_jacobian(Vec3 t, const RasterCamera& cam) {
-  EwaJacobian e;
+template <class F>
+DGR_HD EwaJacobianT<F> ewa_jacobian(Vec3T<F> t, const RasterCamera& cam) {
+  using L = LaneOps<F>;
+  EwaJacobianT<F> e;
   const float limx = FRUSTUM_GUARD_BAND * cam.tanfovx;
   const float limy = FRUSTUM_GUARD_BAND * cam.tanfovy;
-  const float txtz = t.x / t.z, tytz = t.y / t.z;
-  e.x_clamped = txtz < -limx || txtz > limx;
-  e.y_clamped = tytz < -limy || tytz > limy;
-  e.tx = clampf(txtz, -limx, limx) * t.z;
-  e.ty = clampf(tytz, -limy, limy) * t.z;
-  const float inv_z = 1.0f / t.z, inv_z2 = inv_z * inv_z;
+  const F txtz = t.x / t.z, tytz = t.y / t.z;
+  e.x_clamped = (txtz < -limx) | (txtz > limx);
+  e.y_clamped = (tytz < -limy) | (tytz > limy);
+  e.tx = L::clamp(txtz, -limx, limx) * t.z;
+  e.ty = L::clamp(tytz, -limy, limy) * t.z;
+  const F inv_z = 1.0f / t.z, inv_z2 = inv_z * inv_z;
   e.J00 = cam.focal_x * inv_z;
   e.J02 = -cam.focal_x * e.tx * inv_z2;
   e.J11 = cam.focal_y * inv_z;
@@ -104,10 +113,11 @@ DGR_HD EwaJacobian ewa_jacobian(Vec3 t, const RasterCamera& cam) {
 }
 
 // Screen-space covariance T Sigma T^T (before the low-pass filter): (a, b, c) of [[a, b], [b, c]].
-DGR_HD Vec3 project_cov(const EwaJacobian& e, const float cov3d[6]) {
-  float S[3][3];
+template <class F>
+DGR_HD Vec3T<F> project_cov(const EwaJacobianT<F>& e, const F cov3d[6]) {
+  F S[3][3];
   cov6_to_mat(cov3d, S);
-  float ST0[3], ST1[3];  // Sigma T0^T, Sigma T1^T
+  F ST0[3], ST1[3];  // Sigma T0^T, Sigma T1^T
   for (int i = 0; i < 3; i++) {
     ST0[i] = S[i][0] * e.T[0][0] + S[i][1] * e.T[0][1] + S[i][2] * e.T[0][2];
     ST1[i] = S[i][0] * e.T[1][0] + S[i][1] * e.T[1][1] + S[i][2] * e.T[1][2];
@@ -118,17 +128,21 @@ DGR_HD Vec3 project_cov(const EwaJacobian& e, const float cov3d[6]) {
 }
 
 // Low-pass filter, conic and the antialiasing opacity factor from the raw 2D covariance.
-struct Conic {
-  float a, b, c;  // covariance after the low-pass filter
-  float det;      // its determinant
-  float A, B, C;  // inverse covariance
-  float aa_scale; // opacity factor (1 without antialiasing)
-  bool floored;   // det was raised to its lower bound (see make_conic)
+template <class F>
+struct ConicT {
+  F a, b, c;  // covariance after the low-pass filter
+  F det;      // its determinant
+  F A, B, C;  // inverse covariance
+  F aa_scale; // opacity factor (1 without antialiasing)
+  typename LaneOps<F>::Mask floored;  // det was raised to its lower bound (see make_conic)
 };
+using Conic = ConicT<float>;
 
-DGR_HD Conic make_conic(Vec3 cov, bool antialiasing) {
-  Conic k;
-  const float det_raw = cov.x * cov.z - cov.y * cov.y;
+template <class F>
+DGR_HD ConicT<F> make_conic(Vec3T<F> cov, bool antialiasing) {
+  using L = LaneOps<F>;
+  ConicT<F> k;
+  const F det_raw = cov.x * cov.z - cov.y * cov.y;
   k.a = cov.x + LOW_PASS_VARIANCE;
   k.b = cov.y;
   k.c = cov.z + LOW_PASS_VARIANCE;
@@ -137,11 +151,12 @@ DGR_HD Conic make_conic(Vec3 cov, bool antialiasing) {
   // seen from the side (a c ~ b^2 ~ 1e12), a c - b^2 cancels in float32 and can come out far
   // below that, even negative: an indefinite "conic", NaN gradients, a diverged run (seen with
   // MCMC). The original has the same formula; we raise det to the bound instead.
-  const float det_floor = LOW_PASS_VARIANCE * (k.a + k.c) - LOW_PASS_VARIANCE * LOW_PASS_VARIANCE;
+  const F det_floor = LOW_PASS_VARIANCE * (k.a + k.c) - LOW_PASS_VARIANCE * LOW_PASS_VARIANCE;
   k.floored = k.det < det_floor;
-  if (k.floored) k.det = det_floor;
-  k.aa_scale = antialiasing ? sqrtf(fmaxf(ANTIALIAS_MIN_DET_RATIO, det_raw / k.det)) : 1.0f;
-  const float inv_det = 1.0f / k.det;
+  k.det = L::select(k.floored, det_floor, k.det);
+  k.aa_scale = antialiasing ? L::sqrt(L::fmax(L::splat(ANTIALIAS_MIN_DET_RATIO), det_raw / k.det))
+                            : L::splat(1.0f);
+  const F inv_det = 1.0f / k.det;
   k.A = k.c * inv_det;
   k.B = -k.b * inv_det;
   k.C = k.a * inv_det;
@@ -149,11 +164,13 @@ DGR_HD Conic make_conic(Vec3 cov, bool antialiasing) {
 }
 
 // Screen radius in pixels: 3 sigma of the larger eigenvalue.
-DGR_HD float screen_radius(const Conic& k) {
-  const float mid = 0.5f * (k.a + k.c);
-  const float disc = sqrtf(fmaxf(EIGEN_MIN_DISCRIMINANT, mid * mid - k.det));
-  const float lambda1 = mid + disc, lambda2 = mid - disc;
-  return ceilf(RADIUS_SIGMAS * sqrtf(fmaxf(lambda1, lambda2)));
+template <class F>
+DGR_HD F screen_radius(const ConicT<F>& k) {
+  using L = LaneOps<F>;
+  const F mid = 0.5f * (k.a + k.c);
+  const F disc = L::sqrt(L::fmax(L::splat(EIGEN_MIN_DISCRIMINANT), mid * mid - k.det));
+  const F lambda1 = mid + disc, lambda2 = mid - disc;
+  return L::ceil(RADIUS_SIGMAS * L::sqrt(L::fmax(lambda1, lambda2)));
 }
 
 // Tile rectangle [min, max) covered by a disc of radius r around p, clamped to the grid.
@@ -224,31 +241,41 @@ struct Preprocessed {
   bool clamped[3];
 };
 
-// Forward preprocessing of one Gaussian: cull, project, conic, radius, tiles and colour.
-DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCamera& cam,
-                                        int sh_degree) {
+// Screen position, conic and radius of a Gaussian in front of the near plane (or of one per lane),
+// given its mean, view-space position t and 3D covariance. Non-finite results cull it.
+template <class F>
+struct Projection {
+  F x, y;    // mean in pixel coordinates
+  F radius;  // screen radius in pixels (a whole number)
+  ConicT<F> k;
+};
+
+template <class F>
+DGR_HD Projection<F> project_gaussian(Vec3T<F> mean, Vec3T<F> t, const F cov3d[6],
+                                      const RasterCamera& cam) {
+  const Vec4T<F> ph = transform_point4x4(cam.proj, mean);
+  const F pw = 1.0f / (ph.w + PROJECTION_W_EPS);
+  const EwaJacobianT<F> ej = ewa_jacobian(t, cam);
+  Projection<F> p;
+  p.k = make_conic(project_cov(ej, cov3d), cam.antialiasing);
+  p.radius = screen_radius(p.k);
+  p.x = ndc2pix(ph.x * pw, cam.width);
+  p.y = ndc2pix(ph.y * pw, cam.height);
+  return p;
+}
+
+// The rest of one Gaussian's preprocessing once it is projected: cull what is not finite or
+// covers no tile, then its tile rectangle, colour and splat record.
+DGR_HD Preprocessed finish_preprocess(const GaussianInputs& in, const RasterCamera& cam,
+                                      int sh_degree, float depth, const Projection<float>& p) {
   Preprocessed out;
   out.visible = false;
   out.radius = 0;
-  const Vec3 mean = load3(in.mean);
-  const Vec3 t = transform_point4x3(cam.view, mean);
-  // Written so that a NaN depth also culls.
-  if (!(t.z > NEAR_PLANE)) return out;
-
-  const Vec4 ph = transform_point4x4(cam.proj, mean);
-  const float pw = 1.0f / (ph.w + PROJECTION_W_EPS);
-
-  float cov3d[6];
-  gaussian_cov3d(in, cam.scale_modifier, cov3d);
-  const EwaJacobian ej = ewa_jacobian(t, cam);
-  const Conic k = make_conic(project_cov(ej, cov3d), cam.antialiasing);
-
-  const float radius = screen_radius(k);
-  const Vec2 xy = {ndc2pix(ph.x * pw, cam.width), ndc2pix(ph.y * pw, cam.height)};
   // Non-finite parameters would otherwise give garbage tile ids (the original's
   // "illegal memory access"): such a Gaussian is culled instead.
-  if (!(finite(radius) && finite(xy.x) && finite(xy.y))) return out;
-  const TileRect rect = tile_rect(xy, radius, cam.grid_x, cam.grid_y);
+  if (!(finite(p.radius) && finite(p.x) && finite(p.y))) return out;
+  const Vec2 xy = {p.x, p.y};
+  const TileRect rect = tile_rect(xy, p.radius, cam.grid_x, cam.grid_y);
   if ((rect.x1 - rect.x0) * (rect.y1 - rect.y0) == 0) return out;
 
   Vec3 rgb;
@@ -256,33 +283,52 @@ DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCa
     rgb = load3(in.color);
     out.clamped[0] = out.clamped[1] = out.clamped[2] = false;
   } else {
-    rgb = sh_to_color(sh_degree, in.sh, mean, cam.campos, out.clamped);
+    rgb = sh_to_color(sh_degree, in.sh, load3(in.mean), cam.campos, out.clamped);
   }
 
   out.visible = true;
-  out.depth = t.z;
-  out.radius = (int)radius;
+  out.depth = depth;
+  out.radius = (int)p.radius;
   out.rect = rect;
   Splat& s = out.splat;
   s.x = xy.x, s.y = xy.y;
-  s.conic_a = k.A, s.conic_b = k.B, s.conic_c = k.C;
-  s.opacity = in.opacity * k.aa_scale;
+  s.conic_a = p.k.A, s.conic_b = p.k.B, s.conic_c = p.k.C;
+  s.opacity = in.opacity * p.k.aa_scale;
   s.r = rgb.x, s.g = rgb.y, s.b = rgb.z;
-  s.inv_depth = 1.0f / t.z;
+  s.inv_depth = 1.0f / depth;
   // Opacities below 1/255 can never reach the alpha threshold: -inf skips them everywhere.
   s.power_cut = s.opacity >= ALPHA_MIN ? logf(s.opacity / ALPHA_MIN) : -INFINITY;
   s.pad = 0.0f;
   return out;
 }
 
-// Gradients the blend stage produced for one Gaussian (sums over its pixels).
-struct SplatGrad {
-  float mean2d_x, mean2d_y;   // w.r.t. the NDC position (pixel gradient times W/2, H/2)
-  float conic_a, conic_b, conic_c;  // w.r.t. A, B, C of power = -(A dx^2 + C dy^2)/2 - B dx dy
-  float opacity;              // w.r.t. the blended opacity
-  float r, g, b;              // w.r.t. the colour
-  float inv_depth;            // w.r.t. 1 / depth
+// Forward preprocessing of one Gaussian: cull, project, conic, radius, tiles and colour.
+DGR_HD Preprocessed preprocess_gaussian(const GaussianInputs& in, const RasterCamera& cam,
+                                        int sh_degree) {
+  const Vec3 mean = load3(in.mean);
+  const Vec3 t = transform_point4x3(cam.view, mean);
+  // Written so that a NaN depth also culls.
+  if (!(t.z > NEAR_PLANE)) {
+    Preprocessed out;
+    out.visible = false;
+    out.radius = 0;
+    return out;
+  }
+  float cov3d[6];
+  gaussian_cov3d(in, cam.scale_modifier, cov3d);
+  return finish_preprocess(in, cam, sh_degree, t.z, project_gaussian(mean, t, cov3d, cam));
+}
+
+// Gradients the blend stage produced for one Gaussian (sums over its pixels), or for one per lane.
+template <class F>
+struct SplatGradT {
+  F mean2d_x, mean2d_y;   // w.r.t. the NDC position (pixel gradient times W/2, H/2)
+  F conic_a, conic_b, conic_c;  // w.r.t. A, B, C of power = -(A dx^2 + C dy^2)/2 - B dx dy
+  F opacity;              // w.r.t. the blended opacity
+  F r, g, b;              // w.r.t. the colour
+  F inv_depth;            // w.r.t. 1 / depth
 };
+using SplatGrad = SplatGradT<float>;
 constexpr int SPLAT_GRAD_FLOATS = sizeof(SplatGrad) / sizeof(float);
 static_assert(SPLAT_GRAD_FLOATS == 10, "SplatGrad is 10 floats");
 
@@ -340,59 +386,62 @@ struct GaussianGradArrays {
 };
 
 // dL/d(raw 2D covariance a, b, c) and dL/d(input opacity) from the conic and opacity gradients.
-DGR_HD void conic_backward(Vec3 cov, const Conic& k, bool antialiasing, float opacity,
-                           const SplatGrad& g, float* dL_dcov, float* dL_dopacity) {
+template <class F>
+DGR_HD void conic_backward(Vec3T<F> cov, const ConicT<F>& k, bool antialiasing, F opacity,
+                           const SplatGradT<F>& g, F dL_dcov[3], F* dL_dopacity) {
+  using L = LaneOps<F>;
   // A = c'/D, B = -b/D, C = a'/D with D = a'c' - b^2 and a' = a + lp, c' = c + lp.
-  const float D = k.det, iD = 1.0f / D, iD2 = iD * iD;
-  const float a = k.a, b = k.b, c = k.c;
-  float da, db, dc;
-  if (!k.floored) {
-    da = g.conic_a * (-c * c * iD2) + g.conic_b * (b * c * iD2) + g.conic_c * (iD - a * c * iD2);
-    dc = g.conic_a * (iD - a * c * iD2) + g.conic_b * (a * b * iD2) + g.conic_c * (-a * a * iD2);
-    db = g.conic_a * (2.0f * b * c * iD2) + g.conic_b * (-iD - 2.0f * b * b * iD2) +
-         g.conic_c * (2.0f * a * b * iD2);
-  } else {
-    // D = lp (a' + c') - lp^2: dD/da' = dD/dc' = lp, dD/db = 0.
-    const float lp = LOW_PASS_VARIANCE;
-    da = g.conic_a * (-c * lp * iD2) + g.conic_b * (b * lp * iD2) + g.conic_c * (iD - a * lp * iD2);
-    dc = g.conic_a * (iD - c * lp * iD2) + g.conic_b * (b * lp * iD2) + g.conic_c * (-a * lp * iD2);
-    db = -g.conic_b * iD;
-  }
+  const F D = k.det, iD = 1.0f / D, iD2 = iD * iD;
+  const F a = k.a, b = k.b, c = k.c;
+  // Where D was raised to its floor, D = lp (a' + c') - lp^2: dD/da' = dD/dc' = lp, dD/db = 0.
+  // Both forms are computed and the floor's flag picks one (a branch cannot pick per lane).
+  const float lp = LOW_PASS_VARIANCE;
+  const F da_free = g.conic_a * (-c * c * iD2) + g.conic_b * (b * c * iD2) + g.conic_c * (iD - a * c * iD2);
+  const F dc_free = g.conic_a * (iD - a * c * iD2) + g.conic_b * (a * b * iD2) + g.conic_c * (-a * a * iD2);
+  const F db_free = g.conic_a * (2.0f * b * c * iD2) + g.conic_b * (-iD - 2.0f * b * b * iD2) +
+                    g.conic_c * (2.0f * a * b * iD2);
+  const F da_floor = g.conic_a * (-c * lp * iD2) + g.conic_b * (b * lp * iD2) + g.conic_c * (iD - a * lp * iD2);
+  const F dc_floor = g.conic_a * (iD - c * lp * iD2) + g.conic_b * (b * lp * iD2) + g.conic_c * (-a * lp * iD2);
+  const F db_floor = -g.conic_b * iD;
+  F da = L::select(k.floored, da_floor, da_free);
+  F dc = L::select(k.floored, dc_floor, dc_free);
+  F db = L::select(k.floored, db_floor, db_free);
   // The blended opacity is opacity * h, h = sqrt(max(min_ratio, det_raw / D)).
   *dL_dopacity = g.opacity * k.aa_scale;
   if (antialiasing) {
-    const float det_raw = cov.x * cov.z - cov.y * cov.y;
-    const float ratio = det_raw / D;
-    if (ratio > ANTIALIAS_MIN_DET_RATIO) {
-      const float dL_dratio = g.opacity * opacity * 0.5f / k.aa_scale;
-      // d(det_raw/D)/da = (c_raw D - det_raw c') / D^2, and likewise for c; b enters both.
-      da += dL_dratio * (cov.z * D - det_raw * c) * iD2;
-      dc += dL_dratio * (cov.x * D - det_raw * a) * iD2;
-      db += dL_dratio * (-2.0f * b * D + 2.0f * b * det_raw) * iD2;
-    }
+    const F det_raw = cov.x * cov.z - cov.y * cov.y;
+    const F ratio = det_raw / D;
+    const auto above = ratio > ANTIALIAS_MIN_DET_RATIO;  // below it h is constant
+    const F dL_dratio = g.opacity * opacity * 0.5f / k.aa_scale;
+    // d(det_raw/D)/da = (c_raw D - det_raw c') / D^2, and likewise for c; b enters both.
+    const F zero = L::splat(0.0f);
+    da += L::select(above, dL_dratio * (cov.z * D - det_raw * c) * iD2, zero);
+    dc += L::select(above, dL_dratio * (cov.x * D - det_raw * a) * iD2, zero);
+    db += L::select(above, dL_dratio * (-2.0f * b * D + 2.0f * b * det_raw) * iD2, zero);
   }
   dL_dcov[0] = da, dL_dcov[1] = db, dL_dcov[2] = dc;
 }
 
 // Backward of Sigma = L L^T, L = R diag(m s): gradients for scale and (unnormalised) quaternion.
 // dSigma: symmetric gradient as a full matrix.
-DGR_HD void cov3d_backward(Vec3 scale, float modifier, Vec4 quat, const float dSigma[3][3],
-                           float* dL_dscale, float* dL_drot) {
-  float R[3][3];
+template <class F>
+DGR_HD void cov3d_backward(Vec3T<F> scale, float modifier, Vec4T<F> quat, const F dSigma[3][3],
+                           F dL_dscale[3], F dL_drot[4]) {
+  F R[3][3];
   quat_to_rotmat(quat, R);
-  const float s[3] = {modifier * scale.x, modifier * scale.y, modifier * scale.z};
-  float dR[3][3];
-  for (int k = 0; k < 3; k++) dL_dscale[k] = 0.0f;
+  const F s[3] = {modifier * scale.x, modifier * scale.y, modifier * scale.z};
+  F dR[3][3];
+  for (int k = 0; k < 3; k++) dL_dscale[k] = LaneOps<F>::splat(0.0f);
   for (int i = 0; i < 3; i++) {
     for (int k = 0; k < 3; k++) {
       // dL/dL_ik = 2 (dSigma L)_ik
-      float dLik = 0.0f;
+      F dLik = LaneOps<F>::splat(0.0f);
       for (int j = 0; j < 3; j++) dLik += 2.0f * dSigma[i][j] * R[j][k] * s[k];
       dL_dscale[k] += modifier * dLik * R[i][k];
       dR[i][k] = dLik * s[k];
     }
   }
-  const float r = quat.x, x = quat.y, y = quat.z, z = quat.w;
+  const F r = quat.x, x = quat.y, y = quat.z, z = quat.w;
   // Partial derivatives of R (quat_to_rotmat) with respect to r, x, y, z.
   dL_drot[0] = 2.0f * (-z * dR[0][1] + y * dR[0][2] + z * dR[1][0] - x * dR[1][2] - y * dR[2][0] +
                        x * dR[2][1]);
@@ -404,34 +453,42 @@ DGR_HD void cov3d_backward(Vec3 scale, float modifier, Vec4 quat, const float dS
                        2.0f * z * dR[1][1] + y * dR[1][2] + x * dR[2][0] + y * dR[2][1]);
 }
 
-// Backward of one visible Gaussian: from the blend-stage gradients g to every input gradient.
+// What the geometry of one Gaussian (or of one per lane) passes back: the mean's gradient
+// through the projection, the depth and the covariance's screen footprint (the colour's share,
+// through the viewing direction, is added by the caller), the input opacity's, and Sigma's.
+template <class F>
+struct GeometryGrads {
+  Vec3T<F> dmean;
+  F dopacity;
+  F dSigma[3][3];
+};
+
+// Backward of the projection of a visible Gaussian from the blend-stage gradients g.
 // Recomputes the forward quantities it needs (cheaper than storing them).
-DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
-                              const RasterCamera& cam, int sh_degree, const SplatGrad& g,
-                              const GaussianGrads& out) {
-  const Vec3 mean = load3(in.mean);
-  const Vec3 t = transform_point4x3(cam.view, mean);
-  float cov3d[6];
-  gaussian_cov3d(in, cam.scale_modifier, cov3d);
-  const EwaJacobian ej = ewa_jacobian(t, cam);
-  const Vec3 cov = project_cov(ej, cov3d);
-  const Conic k = make_conic(cov, cam.antialiasing);
+template <class F>
+DGR_HD GeometryGrads<F> geometry_backward(Vec3T<F> mean, const F cov3d[6], F opacity,
+                                          const RasterCamera& cam, const SplatGradT<F>& g) {
+  using L = LaneOps<F>;
+  GeometryGrads<F> out;
+  const Vec3T<F> t = transform_point4x3(cam.view, mean);
+  const EwaJacobianT<F> ej = ewa_jacobian(t, cam);
+  const Vec3T<F> cov = project_cov(ej, cov3d);
+  const ConicT<F> k = make_conic(cov, cam.antialiasing);
 
   // Conic and opacity -> raw 2D covariance.
-  float dcov[3];
-  conic_backward(cov, k, cam.antialiasing, in.opacity, g, dcov, out.opacity);
+  F dcov[3];
+  conic_backward(cov, k, cam.antialiasing, opacity, g, dcov, &out.dopacity);
 
   // 2D covariance T Sigma T^T -> Sigma and T.
-  float S[3][3];
+  F S[3][3];
   cov6_to_mat(cov3d, S);
-  float dSigma[3][3];
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
-      dSigma[i][j] = dcov[0] * ej.T[0][i] * ej.T[0][j] + dcov[2] * ej.T[1][i] * ej.T[1][j] +
-                     0.5f * dcov[1] * (ej.T[0][i] * ej.T[1][j] + ej.T[1][i] * ej.T[0][j]);
-  float dT[2][3];
+      out.dSigma[i][j] = dcov[0] * ej.T[0][i] * ej.T[0][j] + dcov[2] * ej.T[1][i] * ej.T[1][j] +
+                         0.5f * dcov[1] * (ej.T[0][i] * ej.T[1][j] + ej.T[1][i] * ej.T[0][j]);
+  F dT[2][3];
   for (int c = 0; c < 3; c++) {
-    float ST0 = 0.0f, ST1 = 0.0f;  // (Sigma T0^T)_c, (Sigma T1^T)_c
+    F ST0 = L::splat(0.0f), ST1 = L::splat(0.0f);  // (Sigma T0^T)_c, (Sigma T1^T)_c
     for (int j = 0; j < 3; j++) {
       ST0 += S[c][j] * ej.T[0][j];
       ST1 += S[c][j] * ej.T[1][j];
@@ -441,36 +498,51 @@ DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
   }
   // T = J W -> J -> view-space position t.
   const float* v = cam.view;
-  float dJ00 = 0.0f, dJ02 = 0.0f, dJ11 = 0.0f, dJ12 = 0.0f;
+  F dJ00 = L::splat(0.0f), dJ02 = L::splat(0.0f), dJ11 = L::splat(0.0f), dJ12 = L::splat(0.0f);
   for (int c = 0; c < 3; c++) {
     dJ00 += dT[0][c] * v[4 * c + 0];
     dJ02 += dT[0][c] * v[4 * c + 2];
     dJ11 += dT[1][c] * v[4 * c + 1];
     dJ12 += dT[1][c] * v[4 * c + 2];
   }
-  const float inv_z = 1.0f / t.z, inv_z2 = inv_z * inv_z, inv_z3 = inv_z2 * inv_z;
+  const F inv_z = 1.0f / t.z, inv_z2 = inv_z * inv_z, inv_z3 = inv_z2 * inv_z;
   const float fx = cam.focal_x, fy = cam.focal_y;
   // As the original: no gradient reaches the lateral position through the guard-band clamp.
-  Vec3 dt;
-  dt.x = ej.x_clamped ? 0.0f : -fx * inv_z2 * dJ02;
-  dt.y = ej.y_clamped ? 0.0f : -fy * inv_z2 * dJ12;
+  Vec3T<F> dt;
+  dt.x = L::select(ej.x_clamped, L::splat(0.0f), -fx * inv_z2 * dJ02);
+  dt.y = L::select(ej.y_clamped, L::splat(0.0f), -fy * inv_z2 * dJ12);
   dt.z = -fx * inv_z2 * dJ00 - fy * inv_z2 * dJ11 + 2.0f * fx * ej.tx * inv_z3 * dJ02 +
          2.0f * fy * ej.ty * inv_z3 * dJ12;
   // Inverse-depth output: d(1/z)/dz = -1/z^2.
   dt.z -= g.inv_depth * inv_z2;
-  Vec3 dmean = transform_vec4x3_transpose(cam.view, dt);
+  out.dmean = transform_vec4x3_transpose(cam.view, dt);
 
   // Projected mean (NDC) -> mean, through the perspective divide.
-  const Vec4 ph = transform_point4x4(cam.proj, mean);
-  const float pw = 1.0f / (ph.w + PROJECTION_W_EPS), pw2 = pw * pw;
+  const Vec4T<F> ph = transform_point4x4(cam.proj, mean);
+  const F pw = 1.0f / (ph.w + PROJECTION_W_EPS), pw2 = pw * pw;
   const float* P = cam.proj;  // P[r][c] = P[4c + r]
-  for (int j = 0; j < 3; j++) {
-    const float d = g.mean2d_x * (P[4 * j + 0] * pw - ph.x * pw2 * P[4 * j + 3]) +
-                    g.mean2d_y * (P[4 * j + 1] * pw - ph.y * pw2 * P[4 * j + 3]);
-    (&dmean.x)[j] += d;
-  }
+  F dproj[3];
+  for (int j = 0; j < 3; j++)
+    dproj[j] = g.mean2d_x * (P[4 * j + 0] * pw - ph.x * pw2 * P[4 * j + 3]) +
+               g.mean2d_y * (P[4 * j + 1] * pw - ph.y * pw2 * P[4 * j + 3]);
+  out.dmean.x += dproj[0];
+  out.dmean.y += dproj[1];
+  out.dmean.z += dproj[2];
+  return out;
+}
+
+// Backward of one visible Gaussian: from the blend-stage gradients g to every input gradient.
+DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
+                              const RasterCamera& cam, int sh_degree, const SplatGrad& g,
+                              const GaussianGrads& out) {
+  const Vec3 mean = load3(in.mean);
+  float cov3d[6];
+  gaussian_cov3d(in, cam.scale_modifier, cov3d);
+  const GeometryGrads<float> geo = geometry_backward(mean, cov3d, in.opacity, cam, g);
+  *out.opacity = geo.dopacity;
 
   // Colour -> SH coefficients (and the mean, through the viewing direction), or the colour itself.
+  Vec3 dmean = geo.dmean;
   const Vec3 dcolor = {g.r, g.g, g.b};
   if (in.color) {
     store3(out.color, dcolor);
@@ -480,6 +552,7 @@ DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
   store3(out.mean, dmean);
 
   // Sigma -> precomputed covariance (off-diagonal entries appear twice), or scale and rotation.
+  const auto& dSigma = geo.dSigma;
   if (in.cov3d) {
     out.cov3d[0] = dSigma[0][0];
     out.cov3d[1] = 2.0f * dSigma[0][1];

@@ -11,12 +11,18 @@ namespace dgr {
 struct Vec2 {
   float x, y;
 };
-struct Vec3 {
-  float x, y, z;
+// F = float, or on the CPU a vector of floats holding one Gaussian per lane (the per-Gaussian
+// math of gaussian.h is written once for both).
+template <class F>
+struct Vec3T {
+  F x, y, z;
 };
-struct Vec4 {
-  float x, y, z, w;
+template <class F>
+struct Vec4T {
+  F x, y, z, w;
 };
+using Vec3 = Vec3T<float>;
+using Vec4 = Vec4T<float>;
 
 DGR_HD Vec3 operator+(Vec3 a, Vec3 b) { return {a.x + b.x, a.y + b.y, a.z + b.z}; }
 DGR_HD Vec3 operator-(Vec3 a, Vec3 b) { return {a.x - b.x, a.y - b.y, a.z - b.z}; }
@@ -34,26 +40,30 @@ DGR_HD void store3(float* p, Vec3 v) {
 // The view and projection matrices arrive as the transposes of the usual column-vector matrices
 // (row-major [4,4] tensors holding M^T), i.e. the 16 floats are M in column-major order:
 // element (row r, column c) of M is m[4 * c + r].
-DGR_HD Vec3 transform_point4x3(const float* m, Vec3 p) {
+template <class F>
+DGR_HD Vec3T<F> transform_point4x3(const float* m, Vec3T<F> p) {
   return {m[0] * p.x + m[4] * p.y + m[8] * p.z + m[12],
           m[1] * p.x + m[5] * p.y + m[9] * p.z + m[13],
           m[2] * p.x + m[6] * p.y + m[10] * p.z + m[14]};
 }
-DGR_HD Vec4 transform_point4x4(const float* m, Vec3 p) {
+template <class F>
+DGR_HD Vec4T<F> transform_point4x4(const float* m, Vec3T<F> p) {
   return {m[0] * p.x + m[4] * p.y + m[8] * p.z + m[12],
           m[1] * p.x + m[5] * p.y + m[9] * p.z + m[13],
           m[2] * p.x + m[6] * p.y + m[10] * p.z + m[14],
           m[3] * p.x + m[7] * p.y + m[11] * p.z + m[15]};
 }
 // Applies the transposed rotation part, M^T v: brings a view-space gradient back to world space.
-DGR_HD Vec3 transform_vec4x3_transpose(const float* m, Vec3 v) {
+template <class F>
+DGR_HD Vec3T<F> transform_vec4x3_transpose(const float* m, Vec3T<F> v) {
   return {m[0] * v.x + m[1] * v.y + m[2] * v.z,
           m[4] * v.x + m[5] * v.y + m[6] * v.z,
           m[8] * v.x + m[9] * v.y + m[10] * v.z};
 }
 
 // NDC [-1, 1] to pixel coordinates where pixel i's centre sits at integer i.
-DGR_HD float ndc2pix(float v, int size) { return ((v + 1.0f) * size - 1.0f) * 0.5f; }
+template <class F>
+DGR_HD F ndc2pix(F v, int size) { return ((v + 1.0f) * (float)size - 1.0f) * 0.5f; }
 
 // Comparisons rather than fminf/fmaxf: those are library calls in scalar host code.
 DGR_HD float minf(float a, float b) { return a < b ? a : b; }
@@ -66,5 +76,22 @@ DGR_HD bool finite(float v) {
   return std::isfinite(v);
 #endif
 }
+
+// What the per-Gaussian math needs beyond + - * / and comparisons, for F = float here. The CPU
+// backend specialises it for its vectors of floats (cpu/lanes.h), with the same results lane by
+// lane: the vector preprocess then gives the bits of the scalar one.
+template <class F>
+struct LaneOps;
+template <>
+struct LaneOps<float> {
+  using Mask = bool;
+  DGR_HD static float splat(float v) { return v; }
+  DGR_HD static float sqrt(float v) { return sqrtf(v); }
+  DGR_HD static float ceil(float v) { return ceilf(v); }
+  DGR_HD static float fmax(float a, float b) { return fmaxf(a, b); }
+  DGR_HD static bool finite(float v) { return dgr::finite(v); }
+  DGR_HD static float select(bool m, float a, float b) { return m ? a : b; }
+  DGR_HD static float clamp(float v, float lo, float hi) { return clampf(v, lo, hi); }
+};
 
 }  // namespace dgr
