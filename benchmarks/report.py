@@ -32,7 +32,8 @@ FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00",
                     ("--resolution_schedule", "auto")))  # oldest first
 # Commits after which the same flags train other models (bits changed, quality re-measured):
 # (commit, its date). Runs of one recipe before and after such a commit are different rows.
-RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),)  # MCMC's noise in one C++ pass
+RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),  # MCMC's noise in one C++ pass
+                  ("54f1f56", "2026-12-05T11:00:00+00:00"))  # the projection in vector lanes
 
 
 def code_version(run: dict) -> str:
@@ -123,6 +124,8 @@ def recipes(runs: List[dict]) -> List[Recipe]:
         flags, _ = split_flags(run["train_argv"], ("--seed",))
         key = (scene_name(run), run["iterations"], flags, code_version(run))
         groups.setdefault(key, Recipe(*key)).runs.append(run)
+    for group in groups.values():  # by seed as a number (file names sort s10 before s2)
+        group.runs.sort(key=lambda r: int(split_flags(r["train_argv"], ("--seed",))[1].get("--seed", 0)))
     return [groups[k] for k in sorted(groups)]
 
 

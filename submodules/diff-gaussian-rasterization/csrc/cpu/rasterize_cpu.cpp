@@ -176,23 +176,36 @@ inline void prefetch_sh_row(const GaussianArrays& g, int64_t i) {
   for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(row + b);
 }
 
+// Mean, scale, rotation and 3D covariance of Gaussians first .. first + LANES - 1, one per lane.
+struct LaneGeometry {
+  Vec3T<cpu::vfloat> mean, scale;
+  Vec4T<cpu::vfloat> rot;
+  cpu::vfloat cov3d[6];
+};
+
+LaneGeometry gather_geometry(const GaussianArrays& g, int64_t first, float scale_modifier) {
+  using cpu::gather_field;
+  LaneGeometry lane;
+  lane.mean = {gather_field(g.means3D, first, 3, 0), gather_field(g.means3D, first, 3, 1),
+               gather_field(g.means3D, first, 3, 2)};
+  lane.scale = {gather_field(g.scales, first, 3, 0), gather_field(g.scales, first, 3, 1),
+                gather_field(g.scales, first, 3, 2)};
+  lane.rot = {gather_field(g.rotations, first, 4, 0), gather_field(g.rotations, first, 4, 1),
+              gather_field(g.rotations, first, 4, 2), gather_field(g.rotations, first, 4, 3)};
+  compute_cov3d(lane.scale, scale_modifier, lane.rot, lane.cov3d);
+  return lane;
+}
+
 // Gaussians first .. first + LANES - 1, given by scale and rotation: their projections computed
-// one per vector lane (the same functions and bits as preprocess_gaussian), then each visible
+// one per vector lane (the functions preprocess_gaussian runs, which may round differently in
+// the last bit: the compiler fuses multiply-adds as it sees fit), then each visible
 // one finished alone (tiles, colour, record).
 void preprocess_lanes(const GaussianArrays& g, int64_t first, int64_t end, const RasterCamera& cam,
                       int sh_degree, const PreprocessBuffers& out) {
-  using cpu::gather_field;
   using F = cpu::vfloat;
-  const Vec3T<F> mean = {gather_field(g.means3D, first, 3, 0), gather_field(g.means3D, first, 3, 1),
-                         gather_field(g.means3D, first, 3, 2)};
-  const Vec3T<F> t = transform_point4x3(cam.view, mean);
-  const Vec3T<F> scale = {gather_field(g.scales, first, 3, 0), gather_field(g.scales, first, 3, 1),
-                          gather_field(g.scales, first, 3, 2)};
-  const Vec4T<F> rot = {gather_field(g.rotations, first, 4, 0), gather_field(g.rotations, first, 4, 1),
-                        gather_field(g.rotations, first, 4, 2), gather_field(g.rotations, first, 4, 3)};
-  F cov3d[6];
-  compute_cov3d(scale, cam.scale_modifier, rot, cov3d);
-  const Projection<F> p = project_gaussian(mean, t, cov3d, cam);
+  const LaneGeometry in = gather_geometry(g, first, cam.scale_modifier);
+  const Vec3T<F> t = transform_point4x3(cam.view, in.mean);
+  const Projection<F> p = project_gaussian(in.mean, t, in.cov3d, cam);
   for (int l = 0; l < cpu::LANES; l++) {
     const int64_t i = first + l;
     if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_sh_row(g, i + ROW_PREFETCH_AHEAD);
@@ -771,18 +784,11 @@ struct PreprocessBackward {
     g.r = record_field(6), g.g = record_field(7), g.b = record_field(8);
     g.inv_depth = record_field(9);
     static_assert(SPLAT_GRAD_FLOATS == 10, "the fields gathered above");
-    const Vec3T<F> mean = {gather_field(in.means3D, first, 3, 0), gather_field(in.means3D, first, 3, 1),
-                           gather_field(in.means3D, first, 3, 2)};
-    const Vec3T<F> scale = {gather_field(in.scales, first, 3, 0), gather_field(in.scales, first, 3, 1),
-                            gather_field(in.scales, first, 3, 2)};
-    const Vec4T<F> rot = {gather_field(in.rotations, first, 4, 0), gather_field(in.rotations, first, 4, 1),
-                          gather_field(in.rotations, first, 4, 2), gather_field(in.rotations, first, 4, 3)};
+    const LaneGeometry lane = gather_geometry(in, first, cam.scale_modifier);
     const F opacity = gather_field(in.opacities, first, 1, 0);
-    F cov3d[6];
-    compute_cov3d(scale, cam.scale_modifier, rot, cov3d);
-    const GeometryGrads<F> geo = geometry_backward(mean, cov3d, opacity, cam, g);
+    const GeometryGrads<F> geo = geometry_backward(lane.mean, lane.cov3d, opacity, cam, g);
     F dscale[3], drot[4];
-    cov3d_backward(scale, cam.scale_modifier, rot, geo.dSigma, dscale, drot);
+    cov3d_backward(lane.scale, cam.scale_modifier, lane.rot, geo.dSigma, dscale, drot);
 
     for (int l = 0; l < cpu::LANES; l++) {
       const int64_t i = first + l;
