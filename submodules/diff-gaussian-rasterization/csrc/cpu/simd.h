@@ -176,7 +176,6 @@ struct LaneOps<cpu::vfloat> {
     const F m = a > b ? a : b;
     return b != b ? a : m;
   }
-  static Mask finite(F v) { return (v - v) == 0.0f; }
   static F select(Mask m, F a, F b) { return m ? a : b; }
   static F clamp(F v, float lo, float hi) {
     return v < lo ? splat(lo) : (v > hi ? splat(hi) : v);

@@ -78,8 +78,9 @@ DGR_HD bool finite(float v) {
 }
 
 // What the per-Gaussian math needs beyond + - * / and comparisons, for F = float here. The CPU
-// backend specialises it for its vectors of floats (cpu/lanes.h), with the same results lane by
-// lane: the vector preprocess then gives the bits of the scalar one.
+// backend specialises it for its vectors of floats (cpu/simd.h), each operation with the results
+// of these lane by lane. (Whole formulas may still round differently in the last bit: the
+// compiler fuses multiply-adds in scalar and vector code as it sees fit.)
 template <class F>
 struct LaneOps;
 template <>
@@ -89,7 +90,6 @@ struct LaneOps<float> {
   DGR_HD static float sqrt(float v) { return sqrtf(v); }
   DGR_HD static float ceil(float v) { return ceilf(v); }
   DGR_HD static float fmax(float a, float b) { return fmaxf(a, b); }
-  DGR_HD static bool finite(float v) { return dgr::finite(v); }
   DGR_HD static float select(bool m, float a, float b) { return m ? a : b; }
   DGR_HD static float clamp(float v, float lo, float hi) { return clampf(v, lo, hi); }
 };
