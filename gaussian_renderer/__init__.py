@@ -1,6 +1,7 @@
 """render(): one view of a GaussianModel through our rasterizer, as a typed result."""
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from diff_gaussian_rasterization import GaussianRasterizationSettings, GaussianRasterizer
@@ -31,10 +32,33 @@ def raster_settings(camera, sh_degree, bg_color, pipe, scaling_modifier=1.0):
         debug=pipe.debug, antialiasing=pipe.antialiasing)
 
 
+# What a training render's backward pass does with the gradient of f_rest (RenderOptions).
+SH_REST_GRADIENT, SH_REST_NONE, SH_REST_ADAM = "gradient", "none", "adam"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """scaling_modifier, override_color: the original's. use_trained_exp: apply the camera's
+    exposure (--train_test_exp) to the image, when the model has one for it. sh_rest: the
+    backward pass stores f_rest's gradient ("gradient"), computes none because no optimizer step
+    will read it ("none"), or applies f_rest's Adam step itself (`pc.sh_rest_adam()`, which
+    must not be None) and leaves no gradient ("adam")."""
+    scaling_modifier: float = 1.0
+    override_color: Optional[torch.Tensor] = None
+    use_trained_exp: bool = False
+    sh_rest: str = SH_REST_GRADIENT
+
+
 def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=1.0,
            override_color=None, use_trained_exp=False) -> RenderResult:
-    """use_trained_exp: apply the camera's exposure (--train_test_exp) to the image, when the
-    model has one for it."""
+    """The original's call (RenderOptions says what the options do)."""
+    return render_with(viewpoint_camera, pc, pipe, bg_color,
+                       RenderOptions(scaling_modifier, override_color, use_trained_exp))
+
+
+def render_with(viewpoint_camera, pc, pipe, bg_color: torch.Tensor,
+                options: RenderOptions = RenderOptions()) -> RenderResult:
+    scaling_modifier, override_color = options.scaling_modifier, options.override_color
     # A zero tensor whose .grad receives the screen-space mean gradient: the rasterizer never
     # reads its values, only returns dL/d(means2D) through it (densification statistics). A
     # leaf gets its .grad without the original's `+ 0` and retain_grad (one [N, 3] copy less).
@@ -61,11 +85,17 @@ def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=
         # forward, and no split and copy of its gradient backward, each step.
         dc, shs = pc.get_features_dc, pc.get_features_rest
 
+    sh_adam = None
+    if shs is not None and options.sh_rest == SH_REST_NONE:
+        shs = shs.detach()
+    elif shs is not None and options.sh_rest == SH_REST_ADAM:
+        sh_adam = pc.sh_rest_adam()
+        assert sh_adam is not None, "sh_rest='adam' where the model cannot apply it"
     image, radii, depth = rasterizer(
         means3D=pc.get_xyz, means2D=screenspace_points, shs=shs, colors_precomp=colors_precomp,
         opacities=pc.get_opacity, scales=scales, rotations=rotations,
-        cov3D_precomp=cov3D_precomp, dc=dc)
-    if use_trained_exp and pc.exposures is not None:
+        cov3D_precomp=cov3D_precomp, dc=dc, sh_adam=sh_adam)
+    if options.use_trained_exp and pc.exposures is not None:
         # Clamped as the 2024 original clamps every render: a photo's clipped highlights then
         # ask nothing of an exposure with a gain above 1 (our renders without exposure stay
         # unclamped in training, as before).

@@ -16,11 +16,13 @@ Raw parameters (pre-activation), N Gaussians, K = (max_sh_degree + 1)² − 1:
     _opacity       [N, 1]     logit of the opacity
 """
 import math
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
+from diff_gaussian_rasterization import ShAdamStep, adam_matches_torch
 from diff_gaussian_rasterization.reference import covariance_3d
 from utils.errors import DatasetError
 from simple_knn._C import distCUDA2
@@ -199,6 +201,27 @@ class GaussianModel:
                 lr = self.xyz_scheduler_args(iteration)
                 group["lr"] = lr
                 return lr
+
+    def sh_rest_adam(self) -> Optional[ShAdamStep]:
+        """This step's Adam update of f_rest for the rasterizer's backward pass to apply row by
+        row (so that f_rest's gradient, the largest tensor of a step, is never allocated), or
+        None where that would not reproduce `optimizer_step` bit for bit: only the default
+        optimizer as torch's fused Adam on the CPU, checked against the installed torch."""
+        if (self.optimizer_type != "default" or self.device.type != "cpu"
+                or not isinstance(self.optimizer, torch.optim.Adam)
+                or not self.optimizer.defaults.get("fused") or not adam_matches_torch()):
+            return None
+        group = next(g for g in self.optimizer.param_groups if g["name"] == "f_rest")
+        if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
+            return None
+        param = group["params"][0]
+        state = self.optimizer.state[param]
+        if not state:  # as torch's fused Adam starts a parameter's state
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return ShAdamStep(state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
+                          group["betas"], group["eps"])
 
     def optimizer_step(self, visible: torch.Tensor):
         """One optimizer step and zero_grad. visible [N] bool (radii > 0) is used by

@@ -109,6 +109,12 @@ class Strategy:
         """Whether refine changes the set of Gaussians at this iteration."""
         return False
 
+    def will_edit_rows(self, iteration: int, gaussians, context: RefineContext) -> Optional[bool]:
+        """Whether refine will edit rows at this iteration, told before the step's forward pass
+        (None: cannot tell before it runs). A row edit leaves every parameter without a
+        gradient, so the optimizer step after it reads none of this step's gradients."""
+        return None if self.edits_rows_at(iteration) else False
+
     def initialize_state(self, num_points: int, device) -> None:
         """Start the per-Gaussian state for a model of num_points rows (none by default)."""
 
@@ -328,9 +334,30 @@ class MCMCStrategy(Strategy):
         if self.refines_at(iteration):
             self.relocate_dead(gaussians, self.in_camera_path(gaussians, context.extent,
                                                               context.camera_path))
-            # The budget follows the rendered pixel count while training runs coarse.
-            cap = max(1, int(self.cap_max * context.budget_fraction))
-            self.add_new(gaussians, self.refinements_left(iteration), cap)
+            self.add_new(gaussians, self.refinements_left(iteration), self.budget(context))
+
+    def budget(self, context) -> int:
+        """The Gaussian budget now: it follows the rendered pixel count while training runs
+        coarse."""
+        return max(1, int(self.cap_max * context.budget_fraction))
+
+    @torch.no_grad()
+    def will_edit_rows(self, iteration, gaussians, context):
+        """Exactly what refine will do: relocate when some but not all Gaussians are dead, else
+        grow when below the budget."""
+        if not self.refines_at(iteration):
+            return False
+        dead = self.dead_mask(gaussians.get_opacity[:, 0], self.in_camera_path(
+            gaussians, context.extent, context.camera_path))
+        if 0 < int(dead.sum()) < len(dead):
+            return True
+        return mcmc.growth_count(gaussians.num_points, self.budget(context),
+                                 self.refinements_left(iteration)) > 0
+
+    def dead_mask(self, opacity: torch.Tensor, evict: Optional[torch.Tensor]) -> torch.Tensor:
+        """[N] bool: the Gaussians relocate_dead moves (opacity [N] activated)."""
+        dead = opacity <= self.min_opacity
+        return dead if evict is None else dead | evict
 
     def after_optimizer_step(self, iteration, gaussians):
         self.add_noise(gaussians, gaussians.current_xyz_lr())
@@ -363,9 +390,7 @@ class MCMCStrategy(Strategy):
         onto a live one sampled by opacity (never an evicted one); the source and its copies share
         its opacity and coverage. Returns how many moved."""
         opacity = gaussians.get_opacity[:, 0]
-        dead = opacity <= self.min_opacity
-        if evict is not None:
-            dead = dead | evict
+        dead = self.dead_mask(opacity, evict)
         dead_rows = dead.nonzero()[:, 0]
         alive_rows = (~dead).nonzero()[:, 0]
         if len(dead_rows) == 0 or len(alive_rows) == 0:

@@ -332,3 +332,46 @@ def test_resuming_with_another_strategy_is_refused(tmp_path):
             "--iterations", "10", "--test_iterations", "-1",
             "--start_checkpoint", str(tmp_path / "m" / "chkpnt5.pth")]
     assert report_errors(train.main, argv) == 2
+
+
+def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkeypatch):
+    """Training lets the rasterizer's backward pass apply f_rest's Adam step where it can, and
+    makes no f_rest gradient where no optimizer step reads one (row edits, the last iteration):
+    the PLYs are those of a run that stores every gradient, bit for bit (a save mid-run, which
+    reads the model between the backward pass and the step, included). MCMC's forecast of its
+    row edits, which decides this before the forward pass, is what refine then does."""
+    from training.trainer import Trainer
+    uses, forecasts = {}, []
+    use_of = Trainer.sh_rest_use
+    refine = MCMCStrategy.refine
+
+    def counted(self, views, hooks=None):
+        use = use_of(self, views, hooks)
+        uses[use] = uses.get(use, 0) + 1
+        return use
+
+    def checked_refine(self, iteration, gaussians, context):
+        forecast = self.will_edit_rows(iteration, gaussians, context)
+        edits = []
+        edit_rows = gaussians.edit_rows
+        gaussians.edit_rows = lambda edit: (edits.append(edit), edit_rows(edit))[1]
+        try:
+            refine(self, iteration, gaussians, context)
+        finally:
+            del gaussians.edit_rows
+        forecasts.append((forecast, bool(edits)))
+
+    monkeypatch.setattr(Trainer, "sh_rest_use", counted)
+    monkeypatch.setattr(MCMCStrategy, "refine", checked_refine)
+    flags = ["--iterations", "70", "--save_iterations", "35", "70", "--path_clearance", "0.3"]
+    run(tmp_path / "fused", *flags)
+    monkeypatch.setattr(Trainer, "sh_rest_use", lambda self, views, hooks=None: "gradient")
+    run(tmp_path / "stored", *flags)
+    for iteration in (35, 70):
+        a, b = ((tmp_path / name / "point_cloud" / f"iteration_{iteration}" / "point_cloud.ply")
+                .read_bytes() for name in ("fused", "stored"))
+        assert len(a) > 1000 and a == b, iteration
+    assert uses["adam"] > 40 and uses["none"] >= 3 and uses["gradient"] == 1, uses
+    refining = [pair for pair in forecasts[:len(forecasts) // 2]]  # the first run's
+    assert all(forecast == edited for forecast, edited in refining), refining
+    assert {True, False} <= {forecast for forecast, _ in refining}, refining

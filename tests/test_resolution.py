@@ -138,7 +138,8 @@ def test_training_renders_coarse_and_evaluation_renders_full(tmp_path, monkeypat
             return original(camera, *args, **kwargs)
         return wrapped
 
-    monkeypatch.setattr(training.trainer, "render", spy("training", training.trainer.render))
+    monkeypatch.setattr(training.trainer, "render_with",
+                        spy("training", training.trainer.render_with))
     monkeypatch.setattr(training.hooks, "render", spy("evaluation", training.hooks.render))
     run(tmp_path, "--iterations", "50", "--eval", "--test_iterations", "5", "25", "50")
     assert sizes["training"] == {(20, 15), (40, 30), (80, 60)}  # -r 4: 80 × 60 in full

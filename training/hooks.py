@@ -102,6 +102,11 @@ class Hook:
     def after_backward(self, views: List[int], result: StepResult) -> None:
         pass
 
+    def reads_model_after_backward(self, views: List[int]) -> bool:
+        """Whether after_backward looks at the model at this step (the Trainer then leaves
+        every parameter as it was until the optimizer step)."""
+        return False
+
     def after_optimizer_step(self, views: List[int], result: StepResult) -> None:
         pass
 
@@ -165,7 +170,14 @@ class AtIterations(Hook):
         return next((v for v in reversed(views) if v in self.iterations), None)
 
 
-class Evaluation(AtIterations):
+class ReadsModelAfterBackward(AtIterations):
+    """An AtIterations hook whose after_backward reads the model when it is due."""
+
+    def reads_model_after_backward(self, views):
+        return self.due(views) is not None
+
+
+class Evaluation(ReadsModelAfterBackward):
     """At --test_iterations: L1 and PSNR of the test views and five train views, printed, in
     the curve, and shown in the viewer."""
 
@@ -185,7 +197,7 @@ class Evaluation(AtIterations):
             run.viewer.report(test_psnr=run.last_eval["test"][1], test_iteration=iteration)
 
 
-class Saving(AtIterations):
+class Saving(ReadsModelAfterBackward):
     """At --save_iterations: the PLY (refused if a parameter is not finite, on every process,
     so all stop together)."""
 
@@ -297,6 +309,9 @@ class Hooks:
     def after_backward(self, views, result):
         for hook in self.hooks:
             hook.after_backward(views, result)
+
+    def reads_model_after_backward(self, views) -> bool:
+        return any(hook.reads_model_after_backward(views) for hook in self.hooks)
 
     def after_optimizer_step(self, views, result):
         for hook in self.hooks:

@@ -15,7 +15,8 @@ from typing import Iterator, List, Optional
 
 import torch
 
-from gaussian_renderer import render
+from gaussian_renderer import (SH_REST_ADAM, SH_REST_GRADIENT, SH_REST_NONE, RenderOptions,
+                               render_with)
 from scene import GaussianModel, Scene
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from scene.resolution import make_schedule
@@ -128,7 +129,7 @@ class Trainer:
         for views in self.batches(first_iter):
             hooks.before_step(views)  # the viewer's pause
             with hooks.model_turn():  # the viewer never draws while a step changes the model
-                result = self._timed(self.step, views)
+                result = self._timed(self.step, views, hooks)
                 with torch.no_grad():
                     # The original's order: report and save the state before this step's
                     # densification and optimizer step, checkpoint after them.
@@ -158,14 +159,38 @@ class Trainer:
             if view - 1 == self.debug_from:
                 self.pipe = replace(self.pipe, debug=True)
 
-    def view_loss(self, view: int, camera):
+    def refine_context(self, view: int) -> RefineContext:
+        return RefineContext(self.scene.cameras_extent, self.scene.camera_path,
+                             self.resolution.budget_fraction(view))
+
+    def sh_rest_use(self, views: List[int], hooks=None) -> str:
+        """What this step's backward pass does with f_rest's gradient (render's sh_rest). No
+        optimizer step reads it at the last iteration or after a row edit: then none is made.
+        Otherwise Adam consumes it inside the backward pass (bit for bit the optimizer step's
+        result, and f_rest's gradient is never allocated) unless a hook looks at the model
+        between the backward pass and the step, the strategy cannot tell before the step
+        whether it will edit rows, or the optimizer is not one that path reproduces."""
+        view = views[-1]
+        if len(views) > 1 or self.group.distributed:
+            return SH_REST_GRADIENT
+        if view >= self.opt.iterations:
+            return SH_REST_NONE
+        edits = self.strategy.will_edit_rows(view, self.gaussians, self.refine_context(view))
+        if edits:
+            return SH_REST_NONE
+        if (edits is None or (hooks is not None and hooks.reads_model_after_backward(views))
+                or self.gaussians.sh_rest_adam() is None):
+            return SH_REST_GRADIENT
+        return SH_REST_ADAM
+
+    def view_loss(self, view: int, camera, sh_rest: str = SH_REST_GRADIENT):
         """(render result, loss) of one training view: render (with its exposure), photometric
         loss (+ depth loss, + the strategy's regulariser); a non-finite loss stops training."""
         opt, gaussians = self.opt, self.gaussians
         bg = (torch.rand(3, device=gaussians.device) if opt.random_background
               else self.scene.background)
-        out = render(camera, gaussians, self.pipe, bg,
-                     use_trained_exp=gaussians.exposures is not None)
+        out = render_with(camera, gaussians, self.pipe, bg, RenderOptions(
+            use_trained_exp=gaussians.exposures is not None, sh_rest=sh_rest))
         loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
                                    fused=not opt.reference_kernels)
         loss = loss + depth_loss(out, camera, opt, view)
@@ -176,17 +201,20 @@ class Trainer:
             raise TrainingDiverged(view, f"loss is {loss.item()}")
         return out, loss
 
-    def step(self, views: List[int]) -> StepResult:
+    def step(self, views: List[int], hooks=None) -> StepResult:
         """Schedule, the B cameras (the same picks on every process), this process's renders,
         each loss ÷ B backpropagated; then the gradients summed over the processes and every
-        view's statistics and loss shared, so every process holds the whole batch's."""
+        view's statistics and loss shared, so every process holds the whole batch's. `hooks`:
+        the run's (Hooks), asked whether they read the model after the backward pass."""
         batch = len(views)
         self.apply_schedule(views)
         picks = [pick_camera(self.loop, len(self.cameras)) for _ in views]
         factor = self.resolution.factor_at(views[-1])  # coarse-to-fine: 1 = full resolution
+        sh_rest = self.sh_rest_use(views, hooks)
         records, losses = [], []
         for j in self.group.my_views(batch):
-            out, loss = self.view_loss(views[j], self.cameras[picks[j]].at_scale(factor))
+            out, loss = self.view_loss(views[j], self.cameras[picks[j]].at_scale(factor),
+                                       sh_rest)
             (loss / batch).backward()
             # The statistics see each view's own gradient (× B undoes the 1/B of the batch
             # mean), so --densify_grad_threshold keeps its meaning.
@@ -214,9 +242,7 @@ class Trainer:
         for view, record in zip(views, result.views):
             strategy.record_view(view, gaussians, record)
         for view in views:
-            strategy.refine(view, gaussians, RefineContext(
-                self.scene.cameras_extent, self.scene.camera_path,
-                self.resolution.budget_fraction(view)))
+            strategy.refine(view, gaussians, self.refine_context(view))
         if views[-1] < self.opt.iterations:
             gaussians.optimizer_step(result.visibility)
             strategy.after_optimizer_step(views[-1], gaussians)

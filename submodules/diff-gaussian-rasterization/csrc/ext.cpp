@@ -95,6 +95,32 @@ GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opac
   return {means3D, opacities, sh, sh_dc, colors, scales, rotations, cov3D_precomp};
 }
 
+// The backward pass's use of the gradient of sh (rasterize_api.h, ShGradient): 0 tensor,
+// 1 discard, 2 Adam with moments [exp_avg, exp_avg_sq] and hyperparameters [lr, beta1, beta2,
+// eps, step, torch_lanes].
+// `param`: the tensor Adam updates (sh, in the backward pass).
+dgr::ShGradient make_sh_gradient(int use, const std::vector<at::Tensor>& moments,
+                                 const std::vector<double>& hyper, const at::Tensor& param) {
+  TORCH_CHECK_VALUE(use >= 0 && use <= 2, "sh_gradient_use must be 0, 1 or 2");
+  dgr::ShGradient out;
+  out.use = static_cast<dgr::ShGradientUse>(use);
+  if (out.use != dgr::ShGradientUse::kAdam) return out;
+  TORCH_CHECK_VALUE(moments.size() == 2 && hyper.size() == 6,
+                    "the Adam update needs [exp_avg, exp_avg_sq] and 6 hyperparameters");
+  TORCH_CHECK_VALUE(param.device().is_cpu(), "the Adam update runs on the CPU only");
+  for (const at::Tensor& moment : moments) {
+    check_float(moment, "exp_avg", param.device(), "the parameter");
+    TORCH_CHECK_VALUE(moment.sizes() == param.sizes(), "the Adam moments must be shaped as "
+                      "their parameter");
+  }
+  out.exp_avg = moments[0], out.exp_avg_sq = moments[1];
+  out.lr = hyper[0], out.beta1 = hyper[1], out.beta2 = hyper[2], out.eps = hyper[3];
+  out.step = hyper[4];
+  out.torch_lanes = static_cast<int64_t>(hyper[5]);
+  TORCH_CHECK_VALUE(out.torch_lanes >= 1, "torch_lanes must be positive");
+  return out;
+}
+
 py::tuple rasterize_gaussians(const at::Tensor& background, const at::Tensor& means3D,
                               const at::Tensor& colors, const at::Tensor& opacity,
                               const at::Tensor& scales, const at::Tensor& rotations,
@@ -126,7 +152,8 @@ py::tuple rasterize_gaussians_backward(
     const at::Tensor& projmatrix, float tan_fovx, float tan_fovy, const at::Tensor& grad_color,
     const at::Tensor& grad_invdepth, const at::Tensor& sh, const at::Tensor& sh_dc, int degree,
     const at::Tensor& campos,
-    const std::vector<at::Tensor>& state, bool antialiasing, bool debug) {
+    const std::vector<at::Tensor>& state, bool antialiasing, bool debug, int sh_gradient_use,
+    const std::vector<at::Tensor>& sh_adam_moments, const std::vector<double>& sh_adam_hyper) {
   const int image_height = grad_color.size(1), image_width = grad_color.size(2);
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
@@ -142,12 +169,22 @@ py::tuple rasterize_gaussians_backward(
   const dgr::ForwardState st = dgr::ForwardState::from_list(state);
   TORCH_CHECK_VALUE(st.final_T.size(0) == image_height && st.final_T.size(1) == image_width,
                     "grad_out_color does not match the rendered image size");
+  const dgr::ShGradient sh_gradient =
+      make_sh_gradient(sh_gradient_use, sh_adam_moments, sh_adam_hyper, sh);
+  if (sh_gradient.use == dgr::ShGradientUse::kAdam && sh.numel() > 0) {
+    TORCH_CHECK_VALUE(sh_dc.numel() > 0, "the Adam update of shs needs the DC terms apart (dc)");
+    TORCH_CHECK_VALUE(sh.size(1) <= dgr::MAX_SH_COEFFS, "shs holds more coefficients than SH "
+                      "degree ", dgr::MAX_SH_DEGREE, " has");
+  }
 #ifdef DGR_WITH_CUDA
-  dgr::BackwardResult r = means3D.is_cuda()
-                              ? dgr::rasterize_backward_cuda(s, g, st, grad_color, grad_invdepth)
-                              : dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth);
+  // CUDA stores every gradient (a discarded one is simply dropped); kAdam is refused above.
+  dgr::BackwardResult r =
+      means3D.is_cuda()
+          ? dgr::rasterize_backward_cuda(s, g, st, grad_color, grad_invdepth)
+          : dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth, sh_gradient);
 #else
-  dgr::BackwardResult r = dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth);
+  dgr::BackwardResult r =
+      dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth, sh_gradient);
 #endif
   return py::make_tuple(r.dL_dmeans2D, r.dL_dcolors, r.dL_dopacity, r.dL_dmeans3D, r.dL_dcov3D,
                         r.dL_dsh, r.dL_dscales, r.dL_drotations, r.dL_dsh_dc);
@@ -222,6 +259,19 @@ void mcmc_position_noise_(at::Tensor& xyz, const at::Tensor& log_scales, const a
                                gate_sharpness, gate_centre);
 }
 
+// ShGradient::kAdam's arithmetic over a whole tensor, in place (the check against torch's
+// fused Adam, and tests).
+void adam_step_(at::Tensor& param, const at::Tensor& grad, const std::vector<at::Tensor>& moments,
+                const std::vector<double>& hyper) {
+  const at::Device cpu(at::kCPU);
+  check_float(param, "param", cpu, "param");
+  check_float(grad, "grad", cpu, "param");
+  TORCH_CHECK_VALUE(param.device().is_cpu() && grad.sizes() == param.sizes(),
+                    "param and grad must be CPU tensors of one shape");
+  const dgr::ShGradient adam = make_sh_gradient(2, moments, hyper, param);
+  dgr::adam_step_cpu(param, grad, adam);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -231,6 +281,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("constants", &constants);
   m.def("exp_nonpositive", &exp_nonpositive);
   m.def("mcmc_position_noise_", &mcmc_position_noise_);
+  m.def("adam_step_", &adam_step_);
   m.attr("has_cuda") = kHasCuda;
   m.attr("cpu_instruction_set") = dgr::cpu_instruction_set();
 }

@@ -86,10 +86,32 @@ struct BackwardResult {
   at::Tensor dL_drotations;  // [P, 4] or empty
 };
 
+// What the backward pass does with the gradient of `sh` (the coefficients after the DC term,
+// which must then come apart in sh_dc).
+enum class ShGradientUse {
+  kTensor,   // returned as dL_dsh
+  kDiscard,  // not wanted (no optimizer step will read it): never stored
+  kAdam,     // torch's fused Adam step applied to each row as soon as it is known (CPU only)
+};
+
+struct ShGradient {
+  ShGradientUse use = ShGradientUse::kTensor;
+  // kAdam: `sh` itself is updated in place, with its Adam moments (shaped as sh) ...
+  at::Tensor exp_avg, exp_avg_sq;
+  // ... the group's hyperparameters, this step's number (after its increment) ...
+  double lr = 0, beta1 = 0, beta2 = 0, eps = 0, step = 0;
+  // ... and torch's float vector width, which decides the rounding of a few elements (cpu/adam.h).
+  int64_t torch_lanes = 8;
+};
+
 ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTensors& g);
 BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTensors& g,
                                       const ForwardState& state, const at::Tensor& grad_color,
-                                      const at::Tensor& grad_invdepth);
+                                      const at::Tensor& grad_invdepth,
+                                      const ShGradient& sh_gradient = ShGradient());
+// cpu/rasterize_cpu.cpp: ShGradient::kAdam's arithmetic over a whole tensor (p, m, v updated in
+// place from grad), for the check against torch and the tests.
+void adam_step_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& adam);
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix);
 // cpu/mcmc_noise.cpp: 3DGS-MCMC's position noise added to xyz in place, from raw parameters.
 void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,

@@ -55,7 +55,9 @@ inline GaussianArrays gaussian_arrays(const GaussianTensors& g) {
 
 // Gradients for every input that was given (empty tensors for the others), on the device of
 // the inputs; zeroed, or left for the backend to write every element (GaussianGradArrays::zero_row).
-inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed) {
+// sh_tensor false: the gradient of sh is used up inside the backward pass (ShGradient), none here.
+inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed,
+                                         bool sh_tensor = true) {
   const int64_t P = g.means3D.size(0);
   const auto opts = g.means3D.options();
   auto like_or_empty = [&](const at::Tensor& t) {
@@ -68,7 +70,7 @@ inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed) 
   res.dL_dmeans3D = make({P, 3});
   res.dL_dopacity = make({P, 1});
   res.dL_dcolors = like_or_empty(g.colors);
-  res.dL_dsh = like_or_empty(g.sh);
+  res.dL_dsh = sh_tensor ? like_or_empty(g.sh) : at::empty({0}, opts);
   res.dL_dsh_dc = like_or_empty(g.sh_dc);
   res.dL_dscales = like_or_empty(g.scales);
   res.dL_drotations = like_or_empty(g.rotations);

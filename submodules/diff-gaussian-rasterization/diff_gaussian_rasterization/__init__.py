@@ -11,7 +11,9 @@ As in the 2024 "3dgs_accel" rasterizer, the DC SH terms may come apart: `dc=` [P
 `shs=` holding the other coefficients [P, M - 1, 3], which saves concatenating (and, in the
 backward pass, splitting) every Gaussian's coefficients each step.
 Gradients flow to every differentiable input; the gradient that lands on means2D is
-dL/d(projected mean in NDC), which densification reads.
+dL/d(projected mean in NDC), which densification reads. With `sh_adam=` (ShAdamStep, CPU) the
+backward pass applies torch's fused Adam step to `shs` in place instead of returning its
+gradient, which then never exists for all Gaussians at once.
 """
 from typing import NamedTuple, Optional
 
@@ -20,8 +22,10 @@ from torch import nn
 
 from . import _C
 from ._validation import check_inputs, check_settings
+from .adam import ShAdamStep, adam_matches_torch, torch_lanes
 
-__all__ = ["GaussianRasterizationSettings", "GaussianRasterizer", "rasterize_gaussians"]
+__all__ = ["GaussianRasterizationSettings", "GaussianRasterizer", "rasterize_gaussians",
+           "ShAdamStep", "adam_matches_torch"]
 
 
 class GaussianRasterizationSettings(NamedTuple):
@@ -45,12 +49,12 @@ def _empty_like(reference: torch.Tensor) -> torch.Tensor:
 
 
 def rasterize_gaussians(means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
-                        cov3Ds_precomp, raster_settings, dc=None):
+                        cov3Ds_precomp, raster_settings, dc=None, sh_adam=None):
     """Functional form of GaussianRasterizer.forward; missing inputs are empty tensors."""
     if dc is None:
         dc = _empty_like(means3D)
     return _RasterizeGaussians.apply(means3D, means2D, sh, colors_precomp, opacities, scales,
-                                     rotations, cov3Ds_precomp, raster_settings, dc)
+                                     rotations, cov3Ds_precomp, raster_settings, dc, sh_adam)
 
 
 def _forward(s, means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp):
@@ -65,13 +69,14 @@ def _forward(s, means3D, sh, dc, colors_precomp, opacities, scales, rotations, c
 class _RasterizeGaussians(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means3D, means2D, sh, colors_precomp, opacities, scales, rotations,
-                cov3Ds_precomp, raster_settings, dc):
+                cov3Ds_precomp, raster_settings, dc, sh_adam):
         s = raster_settings
         num_rendered, color, radii, invdepth, state = _forward(
             s, means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp)
         ctx.raster_settings = s
         ctx.num_rendered = num_rendered
         ctx.means2D_shape = means2D.shape
+        ctx.sh_adam = sh_adam
         ctx.save_for_backward(means3D, sh, dc, colors_precomp, opacities, scales, rotations,
                               cov3Ds_precomp, *state)
         ctx.mark_non_differentiable(radii)
@@ -89,12 +94,20 @@ class _RasterizeGaussians(torch.autograd.Function):
             grad_out_color = torch.zeros(3, H, W, dtype=means3D.dtype, device=means3D.device)
         if grad_out_invdepth is None:
             grad_out_invdepth = _empty_like(means3D)
+        # What becomes of the gradient of sh: returned (0), not computed because nothing asks
+        # for it (1), or used up by Adam on the spot (2).
+        use, moments, hyper = (0 if ctx.needs_input_grad[2] else 1), [], []
+        if ctx.sh_adam is not None:
+            a = ctx.sh_adam
+            a.step.add_(1)  # as torch's step does before its update
+            use, moments = 2, [a.exp_avg, a.exp_avg_sq]
+            hyper = [a.lr, a.betas[0], a.betas[1], a.eps, a.step.item(), torch_lanes()]
         (d_means2D, d_colors, d_opacities, d_means3D, d_cov3D, d_sh, d_scales, d_rotations,
          d_dc) = _C.rasterize_gaussians_backward(
             s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
             cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy,
             grad_out_color.contiguous(), grad_out_invdepth.contiguous(), sh, dc, s.sh_degree,
-            s.campos, state, s.antialiasing, s.debug)
+            s.campos, state, s.antialiasing, s.debug, use, moments, hyper)
 
         def shaped(grad, given):
             # Inputs that were not given arrive as 1-D empty tensors; given ones are 2-D or 3-D.
@@ -102,10 +115,10 @@ class _RasterizeGaussians(torch.autograd.Function):
 
         means2D_shape = ctx.means2D_shape
         d_means2D = d_means2D[:, : means2D_shape[-1]].reshape(means2D_shape)
-        return (d_means3D, d_means2D, shaped(d_sh, sh), shaped(d_colors, colors_precomp),
-                d_opacities.view(opacities.shape), shaped(d_scales, scales),
-                shaped(d_rotations, rotations), shaped(d_cov3D, cov3Ds_precomp), None,
-                shaped(d_dc, dc))
+        return (d_means3D, d_means2D, shaped(d_sh, sh) if use == 0 else None,
+                shaped(d_colors, colors_precomp), d_opacities.view(opacities.shape),
+                shaped(d_scales, scales), shaped(d_rotations, rotations),
+                shaped(d_cov3D, cov3Ds_precomp), None, shaped(d_dc, dc), None)
 
 
 class GaussianRasterizer(nn.Module):
@@ -140,12 +153,19 @@ class GaussianRasterizer(nn.Module):
     def forward(self, means3D: torch.Tensor, means2D: torch.Tensor, opacities: torch.Tensor,
                 shs: Optional[torch.Tensor] = None, colors_precomp: Optional[torch.Tensor] = None,
                 scales: Optional[torch.Tensor] = None, rotations: Optional[torch.Tensor] = None,
-                cov3D_precomp: Optional[torch.Tensor] = None, dc: Optional[torch.Tensor] = None):
+                cov3D_precomp: Optional[torch.Tensor] = None, dc: Optional[torch.Tensor] = None,
+                sh_adam: Optional[ShAdamStep] = None):
         s, t = self._checked(means3D, means2D, opacities, shs, colors_precomp, scales, rotations,
                              cov3D_precomp, dc)
+        if sh_adam is not None:
+            if dc is None or shs is None or t["sh"].data_ptr() != shs.data_ptr():
+                raise ValueError("sh_adam needs dc= apart and a contiguous shs (it is updated "
+                                 "in place)")
+            if not shs.device.type == "cpu":
+                raise ValueError("sh_adam runs on the CPU only")
         return rasterize_gaussians(t["means3D"], means2D, t["sh"], t["colors_precomp"],
                                    t["opacities"], t["scales"], t["rotations"],
-                                   t["cov3Ds_precomp"], s, t["dc"])
+                                   t["cov3Ds_precomp"], s, t["dc"], sh_adam)
 
     def count_tile_entries(self, means3D: torch.Tensor, opacities: torch.Tensor,
                            shs: Optional[torch.Tensor] = None,

@@ -20,6 +20,7 @@
 #include "../math/gaussian.h"
 #include "../rasterize_api.h"
 #include "../tensor_views.h"
+#include "adam.h"
 #include "simd.h"
 
 namespace dgr {
@@ -729,6 +730,8 @@ ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTenso
 
 // Stage 7: preprocess backward, from each drawn Gaussian's summed blend-stage record to the
 // gradients of its inputs. Every row of the gradients is written (zeros where not drawn).
+// With ShGradient other than kTensor, the SH rows after the DC term go to scratch rows instead,
+// LANES Gaussians' rows at a time, which Adam then consumes (kAdam) or nothing reads (kDiscard).
 struct PreprocessBackward {
   GaussianArrays in;
   GaussianGradArrays out;
@@ -737,24 +740,55 @@ struct PreprocessBackward {
   const SplatGrad* splat_grads;  // [P] summed records (drawn Gaussians only)
   RasterCamera cam;
   int sh_degree;
+  ShGradientUse sh_use;
+  // kAdam: the SH rows (the parameter, updated in place) and their moments.
+  float* sh_param;
+  float* exp_avg;
+  float* exp_avg_sq;
+  AdamConstants adam;
+  TorchAdamLayout adam_layout;
+
+  static constexpr int64_t MAX_ROW = MAX_SH_COEFFS * 3;
 
   bool drawn(int64_t i) const { return offsets[i + 1] != offsets[i]; }
+  bool scratch_rows() const { return sh_use != ShGradientUse::kTensor && in.sh; }
 
   // The SH rows of Gaussian i, read and written, fetched ahead of use.
   void prefetch_rows(int64_t i) const {
     if (!in.sh) return;
-    const char* sh_row = reinterpret_cast<const char*>(in.sh + in.sh_stride * i);
-    const char* grad_row = reinterpret_cast<const char*>(out.sh + in.sh_stride * i);
-    for (int64_t b = 0; b < in.sh_stride * (int64_t)sizeof(float); b += 64) {
-      __builtin_prefetch(sh_row + b);
-      __builtin_prefetch(grad_row + b, 1);
+    const int64_t bytes = in.sh_stride * (int64_t)sizeof(float);
+    auto fetch = [&](const float* rows, int rw) {
+      const char* row = reinterpret_cast<const char*>(rows + in.sh_stride * i);
+      for (int64_t b = 0; b < bytes; b += 64) {
+        if (rw) __builtin_prefetch(row + b, 1);
+        else __builtin_prefetch(row + b);
+      }
+    };
+    if (sh_use == ShGradientUse::kAdam) {
+      fetch(in.sh, 1), fetch(exp_avg, 1), fetch(exp_avg_sq, 1);
+    } else {
+      fetch(in.sh, 0);
+      if (out.sh) fetch(out.sh, 1);
     }
+  }
+
+  // The SH gradient rows of Gaussians first .. first + count - 1, in `rows`, used up.
+  void finish_sh_rows(int64_t first, int64_t count, const float* rows) const {
+    if (sh_use != ShGradientUse::kAdam) return;
+    adam_span(sh_param, exp_avg, exp_avg_sq, rows, first * in.sh_stride, count * in.sh_stride,
+              adam, adam_layout);
   }
 
   void one(int64_t i, int64_t end) const {
     if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
     out.zero_row(i);
-    if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, splat_grads[i]);
+    if (!scratch_rows()) {
+      if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, splat_grads[i]);
+      return;
+    }
+    float row[MAX_ROW] = {0};
+    if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, splat_grads[i], row);
+    finish_sh_rows(i, 1, row);
   }
 
   // Gaussians first .. first + LANES - 1 (given by scale and rotation, coloured by SH): the
@@ -768,8 +802,16 @@ struct PreprocessBackward {
       drawn_lanes[l] = drawn(first + l) ? -1 : 0;
       any |= drawn(first + l);
     }
+    float rows[cpu::LANES * MAX_ROW];
+    const bool scratch = scratch_rows();
+    if (scratch) std::fill(rows, rows + cpu::LANES * in.sh_stride, 0.0f);
     if (!any) {
-      for (int l = 0; l < cpu::LANES; l++) one(first + l, end);
+      for (int l = 0; l < cpu::LANES; l++) {
+        const int64_t i = first + l;
+        if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
+        out.zero_row(i);
+      }
+      if (scratch) finish_sh_rows(first, cpu::LANES, rows);
       return;
     }
     // Records of Gaussians that were not drawn were never written: their lanes read zeros.
@@ -794,12 +836,13 @@ struct PreprocessBackward {
       const int64_t i = first + l;
       if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
       out.zero_row(i);
-      if (!drawn(i)) continue;
+      if (!drawn_lanes[l]) continue;
       const SplatGrad& rec = splat_grads[i];
       out.means2D[3 * i + 0] = rec.mean2d_x;
       out.means2D[3 * i + 1] = rec.mean2d_y;
       const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
-      const GaussianGrads o = out.at(i);
+      GaussianGrads o = out.at(i);
+      if (scratch) o.sh.rest = rows + l * in.sh_stride;
       const Vec3 dmean = Vec3{geo.dmean.x[l], geo.dmean.y[l], geo.dmean.z[l]} +
                          sh_to_color_backward(sh_degree, in.at(i).sh, load3(in.means3D + 3 * i),
                                               cam.campos, cl, Vec3{rec.r, rec.g, rec.b}, o.sh);
@@ -808,12 +851,14 @@ struct PreprocessBackward {
       for (int k = 0; k < 3; k++) o.scale[k] = dscale[k][l];
       for (int k = 0; k < 4; k++) o.rot[k] = drot[k][l];
     }
+    if (scratch) finish_sh_rows(first, cpu::LANES, rows);
   }
 };
 
 BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTensors& g,
                                       const ForwardState& st, const at::Tensor& grad_color,
-                                      const at::Tensor& grad_invdepth) {
+                                      const at::Tensor& grad_invdepth,
+                                      const ShGradient& sh_gradient) {
   const int64_t P = g.means3D.size(0);
   const RasterCamera cam = make_camera(s, s.campos);
   const GaussianArrays arrays = gaussian_arrays(g);
@@ -862,13 +907,20 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
 
   // Not zeroed here: the loop below writes every row (zeros for Gaussians that were not drawn),
   // which costs nothing next to clearing tens of megabytes in a separate pass.
-  BackwardResult res = allocate_gradients(g, /*zeroed=*/false);
+  const bool adam = sh_gradient.use == ShGradientUse::kAdam && g.sh.numel() > 0;
+  BackwardResult res = allocate_gradients(g, /*zeroed=*/false,
+                                          sh_gradient.use == ShGradientUse::kTensor);
   timer.lap("allocate grads");
 
   // Each drawn Gaussian's preprocess backward from its summed record.
-  const PreprocessBackward pb{arrays, gradient_arrays(res, arrays.sh_stride),
-                              st.clamped.data_ptr<uint8_t>(), offsets, splat_grads.get(), cam,
-                              s.sh_degree};
+  const ShGradient& sg = sh_gradient;
+  const PreprocessBackward pb{
+      arrays, gradient_arrays(res, arrays.sh_stride), st.clamped.data_ptr<uint8_t>(), offsets,
+      splat_grads.get(), cam, s.sh_degree, sh_gradient.use,
+      adam ? g.sh.data_ptr<float>() : nullptr, adam ? sg.exp_avg.data_ptr<float>() : nullptr,
+      adam ? sg.exp_avg_sq.data_ptr<float>() : nullptr,
+      AdamConstants::at_step(sg.lr, sg.beta1, sg.beta2, sg.eps, sg.step),
+      TorchAdamLayout(g.sh.numel(), sg.torch_lanes)};
   // As in the forward pass: blocks of LANES from Gaussian 0 through the vector path, the rest
   // (and other kinds of input) one at a time.
   const int64_t blocks = arrays.scales && arrays.rotations && !arrays.cov3D && !arrays.colors
@@ -881,6 +933,20 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   });
   timer.lap("preprocess backward");
   return res;
+}
+
+void adam_step_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& a) {
+  const int64_t n = param.numel();
+  const AdamConstants c = AdamConstants::at_step(a.lr, a.beta1, a.beta2, a.eps, a.step);
+  const TorchAdamLayout layout(n, a.torch_lanes);
+  float* p = param.data_ptr<float>();
+  float* m = a.exp_avg.data_ptr<float>();
+  float* v = a.exp_avg_sq.data_ptr<float>();
+  const float* gr = grad.data_ptr<float>();
+  // Spans of any length and start, as the backward pass's blocks of rows.
+  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
+    adam_span(p, m, v, gr + begin, begin, end - begin, c, layout);
+  });
 }
 
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix) {

@@ -566,13 +566,18 @@ DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
 }
 
 // Preprocess backward of Gaussian i of the arrays, given its summed blend-stage gradient.
+// sh_rest_row: where the gradient of its SH coefficients after the DC term goes instead of
+// out.sh's row (a scratch row the caller consumes), or null.
 DGR_HD void preprocess_backward_one(int64_t i, const GaussianArrays& in,
                                     const GaussianGradArrays& out, const uint8_t* clamped,
-                                    const RasterCamera& cam, int sh_degree, const SplatGrad& g) {
+                                    const RasterCamera& cam, int sh_degree, const SplatGrad& g,
+                                    float* sh_rest_row = nullptr) {
   out.means2D[3 * i + 0] = g.mean2d_x;
   out.means2D[3 * i + 1] = g.mean2d_y;
   const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
-  gaussian_backward(in.at(i), cl, cam, sh_degree, g, out.at(i));
+  GaussianGrads o = out.at(i);
+  if (sh_rest_row) o.sh.rest = sh_rest_row;
+  gaussian_backward(in.at(i), cl, cam, sh_degree, g, o);
 }
 
 }  // namespace dgr
