@@ -400,7 +400,8 @@ def test_adam_arithmetic_reproduces_torch_at_any_size_and_thread_count():
     assert not _reproduces_torch(1, 24 - lanes)
 
 
-def test_sh_gradient_not_asked_for_is_not_made():
+@pytest.mark.parametrize("dc_apart", [True, False])
+def test_sh_gradient_not_asked_for_is_not_made(dc_apart):
     """shs that need no gradient (training passes them detached where no optimizer step reads
     them): the other gradients are those of a full backward pass."""
     settings = look_at_settings(40, 32, sh_degree=3)
@@ -408,14 +409,31 @@ def test_sh_gradient_not_asked_for_is_not_made():
     grad_color = torch.randn(3, 32, 40, generator=torch.Generator().manual_seed(3))
     results = []
     for wanted in (True, False):
-        rest = cloud.shs[:, 1:].clone().requires_grad_(wanted)
+        rest = cloud.shs[:, 1 if dc_apart else 0:].clone().requires_grad_(wanted)
         leaves = [t.clone().requires_grad_() for t in (cloud.means3D, cloud.shs[:, :1],
                                                        cloud.opacities, cloud.scales)]
         color, _, _ = GaussianRasterizer(settings)(
             leaves[0], torch.zeros(90, 3), leaves[2], shs=rest, scales=leaves[3],
-            rotations=cloud.rotations, dc=leaves[1])
+            rotations=cloud.rotations, dc=leaves[1] if dc_apart else None)
+        if not dc_apart:
+            leaves[1] = torch.zeros(())  # not given
         (color * grad_color).sum().backward()
         results.append([leaf.grad for leaf in leaves])
         assert (rest.grad is not None) == wanted
     for a, b in zip(*results):
-        assert torch.equal(a, b)
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_a_second_backward_pass_is_refused_with_a_clear_error():
+    """The backward pass frees the forward state as it goes (the splat records before the
+    gradients exist), so a graph kept with retain_graph cannot be differentiated twice."""
+    settings = look_at_settings(32, 24)
+    cloud = random_cloud(30, seed=4, log_scale_mean=-2.5)
+    means3D = cloud.means3D.clone().requires_grad_()
+    color, _, _ = GaussianRasterizer(settings)(means3D, torch.zeros(30, 3), cloud.opacities,
+                                               colors_precomp=cloud.colors, scales=cloud.scales,
+                                               rotations=cloud.rotations)
+    color.sum().backward(retain_graph=True)
+    assert means3D.grad.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="retain_graph is not supported"):
+        color.sum().backward()

@@ -78,7 +78,10 @@ class _RasterizeGaussians(torch.autograd.Function):
         ctx.means2D_shape = means2D.shape
         ctx.sh_adam = sh_adam
         ctx.save_for_backward(means3D, sh, dc, colors_precomp, opacities, scales, rotations,
-                              cov3Ds_precomp, *state)
+                              cov3Ds_precomp)
+        # The forward state is neither an input nor an output: kept on ctx, so that the
+        # backward pass can take it over and free parts of it as soon as it is done with them.
+        ctx.state = state
         ctx.mark_non_differentiable(radii)
         # Unused outputs (often invdepth) then arrive in backward as None instead of zeros.
         ctx.set_materialize_grads(False)
@@ -87,8 +90,13 @@ class _RasterizeGaussians(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out_color, _grad_radii, grad_out_invdepth):
         s = ctx.raster_settings
-        means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp, *state = (
+        means3D, sh, dc, colors_precomp, opacities, scales, rotations, cov3Ds_precomp = (
             ctx.saved_tensors)
+        state, ctx.state = ctx.state, None
+        if state is None:
+            raise RuntimeError("the rasterizer's backward pass ran twice on one forward pass; "
+                               "it frees the forward state as it goes (retain_graph is not "
+                               "supported)")
         H, W = s.image_height, s.image_width
         if grad_out_color is None:
             grad_out_color = torch.zeros(3, H, W, dtype=means3D.dtype, device=means3D.device)

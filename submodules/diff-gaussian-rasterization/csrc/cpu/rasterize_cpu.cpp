@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <initializer_list>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,12 @@ class StageTimer {
   bool enabled_;
   std::chrono::steady_clock::time_point last_;
 };
+
+// Frees the storage of tensors of the forward state that the rest of a backward pass does not
+// read: every handle to them (the Python layer's too) becomes an empty tensor.
+void release(std::initializer_list<at::Tensor> tensors) {
+  for (const at::Tensor& t : tensors) t.set_();
+}
 
 // Calls f(i) for i in [0, n), one task at a time from a shared counter on every pool thread.
 template <class F>
@@ -841,8 +848,7 @@ struct PreprocessBackward {
       out.means2D[3 * i + 0] = rec.mean2d_x;
       out.means2D[3 * i + 1] = rec.mean2d_y;
       const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
-      GaussianGrads o = out.at(i);
-      if (scratch) o.sh.rest = rows + l * in.sh_stride;
+      const GaussianGrads o = out.at(i, scratch ? rows + l * in.sh_stride : nullptr);
       const Vec3 dmean = Vec3{geo.dmean.x[l], geo.dmean.y[l], geo.dmean.z[l]} +
                          sh_to_color_backward(sh_degree, in.at(i).sh, load3(in.means3D + 3 * i),
                                               cam.campos, cl, Vec3{rec.r, rec.g, rec.b}, o.sh);
@@ -880,6 +886,10 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
                         dL_dinvdepth, entry_grads.get());
   });
   timer.lap("blend backward");
+  // What only blending reads goes now, so that its memory serves the gradients below (at 1M
+  // Gaussians the splat records alone are 48 MB). The Python layer gives each forward state to
+  // one backward pass only.
+  release({st.splats, st.point_list, st.tile_ranges, st.final_T, st.n_contrib});
 
   // Each Gaussian's entries summed in a fixed order into one record, and the entry records
   // freed before the gradients are allocated: at full resolution a Gaussian covers many tiles,
@@ -903,6 +913,7 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
     }
   });
   entry_grads.reset();
+  release({st.entry_slots});
   timer.lap("sum entries");
 
   // Not zeroed here: the loop below writes every row (zeros for Gaussians that were not drawn),

@@ -372,6 +372,14 @@ struct GaussianGradArrays {
     if (cov3D) clear(cov3D + 6 * i, 6);
   }
 
+  // As at(i), but what the row of `sh` would receive goes to `sh_scratch` (one row laid out
+  // as sh's) when that is not null.
+  DGR_HD GaussianGrads at(int64_t i, float* sh_scratch) const {
+    GaussianGrads out = at(i);
+    if (sh_scratch) out.sh = sh_row(sh_scratch, sh_dc, 0, i);
+    return out;
+  }
+
   DGR_HD GaussianGrads at(int64_t i) const {
     GaussianGrads out;
     out.mean = means3D + 3 * i;
@@ -566,8 +574,8 @@ DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
 }
 
 // Preprocess backward of Gaussian i of the arrays, given its summed blend-stage gradient.
-// sh_rest_row: where the gradient of its SH coefficients after the DC term goes instead of
-// out.sh's row (a scratch row the caller consumes), or null.
+// sh_rest_row: where the gradients out.sh would hold go instead (a scratch row the caller
+// consumes), or null.
 DGR_HD void preprocess_backward_one(int64_t i, const GaussianArrays& in,
                                     const GaussianGradArrays& out, const uint8_t* clamped,
                                     const RasterCamera& cam, int sh_degree, const SplatGrad& g,
@@ -575,9 +583,7 @@ DGR_HD void preprocess_backward_one(int64_t i, const GaussianArrays& in,
   out.means2D[3 * i + 0] = g.mean2d_x;
   out.means2D[3 * i + 1] = g.mean2d_y;
   const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
-  GaussianGrads o = out.at(i);
-  if (sh_rest_row) o.sh.rest = sh_rest_row;
-  gaussian_backward(in.at(i), cl, cam, sh_degree, g, o);
+  gaussian_backward(in.at(i), cl, cam, sh_degree, g, out.at(i, sh_rest_row));
 }
 
 }  // namespace dgr
