@@ -12,7 +12,8 @@ from utils.sh_utils import eval_sh
 @dataclass
 class RenderResult:
     render: torch.Tensor  # [3, H, W] colour (not clamped, as the original's training render)
-    viewspace_points: torch.Tensor  # [N, 3] receives dL/d(projected mean) in NDC units (x, y)
+    # [N, 3] receives dL/d(projected mean) in NDC units (x, y) (not with viewspace_gradient off)
+    viewspace_points: torch.Tensor
     visibility_filter: torch.Tensor  # [N] bool, radii > 0
     radii: torch.Tensor  # [N] int, screen radius in pixels (0 = not drawn)
     depth: torch.Tensor  # [1, H, W] alpha-blended inverse depth
@@ -42,11 +43,13 @@ class RenderOptions:
     exposure (--train_test_exp) to the image, when the model has one for it. sh_rest: the
     backward pass stores f_rest's gradient ("gradient"), computes none because no optimizer step
     will read it ("none"), or applies f_rest's Adam step itself (`pc.sh_rest_adam()`, which
-    must not be None) and leaves no gradient ("adam")."""
+    must not be None) and leaves no gradient ("adam"). viewspace_gradient: whether the result's
+    viewspace_points receive dL/d(projected mean) (what densification reads; MCMC reads none)."""
     scaling_modifier: float = 1.0
     override_color: Optional[torch.Tensor] = None
     use_trained_exp: bool = False
     sh_rest: str = SH_REST_GRADIENT
+    viewspace_gradient: bool = True
 
 
 def render(viewpoint_camera, pc, pipe, bg_color: torch.Tensor, scaling_modifier=1.0,
@@ -62,7 +65,10 @@ def render_with(viewpoint_camera, pc, pipe, bg_color: torch.Tensor,
     # A zero tensor whose .grad receives the screen-space mean gradient: the rasterizer never
     # reads its values, only returns dL/d(means2D) through it (densification statistics). A
     # leaf gets its .grad without the original's `+ 0` and retain_grad (one [N, 3] copy less).
-    screenspace_points = torch.zeros_like(pc.get_xyz, requires_grad=torch.is_grad_enabled())
+    if torch.is_grad_enabled() and options.viewspace_gradient:
+        screenspace_points = torch.zeros_like(pc.get_xyz, requires_grad=True)
+    else:  # one zero row seen N times: nothing [N, 3] is allocated, and no gradient made
+        screenspace_points = pc.get_xyz.new_zeros(1, 3).expand(pc.num_points, 3)
     rasterizer = GaussianRasterizer(
         raster_settings(viewpoint_camera, pc.active_sh_degree, bg_color, pipe, scaling_modifier))
 

@@ -83,7 +83,9 @@ class RefineContext:
 @dataclass
 class ViewStatistics:
     """What a strategy's statistics read of one rendered view of a step."""
-    viewspace_grad: torch.Tensor  # [N, 2] dL/d(projected mean), this view's own (not ÷ B)
+    # [N, 2] dL/d(projected mean), this view's own (not ÷ B); None where collects_statistics
+    # said the strategy reads none
+    viewspace_grad: Optional[torch.Tensor]
     visibility: torch.Tensor  # [N] bool, drawn in this view (radius > 0)
     radii: torch.Tensor  # [N] screen radius in pixels (0: not drawn)
 

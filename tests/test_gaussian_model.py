@@ -307,3 +307,31 @@ def test_reference_kernels_select_the_per_tensor_adam():
     reference_model, _ = make_model(reference_kernels=True)
     assert fused_model.optimizer.defaults["fused"] is True
     assert not reference_model.optimizer.defaults["fused"]
+
+
+@pytest.mark.parametrize("reference_kernels", [False, True])
+def test_adam_state_made_at_setup_is_the_state_torch_makes_at_its_first_step(reference_kernels):
+    """training_setup makes every group's Adam state up front (so the moments sit together in
+    memory); it is what torch would have made lazily: the same dtypes, devices, values and, after
+    a step, the same parameters and moments as an optimizer that made it itself."""
+    model, _ = make_model(reference_kernels=reference_kernels)
+    params = [group["params"][0] for group in model.optimizer.param_groups]
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    lazy = torch.optim.Adam([{"params": [c], "lr": g["lr"]} for c, g in
+                             zip(copies, model.optimizer.param_groups)], lr=0.0,
+                            betas=model.optimizer.defaults["betas"],
+                            eps=model.optimizer.defaults["eps"], fused=not reference_kernels)
+    for p in params:
+        assert set(model.optimizer.state[p]) == {"step", "exp_avg", "exp_avg_sq"}
+    gen = torch.Generator().manual_seed(5)
+    for p, c in zip(params, copies):
+        p.grad = torch.randn(p.shape, generator=gen)
+        c.grad = p.grad.clone()
+    model.optimizer.step()
+    lazy.step()
+    for p, c in zip(params, copies):
+        ours, theirs = model.optimizer.state[p], lazy.state[c]
+        assert torch.equal(p, c)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert ours[key].dtype == theirs[key].dtype and ours[key].device == theirs[key].device
+            assert torch.equal(ours[key], theirs[key]), key

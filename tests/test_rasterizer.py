@@ -401,9 +401,10 @@ def test_adam_arithmetic_reproduces_torch_at_any_size_and_thread_count():
 
 
 @pytest.mark.parametrize("dc_apart", [True, False])
-def test_sh_gradient_not_asked_for_is_not_made(dc_apart):
-    """shs that need no gradient (training passes them detached where no optimizer step reads
-    them): the other gradients are those of a full backward pass."""
+def test_gradients_not_asked_for_are_not_made(dc_apart):
+    """shs and means2D that need no gradient (training passes f_rest detached where no optimizer
+    step reads it, and no screen-space leaf where no densification statistics are read): the
+    other gradients are those of a full backward pass."""
     settings = look_at_settings(40, 32, sh_degree=3)
     cloud = random_cloud(90, seed=8, log_scale_mean=-2.5)
     grad_color = torch.randn(3, 32, 40, generator=torch.Generator().manual_seed(3))
@@ -412,14 +413,15 @@ def test_sh_gradient_not_asked_for_is_not_made(dc_apart):
         rest = cloud.shs[:, 1 if dc_apart else 0:].clone().requires_grad_(wanted)
         leaves = [t.clone().requires_grad_() for t in (cloud.means3D, cloud.shs[:, :1],
                                                        cloud.opacities, cloud.scales)]
+        means2D = torch.zeros(90, 3, requires_grad=wanted)
         color, _, _ = GaussianRasterizer(settings)(
-            leaves[0], torch.zeros(90, 3), leaves[2], shs=rest, scales=leaves[3],
+            leaves[0], means2D, leaves[2], shs=rest, scales=leaves[3],
             rotations=cloud.rotations, dc=leaves[1] if dc_apart else None)
         if not dc_apart:
             leaves[1] = torch.zeros(())  # not given
         (color * grad_color).sum().backward()
         results.append([leaf.grad for leaf in leaves])
-        assert (rest.grad is not None) == wanted
+        assert (rest.grad is not None) == wanted and (means2D.grad is not None) == wanted
     for a, b in zip(*results):
         assert (a is None and b is None) or torch.equal(a, b)
 

@@ -92,8 +92,12 @@ def depth_loss(out, camera, opt, iteration: int):
 
 
 def _pack(views: List[ViewStatistics]) -> torch.Tensor:
-    """[k, N, 4]: gradient (2), visibility, radius per view, for one all-gather."""
-    return torch.stack([torch.cat([v.viewspace_grad, v.visibility[:, None].float(),
+    """[k, N, 4]: gradient (2; zeros where none was made), visibility, radius per view, for one
+    all-gather."""
+    def gradient(v):
+        return (v.viewspace_grad if v.viewspace_grad is not None
+                else v.radii.new_zeros(len(v.radii), 2, dtype=torch.float32))
+    return torch.stack([torch.cat([gradient(v), v.visibility[:, None].float(),
                                    v.radii[:, None].float()], dim=1) for v in views])
 
 
@@ -190,7 +194,8 @@ class Trainer:
         bg = (torch.rand(3, device=gaussians.device) if opt.random_background
               else self.scene.background)
         out = render_with(camera, gaussians, self.pipe, bg, RenderOptions(
-            use_trained_exp=gaussians.exposures is not None, sh_rest=sh_rest))
+            use_trained_exp=gaussians.exposures is not None, sh_rest=sh_rest,
+            viewspace_gradient=self.strategy.collects_statistics(view)))
         loss, _ = photometric_loss(*camera.training_pair(out.render), opt.lambda_dssim,
                                    fused=not opt.reference_kernels)
         loss = loss + depth_loss(out, camera, opt, view)
@@ -218,9 +223,10 @@ class Trainer:
             (loss / batch).backward()
             # The statistics see each view's own gradient (× B undoes the 1/B of the batch
             # mean), so --densify_grad_threshold keeps its meaning.
-            gradient = out.viewspace_points.grad[:, :2]
-            records.append(ViewStatistics(gradient * batch if batch > 1 else gradient,
-                                          out.visibility_filter, out.radii))
+            gradient = out.viewspace_points.grad  # None where the strategy reads none
+            if gradient is not None:
+                gradient = gradient[:, :2] * batch if batch > 1 else gradient[:, :2]
+            records.append(ViewStatistics(gradient, out.visibility_filter, out.radii))
             losses.append(loss.detach().reshape(1))
         if self.group.distributed:
             self.group.sum_gradients([getattr(self.gaussians, name)

@@ -153,7 +153,8 @@ py::tuple rasterize_gaussians_backward(
     const at::Tensor& grad_invdepth, const at::Tensor& sh, const at::Tensor& sh_dc, int degree,
     const at::Tensor& campos,
     const std::vector<at::Tensor>& state, bool antialiasing, bool debug, int sh_gradient_use,
-    const std::vector<at::Tensor>& sh_adam_moments, const std::vector<double>& sh_adam_hyper) {
+    const std::vector<at::Tensor>& sh_adam_moments, const std::vector<double>& sh_adam_hyper,
+    bool means2D_gradient) {
   const int image_height = grad_color.size(1), image_width = grad_color.size(2);
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
@@ -169,22 +170,23 @@ py::tuple rasterize_gaussians_backward(
   const dgr::ForwardState st = dgr::ForwardState::from_list(state);
   TORCH_CHECK_VALUE(st.final_T.size(0) == image_height && st.final_T.size(1) == image_width,
                     "grad_out_color does not match the rendered image size");
-  const dgr::ShGradient sh_gradient =
-      make_sh_gradient(sh_gradient_use, sh_adam_moments, sh_adam_hyper, sh);
-  if (sh_gradient.use == dgr::ShGradientUse::kAdam && sh.numel() > 0) {
+  dgr::GradientRequest request;
+  request.sh = make_sh_gradient(sh_gradient_use, sh_adam_moments, sh_adam_hyper, sh);
+  request.means2D = means2D_gradient;
+  if (request.sh.use == dgr::ShGradientUse::kAdam && sh.numel() > 0) {
     TORCH_CHECK_VALUE(sh_dc.numel() > 0, "the Adam update of shs needs the DC terms apart (dc)");
     TORCH_CHECK_VALUE(sh.size(1) <= dgr::MAX_SH_COEFFS, "shs holds more coefficients than SH "
                       "degree ", dgr::MAX_SH_DEGREE, " has");
   }
 #ifdef DGR_WITH_CUDA
-  // CUDA stores every gradient (a discarded one is simply dropped); kAdam is refused above.
+  // CUDA makes every gradient (one not requested is simply dropped); kAdam is refused above.
   dgr::BackwardResult r =
       means3D.is_cuda()
           ? dgr::rasterize_backward_cuda(s, g, st, grad_color, grad_invdepth)
-          : dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth, sh_gradient);
+          : dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth, request);
 #else
   dgr::BackwardResult r =
-      dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth, sh_gradient);
+      dgr::rasterize_backward_cpu(s, g, st, grad_color, grad_invdepth, request);
 #endif
   return py::make_tuple(r.dL_dmeans2D, r.dL_dcolors, r.dL_dopacity, r.dL_dmeans3D, r.dL_dcov3D,
                         r.dL_dsh, r.dL_dscales, r.dL_drotations, r.dL_dsh_dc);

@@ -75,7 +75,7 @@ struct ForwardResult {
 };
 
 struct BackwardResult {
-  at::Tensor dL_dmeans2D;    // [P, 3] (z = 0), NDC units
+  at::Tensor dL_dmeans2D;    // [P, 3] (z = 0), NDC units; empty when not requested
   at::Tensor dL_dcolors;     // [P, 3] or empty
   at::Tensor dL_dopacity;    // [P, 1]
   at::Tensor dL_dmeans3D;    // [P, 3]
@@ -104,11 +104,17 @@ struct ShGradient {
   int64_t torch_lanes = 8;
 };
 
+// Which gradients a backward pass makes beyond the defaults (CPU; CUDA makes all).
+struct GradientRequest {
+  ShGradient sh;
+  bool means2D = true;  // false: nothing reads dL/d(means2D) (no densification statistics)
+};
+
 ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTensors& g);
 BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTensors& g,
                                       const ForwardState& state, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth,
-                                      const ShGradient& sh_gradient = ShGradient());
+                                      const GradientRequest& request = GradientRequest());
 // cpu/rasterize_cpu.cpp: ShGradient::kAdam's arithmetic over a whole tensor (p, m, v updated in
 // place from grad), for the check against torch and the tests.
 void adam_step_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& adam);

@@ -55,9 +55,10 @@ inline GaussianArrays gaussian_arrays(const GaussianTensors& g) {
 
 // Gradients for every input that was given (empty tensors for the others), on the device of
 // the inputs; zeroed, or left for the backend to write every element (GaussianGradArrays::zero_row).
-// sh_tensor false: the gradient of sh is used up inside the backward pass (ShGradient), none here.
+// sh_tensor false: the gradient of sh is used up inside the backward pass (ShGradient), none here;
+// means2D false: no gradient of means2D either (its array is then null).
 inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed,
-                                         bool sh_tensor = true) {
+                                         bool sh_tensor = true, bool means2D = true) {
   const int64_t P = g.means3D.size(0);
   const auto opts = g.means3D.options();
   auto like_or_empty = [&](const at::Tensor& t) {
@@ -66,7 +67,7 @@ inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed,
   };
   auto make = [&](at::IntArrayRef shape) { return zeroed ? at::zeros(shape, opts) : at::empty(shape, opts); };
   BackwardResult res;
-  res.dL_dmeans2D = make({P, 3});
+  res.dL_dmeans2D = means2D ? make({P, 3}) : at::empty({0}, opts);
   res.dL_dmeans3D = make({P, 3});
   res.dL_dopacity = make({P, 1});
   res.dL_dcolors = like_or_empty(g.colors);
@@ -80,7 +81,7 @@ inline BackwardResult allocate_gradients(const GaussianTensors& g, bool zeroed,
 
 inline GaussianGradArrays gradient_arrays(const BackwardResult& res, int64_t sh_stride) {
   GaussianGradArrays grads;
-  grads.means2D = res.dL_dmeans2D.data_ptr<float>();
+  grads.means2D = mut_ptr_or_null<float>(res.dL_dmeans2D);
   grads.means3D = res.dL_dmeans3D.data_ptr<float>();
   grads.opacities = res.dL_dopacity.data_ptr<float>();
   grads.colors = mut_ptr_or_null<float>(res.dL_dcolors);

@@ -115,14 +115,16 @@ class _RasterizeGaussians(torch.autograd.Function):
             s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
             cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy,
             grad_out_color.contiguous(), grad_out_invdepth.contiguous(), sh, dc, s.sh_degree,
-            s.campos, state, s.antialiasing, s.debug, use, moments, hyper)
+            s.campos, state, s.antialiasing, s.debug, use, moments, hyper,
+            ctx.needs_input_grad[1])
 
         def shaped(grad, given):
             # Inputs that were not given arrive as 1-D empty tensors; given ones are 2-D or 3-D.
             return grad.reshape(given.shape) if given.dim() > 1 else None
 
         means2D_shape = ctx.means2D_shape
-        d_means2D = d_means2D[:, : means2D_shape[-1]].reshape(means2D_shape)
+        d_means2D = (d_means2D[:, : means2D_shape[-1]].reshape(means2D_shape)
+                     if ctx.needs_input_grad[1] else None)
         return (d_means3D, d_means2D, shaped(d_sh, sh) if use == 0 else None,
                 shaped(d_colors, colors_precomp), d_opacities.view(opacities.shape),
                 shaped(d_scales, scales), shaped(d_rotations, rotations),

@@ -735,6 +735,31 @@ ForwardResult rasterize_forward_cpu(const RasterSettings& s, const GaussianTenso
   return res;
 }
 
+// Numbers the drawn Gaussians (those with tile entries) in order: record_of[i] = how many drawn
+// Gaussians precede Gaussian i, or -1 if it was not drawn. Returns how many were drawn. Counted
+// in fixed chunks, so the numbering does not depend on the threads.
+int64_t number_drawn(const int64_t* offsets, int64_t P, int32_t* record_of) {
+  constexpr int64_t CHUNK = 1 << 16;
+  const int64_t chunks = (P + CHUNK - 1) / CHUNK;
+  std::vector<int64_t> first(chunks + 1, 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; c++) {
+      int64_t n = 0;
+      for (int64_t i = c * CHUNK; i < std::min(P, (c + 1) * CHUNK); i++) n += offsets[i + 1] != offsets[i];
+      first[c + 1] = n;
+    }
+  });
+  for (int64_t c = 0; c < chunks; c++) first[c + 1] += first[c];
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; c++) {
+      int64_t k = first[c];
+      for (int64_t i = c * CHUNK; i < std::min(P, (c + 1) * CHUNK); i++)
+        record_of[i] = offsets[i + 1] != offsets[i] ? (int32_t)k++ : -1;
+    }
+  });
+  return first[chunks];
+}
+
 // Stage 7: preprocess backward, from each drawn Gaussian's summed blend-stage record to the
 // gradients of its inputs. Every row of the gradients is written (zeros where not drawn).
 // With ShGradient other than kTensor, the SH rows after the DC term go to scratch rows instead,
@@ -743,8 +768,8 @@ struct PreprocessBackward {
   GaussianArrays in;
   GaussianGradArrays out;
   const uint8_t* clamped;        // [P, 3] from the forward pass
-  const int64_t* offsets;        // [P + 1] tile entries: none means not drawn
-  const SplatGrad* splat_grads;  // [P] summed records (drawn Gaussians only)
+  const int32_t* record_of;      // [P] each drawn Gaussian's record in splat_grads, -1: not drawn
+  const SplatGrad* splat_grads;  // summed blend-stage records of the drawn Gaussians
   RasterCamera cam;
   int sh_degree;
   ShGradientUse sh_use;
@@ -757,7 +782,8 @@ struct PreprocessBackward {
 
   static constexpr int64_t MAX_ROW = MAX_SH_COEFFS * 3;
 
-  bool drawn(int64_t i) const { return offsets[i + 1] != offsets[i]; }
+  bool drawn(int64_t i) const { return record_of[i] >= 0; }
+  const SplatGrad& record(int64_t i) const { return splat_grads[record_of[i]]; }
   bool scratch_rows() const { return sh_use != ShGradientUse::kTensor && in.sh; }
 
   // The SH rows of Gaussian i, read and written, fetched ahead of use.
@@ -790,11 +816,11 @@ struct PreprocessBackward {
     if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
     out.zero_row(i);
     if (!scratch_rows()) {
-      if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, splat_grads[i]);
+      if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, record(i));
       return;
     }
     float row[MAX_ROW] = {0};
-    if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, splat_grads[i], row);
+    if (drawn(i)) preprocess_backward_one(i, in, out, clamped, cam, sh_degree, record(i), row);
     finish_sh_rows(i, 1, row);
   }
 
@@ -821,11 +847,11 @@ struct PreprocessBackward {
       if (scratch) finish_sh_rows(first, cpu::LANES, rows);
       return;
     }
-    // Records of Gaussians that were not drawn were never written: their lanes read zeros.
-    const float* records = reinterpret_cast<const float*>(splat_grads);
-    auto record_field = [&](int f) {
-      return drawn_lanes ? gather_field(records, first, SPLAT_GRAD_FLOATS, f) : cpu::splat(0.0f);
-    };
+    // The lanes' records side by side; Gaussians that were not drawn have none: zeros.
+    SplatGrad block[cpu::LANES];
+    for (int l = 0; l < cpu::LANES; l++) block[l] = drawn_lanes[l] ? record(first + l) : SplatGrad{};
+    const float* records = reinterpret_cast<const float*>(block);
+    auto record_field = [&](int f) { return gather_field(records, 0, SPLAT_GRAD_FLOATS, f); };
     SplatGradT<F> g;
     g.mean2d_x = record_field(0), g.mean2d_y = record_field(1);
     g.conic_a = record_field(2), g.conic_b = record_field(3), g.conic_c = record_field(4);
@@ -844,9 +870,8 @@ struct PreprocessBackward {
       if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
       out.zero_row(i);
       if (!drawn_lanes[l]) continue;
-      const SplatGrad& rec = splat_grads[i];
-      out.means2D[3 * i + 0] = rec.mean2d_x;
-      out.means2D[3 * i + 1] = rec.mean2d_y;
+      const SplatGrad& rec = block[l];
+      if (out.means2D) out.means2D[3 * i + 0] = rec.mean2d_x, out.means2D[3 * i + 1] = rec.mean2d_y;
       const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
       const GaussianGrads o = out.at(i, scratch ? rows + l * in.sh_stride : nullptr);
       const Vec3 dmean = Vec3{geo.dmean.x[l], geo.dmean.y[l], geo.dmean.z[l]} +
@@ -864,7 +889,8 @@ struct PreprocessBackward {
 BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTensors& g,
                                       const ForwardState& st, const at::Tensor& grad_color,
                                       const at::Tensor& grad_invdepth,
-                                      const ShGradient& sh_gradient) {
+                                      const GradientRequest& request) {
+  const ShGradient& sh_gradient = request.sh;
   const int64_t P = g.means3D.size(0);
   const RasterCamera cam = make_camera(s, s.campos);
   const GaussianArrays arrays = gaussian_arrays(g);
@@ -891,43 +917,47 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   // one backward pass only.
   release({st.splats, st.point_list, st.tile_ranges, st.final_T, st.n_contrib});
 
-  // Each Gaussian's entries summed in a fixed order into one record, and the entry records
-  // freed before the gradients are allocated: at full resolution a Gaussian covers many tiles,
-  // and its 40-byte entry records would otherwise sit in memory beside every gradient.
+  // Each drawn Gaussian's entries summed in a fixed order into one record (records for the
+  // drawn Gaussians only: at a million Gaussians most are out of any one view), and the entry
+  // records freed before the gradients are allocated: at full resolution a Gaussian covers many
+  // tiles, and its 40-byte entry records would otherwise sit in memory beside every gradient.
   const int64_t* offsets = st.entry_offsets.data_ptr<int64_t>();
   const int32_t* slots = st.entry_slots.data_ptr<int32_t>();
-  std::unique_ptr<SplatGrad[]> splat_grads(new SplatGrad[P]);
+  std::unique_ptr<int32_t[]> record_of(new int32_t[P]);
+  const int64_t drawn = number_drawn(offsets, P, record_of.get());
+  std::unique_ptr<SplatGrad[]> splat_grads(new SplatGrad[std::max<int64_t>(drawn, 1)]);
   at::parallel_for(0, P, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       if (i + ROW_PREFETCH_AHEAD < end) {
         const int64_t j = i + ROW_PREFETCH_AHEAD;
         for (int64_t e = offsets[j]; e < offsets[j + 1]; e++) __builtin_prefetch(&entry_grads[slots[e]]);
       }
-      if (offsets[i + 1] == offsets[i]) continue;  // not drawn: the record is never read
+      if (record_of[i] < 0) continue;
       float sum[SPLAT_GRAD_FLOATS] = {0};
       for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
         const float* rec = reinterpret_cast<const float*>(&entry_grads[slots[e]]);
         for (int f = 0; f < SPLAT_GRAD_FLOATS; f++) sum[f] += rec[f];
       }
-      std::memcpy(&splat_grads[i], sum, sizeof(SplatGrad));
+      std::memcpy(&splat_grads[record_of[i]], sum, sizeof(SplatGrad));
     }
   });
   entry_grads.reset();
-  release({st.entry_slots});
+  release({st.entry_slots, st.entry_offsets});
   timer.lap("sum entries");
 
   // Not zeroed here: the loop below writes every row (zeros for Gaussians that were not drawn),
   // which costs nothing next to clearing tens of megabytes in a separate pass.
   const bool adam = sh_gradient.use == ShGradientUse::kAdam && g.sh.numel() > 0;
   BackwardResult res = allocate_gradients(g, /*zeroed=*/false,
-                                          sh_gradient.use == ShGradientUse::kTensor);
+                                          sh_gradient.use == ShGradientUse::kTensor,
+                                          request.means2D);
   timer.lap("allocate grads");
 
   // Each drawn Gaussian's preprocess backward from its summed record.
   const ShGradient& sg = sh_gradient;
   const PreprocessBackward pb{
-      arrays, gradient_arrays(res, arrays.sh_stride), st.clamped.data_ptr<uint8_t>(), offsets,
-      splat_grads.get(), cam, s.sh_degree, sh_gradient.use,
+      arrays, gradient_arrays(res, arrays.sh_stride), st.clamped.data_ptr<uint8_t>(),
+      record_of.get(), splat_grads.get(), cam, s.sh_degree, sh_gradient.use,
       adam ? g.sh.data_ptr<float>() : nullptr, adam ? sg.exp_avg.data_ptr<float>() : nullptr,
       adam ? sg.exp_avg_sq.data_ptr<float>() : nullptr,
       AdamConstants::at_step(sg.lr, sg.beta1, sg.beta2, sg.eps, sg.step),

@@ -361,7 +361,7 @@ struct GaussianGradArrays {
     auto clear = [](float* p, int64_t n) {
       for (int64_t k = 0; k < n; k++) p[k] = 0.0f;
     };
-    clear(means2D + 3 * i, 3);
+    if (means2D) clear(means2D + 3 * i, 3);
     clear(means3D + 3 * i, 3);
     opacities[i] = 0.0f;
     if (sh) clear(sh + sh_stride * i, sh_stride);
@@ -580,8 +580,7 @@ DGR_HD void preprocess_backward_one(int64_t i, const GaussianArrays& in,
                                     const GaussianGradArrays& out, const uint8_t* clamped,
                                     const RasterCamera& cam, int sh_degree, const SplatGrad& g,
                                     float* sh_rest_row = nullptr) {
-  out.means2D[3 * i + 0] = g.mean2d_x;
-  out.means2D[3 * i + 1] = g.mean2d_y;
+  if (out.means2D) out.means2D[3 * i + 0] = g.mean2d_x, out.means2D[3 * i + 1] = g.mean2d_y;
   const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
   gaussian_backward(in.at(i), cl, cam, sh_degree, g, out.at(i, sh_rest_row));
 }
