@@ -283,14 +283,18 @@ def test_mark_visible():
     assert visible.tolist() == [True, False, True, True, False]
 
 
+def precomputed_colour_render(settings, cloud: GaussianCloud, means3D: torch.Tensor):
+    """The image of `cloud` with its precomputed colours, placed at `means3D`."""
+    return GaussianRasterizer(settings)(means3D, torch.zeros(len(means3D), 3), cloud.opacities,
+                                        colors_precomp=cloud.colors, scales=cloud.scales,
+                                        rotations=cloud.rotations)[0]
+
+
 def test_invdepth_unused_needs_no_gradient():
     settings = look_at_settings(32, 32)
     cloud = random_cloud(50, seed=15, log_scale_mean=-2.5)
     means3D = cloud.means3D.clone().requires_grad_()
-    color, _, _ = GaussianRasterizer(settings)(means3D, torch.zeros(50, 3), cloud.opacities,
-                                               colors_precomp=cloud.colors, scales=cloud.scales,
-                                               rotations=cloud.rotations)
-    color.sum().backward()
+    precomputed_colour_render(settings, cloud, means3D).sum().backward()
     ref_means = cloud.means3D.clone().requires_grad_()
     r_color, _, _ = rasterize_reference(settings, ref_means, None, cloud.opacities,
                                         colors_precomp=cloud.colors, scales=cloud.scales,
@@ -432,9 +436,7 @@ def test_a_second_backward_pass_is_refused_with_a_clear_error():
     settings = look_at_settings(32, 24)
     cloud = random_cloud(30, seed=4, log_scale_mean=-2.5)
     means3D = cloud.means3D.clone().requires_grad_()
-    color, _, _ = GaussianRasterizer(settings)(means3D, torch.zeros(30, 3), cloud.opacities,
-                                               colors_precomp=cloud.colors, scales=cloud.scales,
-                                               rotations=cloud.rotations)
+    color = precomputed_colour_render(settings, cloud, means3D)
     color.sum().backward(retain_graph=True)
     assert means3D.grad.abs().sum() > 0
     with pytest.raises(RuntimeError, match="retain_graph is not supported"):

@@ -870,15 +870,10 @@ struct PreprocessBackward {
       if (i + ROW_PREFETCH_AHEAD < end) prefetch_rows(i + ROW_PREFETCH_AHEAD);
       out.zero_row(i);
       if (!drawn_lanes[l]) continue;
-      const SplatGrad& rec = block[l];
-      if (out.means2D) out.means2D[3 * i + 0] = rec.mean2d_x, out.means2D[3 * i + 1] = rec.mean2d_y;
-      const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
+      out.store_means2D(i, block[l]);
       const GaussianGrads o = out.at(i, scratch ? rows + l * in.sh_stride : nullptr);
-      const Vec3 dmean = Vec3{geo.dmean.x[l], geo.dmean.y[l], geo.dmean.z[l]} +
-                         sh_to_color_backward(sh_degree, in.at(i).sh, load3(in.means3D + 3 * i),
-                                              cam.campos, cl, Vec3{rec.r, rec.g, rec.b}, o.sh);
-      store3(o.mean, dmean);
-      *o.opacity = geo.dopacity[l];
+      colour_backward(in.at(i), ClampedChannels(clamped, i).c, cam, sh_degree, block[l],
+                      {{geo.dmean.x[l], geo.dmean.y[l], geo.dmean.z[l]}, geo.dopacity[l]}, o);
       for (int k = 0; k < 3; k++) o.scale[k] = dscale[k][l];
       for (int k = 0; k < 4; k++) o.rot[k] = drot[k][l];
     }

@@ -356,6 +356,11 @@ struct GaussianGradArrays {
   float* cov3D;      // [P, 6] or null
   int64_t sh_stride;
 
+  // Gaussian i's gradient of its projected mean (what densification reads), when wanted.
+  DGR_HD void store_means2D(int64_t i, const SplatGrad& g) const {
+    if (means2D) means2D[3 * i + 0] = g.mean2d_x, means2D[3 * i + 1] = g.mean2d_y;
+  }
+
   // Clears every gradient of Gaussian i (the backward pass then overwrites what it computes).
   DGR_HD void zero_row(int64_t i) const {
     auto clear = [](float* p, int64_t n) {
@@ -540,24 +545,44 @@ DGR_HD GeometryGrads<F> geometry_backward(Vec3T<F> mean, const F cov3d[6], F opa
 }
 
 // Backward of one visible Gaussian: from the blend-stage gradients g to every input gradient.
-DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
-                              const RasterCamera& cam, int sh_degree, const SplatGrad& g,
-                              const GaussianGrads& out) {
-  const Vec3 mean = load3(in.mean);
-  float cov3d[6];
-  gaussian_cov3d(in, cam.scale_modifier, cov3d);
-  const GeometryGrads<float> geo = geometry_backward(mean, cov3d, in.opacity, cam, g);
-  *out.opacity = geo.dopacity;
+// What the geometry's backward found for a Gaussian's mean and opacity (a lane of
+// GeometryGrads, without its covariance part).
+struct MeanOpacityGrads {
+  Vec3 dmean;
+  float dopacity;
+};
 
-  // Colour -> SH coefficients (and the mean, through the viewing direction), or the colour itself.
+// The colour's backward, to the SH coefficients (and the mean, through the viewing direction)
+// or to the precomputed colour, and the stores of the mean's and opacity's gradients.
+DGR_HD void colour_backward(const GaussianInputs& in, const bool clamped[3],
+                            const RasterCamera& cam, int sh_degree, const SplatGrad& g,
+                            MeanOpacityGrads geo, const GaussianGrads& out) {
+  *out.opacity = geo.dopacity;
   Vec3 dmean = geo.dmean;
   const Vec3 dcolor = {g.r, g.g, g.b};
   if (in.color) {
     store3(out.color, dcolor);
   } else {
-    dmean = dmean + sh_to_color_backward(sh_degree, in.sh, mean, cam.campos, clamped, dcolor, out.sh);
+    dmean = dmean + sh_to_color_backward(sh_degree, in.sh, load3(in.mean), cam.campos, clamped,
+                                         dcolor, out.sh);
   }
   store3(out.mean, dmean);
+}
+
+// Gaussian i's colour channels that the SH evaluation clamped (from the forward pass's flags).
+struct ClampedChannels {
+  bool c[3];
+  DGR_HD explicit ClampedChannels(const uint8_t* clamped, int64_t i)
+      : c{clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0} {}
+};
+
+DGR_HD void gaussian_backward(const GaussianInputs& in, const bool clamped[3],
+                              const RasterCamera& cam, int sh_degree, const SplatGrad& g,
+                              const GaussianGrads& out) {
+  float cov3d[6];
+  gaussian_cov3d(in, cam.scale_modifier, cov3d);
+  const GeometryGrads<float> geo = geometry_backward(load3(in.mean), cov3d, in.opacity, cam, g);
+  colour_backward(in, clamped, cam, sh_degree, g, {geo.dmean, geo.dopacity}, out);
 
   // Sigma -> precomputed covariance (off-diagonal entries appear twice), or scale and rotation.
   const auto& dSigma = geo.dSigma;
@@ -580,9 +605,9 @@ DGR_HD void preprocess_backward_one(int64_t i, const GaussianArrays& in,
                                     const GaussianGradArrays& out, const uint8_t* clamped,
                                     const RasterCamera& cam, int sh_degree, const SplatGrad& g,
                                     float* sh_rest_row = nullptr) {
-  if (out.means2D) out.means2D[3 * i + 0] = g.mean2d_x, out.means2D[3 * i + 1] = g.mean2d_y;
-  const bool cl[3] = {clamped[3 * i] != 0, clamped[3 * i + 1] != 0, clamped[3 * i + 2] != 0};
-  gaussian_backward(in.at(i), cl, cam, sh_degree, g, out.at(i, sh_rest_row));
+  out.store_means2D(i, g);
+  gaussian_backward(in.at(i), ClampedChannels(clamped, i).c, cam, sh_degree, g,
+                    out.at(i, sh_rest_row));
 }
 
 }  // namespace dgr
