@@ -224,11 +224,15 @@ class GaussianModel:
     def sh_rest_adam(self) -> Optional[ShAdamStep]:
         """This step's Adam update of f_rest for the rasterizer's backward pass to apply row by
         row (so that f_rest's gradient, the largest tensor of a step, is never allocated), or
-        None where that would not reproduce `optimizer_step` bit for bit: only the default
-        optimizer as torch's fused Adam on the CPU, checked against the installed torch."""
-        if (self.optimizer_type != "default" or self.device.type != "cpu"
-                or not isinstance(self.optimizer, torch.optim.Adam)
-                or not self.optimizer.defaults.get("fused") or not adam_matches_torch()):
+        None where that would not reproduce `optimizer_step` bit for bit: the default optimizer
+        as torch's fused Adam on the CPU, checked against the installed torch, or sparse_adam
+        on the CPU (whose CPU step is the same code)."""
+        if self.device.type != "cpu":
+            return None
+        sparse = self.optimizer_type == "sparse_adam"
+        if not sparse and (self.optimizer_type != "default"
+                           or not self.optimizer.defaults.get("fused")
+                           or not adam_matches_torch()):
             return None
         group = next(g for g in self.optimizer.param_groups if g["name"] == "f_rest")
         if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
@@ -237,7 +241,7 @@ class GaussianModel:
         if not state:  # a checkpoint of a run that had not stepped yet
             self._start_optimizer_state()
         return ShAdamStep(state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
-                          group["betas"], group["eps"])
+                          group["betas"], group["eps"], visible_only=sparse)
 
     def optimizer_step(self, visible: torch.Tensor):
         """One optimizer step and zero_grad. visible [N] bool (radii > 0) is used by

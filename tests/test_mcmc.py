@@ -334,7 +334,8 @@ def test_resuming_with_another_strategy_is_refused(tmp_path):
     assert report_errors(train.main, argv) == 2
 
 
-def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["default", "sparse_adam"])
+def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkeypatch, optimizer):
     """Training lets the rasterizer's backward pass apply f_rest's Adam step where it can, and
     makes no f_rest gradient where no optimizer step reads one (row edits, the last iteration):
     the PLYs are those of a run that stores every gradient, bit for bit (a save mid-run, which
@@ -363,7 +364,8 @@ def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkey
 
     monkeypatch.setattr(Trainer, "sh_rest_use", counted)
     monkeypatch.setattr(MCMCStrategy, "refine", checked_refine)
-    flags = ["--iterations", "70", "--save_iterations", "35", "70", "--path_clearance", "0.3"]
+    flags = ["--iterations", "70", "--save_iterations", "35", "70", "--path_clearance", "0.3",
+             "--optimizer_type", optimizer]
     run(tmp_path / "fused", *flags)
     monkeypatch.setattr(Trainer, "sh_rest_use", lambda self, views, hooks=None: "gradient")
     run(tmp_path / "stored", *flags)

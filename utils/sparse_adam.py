@@ -3,13 +3,17 @@ the 2024 original's accelerated option).
 
 Invisible Gaussians get no gradient from the rasterizer, but dense Adam still moves them with
 their decaying moments and spends time on every row. Here the moments and parameters of rows with
-radii == 0 stay untouched. The arithmetic on visible rows is torch Adam's (same bias correction,
-same order of operations), so with every Gaussian visible the result equals torch.optim.Adam.
-The state layout is Adam's, so checkpoints and the row edits work unchanged.
+radii == 0 stay untouched. On the CPU the visible rows are updated in place by the rasterizer
+extension with torch's fused Adam arithmetic (f_rest's inside the backward pass, where training
+can: GaussianModel.sh_rest_adam); elsewhere by torch operations with torch Adam's arithmetic
+(same bias correction, same order of operations). Either way, with every Gaussian visible the
+result equals torch.optim.Adam's to float rounding. The state layout is Adam's, so checkpoints
+and the row edits work unchanged.
 """
 import math
 
 import torch
+from diff_gaussian_rasterization.adam import ShAdamStep, adam_rows_
 
 
 class SparseGaussianAdam(torch.optim.Adam):
@@ -30,6 +34,11 @@ class SparseGaussianAdam(torch.optim.Adam):
                     state["exp_avg_sq"] = torch.zeros_like(param,
                                                            memory_format=torch.preserve_format)
                 state["step"] += 1
+                if param.device.type == "cpu":
+                    adam_rows_(param, param.grad, visibility, ShAdamStep(
+                        state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
+                        group["betas"], group["eps"]))
+                    continue
                 step = state["step"].item()
                 grad = param.grad.index_select(0, rows)
                 exp_avg = state["exp_avg"].index_select(0, rows)

@@ -97,7 +97,7 @@ GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opac
 
 // The backward pass's use of the gradient of sh (rasterize_api.h, ShGradient): 0 tensor,
 // 1 discard, 2 Adam with moments [exp_avg, exp_avg_sq] and hyperparameters [lr, beta1, beta2,
-// eps, step, torch_lanes].
+// eps, step, torch_lanes, visible_only].
 // `param`: the tensor Adam updates (sh, in the backward pass).
 dgr::ShGradient make_sh_gradient(int use, const std::vector<at::Tensor>& moments,
                                  const std::vector<double>& hyper, const at::Tensor& param) {
@@ -105,8 +105,8 @@ dgr::ShGradient make_sh_gradient(int use, const std::vector<at::Tensor>& moments
   dgr::ShGradient out;
   out.use = static_cast<dgr::ShGradientUse>(use);
   if (out.use != dgr::ShGradientUse::kAdam) return out;
-  TORCH_CHECK_VALUE(moments.size() == 2 && hyper.size() == 6,
-                    "the Adam update needs [exp_avg, exp_avg_sq] and 6 hyperparameters");
+  TORCH_CHECK_VALUE(moments.size() == 2 && hyper.size() == 7,
+                    "the Adam update needs [exp_avg, exp_avg_sq] and 7 hyperparameters");
   TORCH_CHECK_VALUE(param.device().is_cpu(), "the Adam update runs on the CPU only");
   for (const at::Tensor& moment : moments) {
     check_float(moment, "exp_avg", param.device(), "the parameter");
@@ -117,6 +117,7 @@ dgr::ShGradient make_sh_gradient(int use, const std::vector<at::Tensor>& moments
   out.lr = hyper[0], out.beta1 = hyper[1], out.beta2 = hyper[2], out.eps = hyper[3];
   out.step = hyper[4];
   out.torch_lanes = static_cast<int64_t>(hyper[5]);
+  out.visible_only = hyper[6] != 0;
   TORCH_CHECK_VALUE(out.torch_lanes >= 1, "torch_lanes must be positive");
   return out;
 }
@@ -274,6 +275,22 @@ void adam_step_(at::Tensor& param, const at::Tensor& grad, const std::vector<at:
   dgr::adam_step_cpu(param, grad, adam);
 }
 
+// Adam on the flagged rows of param only (sparse_adam's optimizer step for the groups the
+// backward pass does not update).
+void adam_rows_(at::Tensor& param, const at::Tensor& grad, const std::vector<at::Tensor>& moments,
+                const std::vector<double>& hyper, const at::Tensor& rows) {
+  const at::Device cpu(at::kCPU);
+  check_float(param, "param", cpu, "param");
+  check_float(grad, "grad", cpu, "param");
+  TORCH_CHECK_VALUE(param.device().is_cpu() && grad.sizes() == param.sizes() && param.dim() >= 1,
+                    "param and grad must be CPU tensors of one shape");
+  TORCH_CHECK_VALUE(rows.device().is_cpu() && rows.scalar_type() == at::kBool &&
+                        rows.is_contiguous() && rows.numel() == param.size(0),
+                    "rows must be a contiguous bool CPU tensor with one flag per row of param");
+  const dgr::ShGradient adam = make_sh_gradient(2, moments, hyper, param);
+  dgr::adam_rows_cpu(param, grad, adam, rows);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -284,6 +301,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("exp_nonpositive", &exp_nonpositive);
   m.def("mcmc_position_noise_", &mcmc_position_noise_);
   m.def("adam_step_", &adam_step_);
+  m.def("adam_rows_", &adam_rows_);
   m.attr("has_cuda") = kHasCuda;
   m.attr("cpu_instruction_set") = dgr::cpu_instruction_set();
 }

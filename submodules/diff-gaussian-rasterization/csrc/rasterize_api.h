@@ -102,6 +102,9 @@ struct ShGradient {
   double lr = 0, beta1 = 0, beta2 = 0, eps = 0, step = 0;
   // ... and torch's float vector width, which decides the rounding of a few elements (cpu/adam.h).
   int64_t torch_lanes = 8;
+  // Only the rows of Gaussians drawn in this view (radius > 0), the others untouched: the
+  // original's sparse_adam (then torch's arithmetic is not the reference).
+  bool visible_only = false;
 };
 
 // Which gradients a backward pass makes beyond the defaults (CPU; CUDA makes all).
@@ -118,6 +121,9 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
 // cpu/rasterize_cpu.cpp: ShGradient::kAdam's arithmetic over a whole tensor (p, m, v updated in
 // place from grad), for the check against torch and the tests.
 void adam_step_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& adam);
+// The same arithmetic on the rows of param ([N, ...]) whose `rows` flag ([N] bool) is set.
+void adam_rows_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& adam,
+                   const at::Tensor& rows);
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix);
 // cpu/mcmc_noise.cpp: 3DGS-MCMC's position noise added to xyz in place, from raw parameters.
 void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,

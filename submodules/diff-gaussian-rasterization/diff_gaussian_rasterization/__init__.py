@@ -22,7 +22,7 @@ from torch import nn
 
 from . import _C
 from ._validation import check_inputs, check_settings
-from .adam import ShAdamStep, adam_matches_torch, torch_lanes
+from .adam import ShAdamStep, adam_matches_torch
 
 __all__ = ["GaussianRasterizationSettings", "GaussianRasterizer", "rasterize_gaussians",
            "ShAdamStep", "adam_matches_torch"]
@@ -108,8 +108,7 @@ class _RasterizeGaussians(torch.autograd.Function):
         if ctx.sh_adam is not None:
             a = ctx.sh_adam
             a.step.add_(1)  # as torch's step does before its update
-            use, moments = 2, [a.exp_avg, a.exp_avg_sq]
-            hyper = [a.lr, a.betas[0], a.betas[1], a.eps, a.step.item(), torch_lanes()]
+            use, moments, hyper = 2, [a.exp_avg, a.exp_avg_sq], a.hyperparameters()
         (d_means2D, d_colors, d_opacities, d_means3D, d_cov3D, d_sh, d_scales, d_rotations,
          d_dc) = _C.rasterize_gaussians_backward(
             s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,

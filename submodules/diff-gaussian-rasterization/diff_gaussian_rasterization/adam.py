@@ -17,13 +17,21 @@ from . import _C
 
 class ShAdamStep(NamedTuple):
     """One Adam step for `shs`: the state torch.optim.Adam keeps for it and its group's
-    hyperparameters. `step` (torch's state["step"]) is incremented in place by the backward."""
+    hyperparameters. `step` (torch's state["step"]) is incremented in place by the backward.
+    visible_only: update only the rows of Gaussians drawn in the view (radius > 0), as the
+    original's sparse_adam; the others keep their values and moments."""
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
     step: torch.Tensor
     lr: float
     betas: Tuple[float, float]
     eps: float
+    visible_only: bool = False
+
+    def hyperparameters(self) -> list:
+        """The extension's list (csrc/ext.cpp, make_sh_gradient), for the current step."""
+        return [self.lr, self.betas[0], self.betas[1], self.eps, float(self.step.item()),
+                torch_lanes(), float(self.visible_only)]
 
 
 def torch_lanes() -> int:
@@ -36,7 +44,15 @@ def adam_step_(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
                eps: float, lanes: Optional[int] = None) -> None:
     """The fused path's arithmetic on a whole tensor, in place (step: after its increment)."""
     _C.adam_step_(param, grad, [exp_avg, exp_avg_sq],
-                  [lr, betas[0], betas[1], eps, float(step), lanes or torch_lanes()])
+                  [lr, betas[0], betas[1], eps, float(step), lanes or torch_lanes(), 0.0])
+
+
+def adam_rows_(param: torch.Tensor, grad: torch.Tensor, rows: torch.Tensor,
+               step: ShAdamStep) -> None:
+    """The same arithmetic on the rows of `param` ([N, ...]) that `rows` ([N] bool) flags, in
+    place; the others are not touched (sparse_adam's step, CPU)."""
+    _C.adam_rows_(param, grad, [step.exp_avg, step.exp_avg_sq], step.hyperparameters(),
+                  rows.contiguous())
 
 
 def adam_matches_torch() -> bool:

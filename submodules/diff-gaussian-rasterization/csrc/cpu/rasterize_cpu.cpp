@@ -779,6 +779,7 @@ struct PreprocessBackward {
   float* exp_avg_sq;
   AdamConstants adam;
   TorchAdamLayout adam_layout;
+  const int32_t* adam_rows;  // sparse_adam: [P] radii, rows with 0 keep their values; or null
 
   static constexpr int64_t MAX_ROW = MAX_SH_COEFFS * 3;
 
@@ -808,8 +809,14 @@ struct PreprocessBackward {
   // The SH gradient rows of Gaussians first .. first + count - 1, in `rows`, used up.
   void finish_sh_rows(int64_t first, int64_t count, const float* rows) const {
     if (sh_use != ShGradientUse::kAdam) return;
-    adam_span(sh_param, exp_avg, exp_avg_sq, rows, first * in.sh_stride, count * in.sh_stride,
-              adam, adam_layout);
+    const int64_t K = in.sh_stride;
+    if (!adam_rows) {
+      adam_span(sh_param, exp_avg, exp_avg_sq, rows, first * K, count * K, adam, adam_layout);
+      return;
+    }
+    for (int64_t r = 0; r < count; r++)
+      if (adam_rows[first + r] > 0)
+        adam_span(sh_param, exp_avg, exp_avg_sq, rows + r * K, (first + r) * K, K, adam, adam_layout);
   }
 
   void one(int64_t i, int64_t end) const {
@@ -956,7 +963,9 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
       adam ? g.sh.data_ptr<float>() : nullptr, adam ? sg.exp_avg.data_ptr<float>() : nullptr,
       adam ? sg.exp_avg_sq.data_ptr<float>() : nullptr,
       AdamConstants::at_step(sg.lr, sg.beta1, sg.beta2, sg.eps, sg.step),
-      TorchAdamLayout(g.sh.numel(), sg.torch_lanes)};
+      // sparse_adam has no torch reference: vector arithmetic throughout, as adam_rows_cpu.
+      TorchAdamLayout(g.sh.numel() + (sg.visible_only ? sg.torch_lanes : 0), sg.torch_lanes),
+      adam && sg.visible_only ? st.radii.data_ptr<int32_t>() : nullptr};
   // As in the forward pass: blocks of LANES from Gaussian 0 through the vector path, the rest
   // (and other kinds of input) one at a time.
   const int64_t blocks = arrays.scales && arrays.rotations && !arrays.cov3D && !arrays.colors
@@ -969,6 +978,22 @@ BackwardResult rasterize_backward_cpu(const RasterSettings& s, const GaussianTen
   });
   timer.lap("preprocess backward");
   return res;
+}
+
+void adam_rows_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& a,
+                   const at::Tensor& rows) {
+  const int64_t N = param.size(0), K = N > 0 ? param.numel() / N : 0;
+  const AdamConstants c = AdamConstants::at_step(a.lr, a.beta1, a.beta2, a.eps, a.step);
+  const TorchAdamLayout all_vector(param.numel() + a.torch_lanes, a.torch_lanes);
+  float* p = param.data_ptr<float>();
+  float* m = a.exp_avg.data_ptr<float>();
+  float* v = a.exp_avg_sq.data_ptr<float>();
+  const float* gr = grad.data_ptr<float>();
+  const bool* flag = rows.data_ptr<bool>();
+  at::parallel_for(0, N, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++)
+      if (flag[i]) adam_span(p, m, v, gr + i * K, i * K, K, c, all_vector);
+  });
 }
 
 void adam_step_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& a) {
