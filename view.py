@@ -7,6 +7,7 @@ With -m, the dataset's cameras (from the model's cfg_args) are drawn as frustums
 shown when one is selected; a bare PLY is shown without cameras. Ctrl-C stops the server.
 """
 import os
+import signal
 import time
 
 from arguments import (ModelParams, PipelineParams, add_device_flag, add_group, check_device,
@@ -64,6 +65,11 @@ def main(argv=None) -> int:
                         help="frames are drawn at most this many pixels on their long side")
     add_device_flag(parser)
     args = get_combined_args(parser, argv)
+    # Python leaves SIGINT ignored when it starts with it ignored (a background job of a shell
+    # without job control, such as a script's `&`); the viewer promises Ctrl-C, and train.py
+    # installs its own handler the same way. Installed before the server starts, so that a
+    # Ctrl-C while it starts is not lost either.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     check_device(args.device)
     gaussians, cameras, background, pipe, out_folder = load_model(args, args.device)
 

@@ -226,8 +226,9 @@ def test_view_py_serves_a_bare_ply_and_stops_on_ctrl_c(small_model):
     import urllib.request
     port = free_port()
     ply = small_model / "point_cloud" / "iteration_300" / "point_cloud.ply"
-    # faulthandler: if Ctrl-C ever fails to stop it (seen once in many runs, never reproduced),
-    # SIGABRT makes it print every thread's stack, and the failure shows where it hung.
+    # faulthandler: if Ctrl-C ever fails to stop it, SIGABRT makes it print every thread's stack,
+    # and the failure shows where it hung. (It did when the test suite ran as a background job,
+    # which starts every process with SIGINT ignored: view.py now installs its handler.)
     proc = subprocess.Popen([sys.executable, "view.py", str(ply), "--port", str(port)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONUNBUFFERED": "1"})
