@@ -262,32 +262,34 @@ void mcmc_position_noise_(at::Tensor& xyz, const at::Tensor& log_scales, const a
                                gate_sharpness, gate_centre);
 }
 
-// ShGradient::kAdam's arithmetic over a whole tensor, in place (the check against torch's
-// fused Adam, and tests).
-void adam_step_(at::Tensor& param, const at::Tensor& grad, const std::vector<at::Tensor>& moments,
-                const std::vector<double>& hyper) {
+// A standalone Adam step's arguments, checked: param and grad float32 CPU tensors of one shape,
+// the moments and hyperparameters as make_sh_gradient's.
+dgr::ShGradient checked_adam(const at::Tensor& param, const at::Tensor& grad,
+                             const std::vector<at::Tensor>& moments,
+                             const std::vector<double>& hyper) {
   const at::Device cpu(at::kCPU);
   check_float(param, "param", cpu, "param");
   check_float(grad, "grad", cpu, "param");
   TORCH_CHECK_VALUE(param.device().is_cpu() && grad.sizes() == param.sizes(),
                     "param and grad must be CPU tensors of one shape");
-  const dgr::ShGradient adam = make_sh_gradient(2, moments, hyper, param);
-  dgr::adam_step_cpu(param, grad, adam);
+  return make_sh_gradient(2, moments, hyper, param);
+}
+
+// ShGradient::kAdam's arithmetic over a whole tensor, in place (the check against torch's
+// fused Adam, and tests).
+void adam_step_(at::Tensor& param, const at::Tensor& grad, const std::vector<at::Tensor>& moments,
+                const std::vector<double>& hyper) {
+  dgr::adam_step_cpu(param, grad, checked_adam(param, grad, moments, hyper));
 }
 
 // Adam on the flagged rows of param only (sparse_adam's optimizer step for the groups the
 // backward pass does not update).
 void adam_rows_(at::Tensor& param, const at::Tensor& grad, const std::vector<at::Tensor>& moments,
                 const std::vector<double>& hyper, const at::Tensor& rows) {
-  const at::Device cpu(at::kCPU);
-  check_float(param, "param", cpu, "param");
-  check_float(grad, "grad", cpu, "param");
-  TORCH_CHECK_VALUE(param.device().is_cpu() && grad.sizes() == param.sizes() && param.dim() >= 1,
-                    "param and grad must be CPU tensors of one shape");
-  TORCH_CHECK_VALUE(rows.device().is_cpu() && rows.scalar_type() == at::kBool &&
+  const dgr::ShGradient adam = checked_adam(param, grad, moments, hyper);
+  TORCH_CHECK_VALUE(param.dim() >= 1 && rows.device().is_cpu() && rows.scalar_type() == at::kBool &&
                         rows.is_contiguous() && rows.numel() == param.size(0),
                     "rows must be a contiguous bool CPU tensor with one flag per row of param");
-  const dgr::ShGradient adam = make_sh_gradient(2, moments, hyper, param);
   dgr::adam_rows_cpu(param, grad, adam, rows);
 }
 

@@ -179,9 +179,14 @@ void store_preprocessed(int64_t i, const Preprocessed& pre, const RasterCamera& 
   }
 }
 
-inline void prefetch_sh_row(const GaussianArrays& g, int64_t i) {
-  const char* row = reinterpret_cast<const char*>(g.sh + g.sh_stride * i);
-  for (int64_t b = 0; b < g.sh_stride * (int64_t)sizeof(float); b += 64) __builtin_prefetch(row + b);
+// Row i of an array of rows of `stride` floats (a Gaussian's SH coefficients, their gradient or
+// Adam moments), fetched ahead of use; `write`: it will be written too.
+inline void prefetch_row(const float* rows, int64_t stride, int64_t i, bool write = false) {
+  const char* row = reinterpret_cast<const char*>(rows + stride * i);
+  for (int64_t b = 0; b < stride * (int64_t)sizeof(float); b += 64) {
+    if (write) __builtin_prefetch(row + b, 1);
+    else __builtin_prefetch(row + b);
+  }
 }
 
 // Mean, scale, rotation and 3D covariance of Gaussians first .. first + LANES - 1, one per lane.
@@ -216,7 +221,7 @@ void preprocess_lanes(const GaussianArrays& g, int64_t first, int64_t end, const
   const Projection<F> p = project_gaussian(in.mean, t, in.cov3d, cam);
   for (int l = 0; l < cpu::LANES; l++) {
     const int64_t i = first + l;
-    if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_sh_row(g, i + ROW_PREFETCH_AHEAD);
+    if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_row(g.sh, g.sh_stride, i + ROW_PREFETCH_AHEAD);
     Preprocessed pre;
     // Written so that a NaN depth also culls (as preprocess_gaussian).
     if (!(t.z[l] > NEAR_PLANE)) {
@@ -246,7 +251,7 @@ void preprocess(const GaussianArrays& g, int64_t P, const RasterCamera& cam, int
   });
   at::parallel_for(blocks * cpu::LANES, P, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
-      if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_sh_row(g, i + ROW_PREFETCH_AHEAD);
+      if (g.sh && i + ROW_PREFETCH_AHEAD < end) prefetch_row(g.sh, g.sh_stride, i + ROW_PREFETCH_AHEAD);
       store_preprocessed(i, preprocess_gaussian(g.at(i), cam, sh_degree), cam, out);
     }
   });
@@ -790,20 +795,15 @@ struct PreprocessBackward {
   // The SH rows of Gaussian i, read and written, fetched ahead of use.
   void prefetch_rows(int64_t i) const {
     if (!in.sh) return;
-    const int64_t bytes = in.sh_stride * (int64_t)sizeof(float);
-    auto fetch = [&](const float* rows, int rw) {
-      const char* row = reinterpret_cast<const char*>(rows + in.sh_stride * i);
-      for (int64_t b = 0; b < bytes; b += 64) {
-        if (rw) __builtin_prefetch(row + b, 1);
-        else __builtin_prefetch(row + b);
-      }
-    };
+    const int64_t K = in.sh_stride;
     if (sh_use == ShGradientUse::kAdam) {
-      fetch(in.sh, 1), fetch(exp_avg, 1), fetch(exp_avg_sq, 1);
-    } else {
-      fetch(in.sh, 0);
-      if (out.sh) fetch(out.sh, 1);
+      for (const float* rows : {in.sh, static_cast<const float*>(exp_avg),
+                                static_cast<const float*>(exp_avg_sq)})
+        prefetch_row(rows, K, i, /*write=*/true);
+      return;
     }
+    prefetch_row(in.sh, K, i);
+    if (out.sh) prefetch_row(out.sh, K, i, /*write=*/true);
   }
 
   // The SH gradient rows of Gaussians first .. first + count - 1, in `rows`, used up.
