@@ -1,10 +1,10 @@
 """render(): one view of a GaussianModel through our rasterizer, as a typed result."""
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
-from diff_gaussian_rasterization import GaussianRasterizationSettings, GaussianRasterizer
+from diff_gaussian_rasterization import GaussianRasterizationSettings, GaussianRasterizer, ShAdamStep
 
 from utils.sh_utils import eval_sh
 
@@ -33,22 +33,25 @@ def raster_settings(camera, sh_degree, bg_color, pipe, scaling_modifier=1.0):
         debug=pipe.debug, antialiasing=pipe.antialiasing)
 
 
-# What a training render's backward pass does with the gradient of f_rest (RenderOptions).
-SH_REST_GRADIENT, SH_REST_NONE, SH_REST_ADAM = "gradient", "none", "adam"
+class ShRestUse(NamedTuple):
+    """What a training render's backward pass does with the gradient of f_rest: makes it
+    (`gradient`) and leaves it to the optimizer step, or applies `adam` (GaussianModel.
+    sh_rest_adam) to f_rest with it on the spot, leaving none; `gradient` False: makes none,
+    because no optimizer step will read it."""
+    gradient: bool = True
+    adam: Optional[ShAdamStep] = None
 
 
 @dataclass(frozen=True)
 class RenderOptions:
     """scaling_modifier, override_color: the original's. use_trained_exp: apply the camera's
-    exposure (--train_test_exp) to the image, when the model has one for it. sh_rest: the
-    backward pass stores f_rest's gradient ("gradient"), computes none because no optimizer step
-    will read it ("none"), or applies f_rest's Adam step itself (`pc.sh_rest_adam()`, which
-    must not be None) and leaves no gradient ("adam"). viewspace_gradient: whether the result's
-    viewspace_points receive dL/d(projected mean) (what densification reads; MCMC reads none)."""
+    exposure (--train_test_exp) to the image, when the model has one for it. sh_rest: see
+    ShRestUse. viewspace_gradient: whether the result's viewspace_points receive
+    dL/d(projected mean) (what densification reads; MCMC reads none)."""
     scaling_modifier: float = 1.0
     override_color: Optional[torch.Tensor] = None
     use_trained_exp: bool = False
-    sh_rest: str = SH_REST_GRADIENT
+    sh_rest: ShRestUse = ShRestUse()
     viewspace_gradient: bool = True
 
 
@@ -91,12 +94,9 @@ def render_with(viewpoint_camera, pc, pipe, bg_color: torch.Tensor,
         # forward, and no split and copy of its gradient backward, each step.
         dc, shs = pc.get_features_dc, pc.get_features_rest
 
-    sh_adam = None
-    if shs is not None and options.sh_rest == SH_REST_NONE:
+    if shs is not None and not options.sh_rest.gradient:
         shs = shs.detach()
-    elif shs is not None and options.sh_rest == SH_REST_ADAM:
-        sh_adam = pc.sh_rest_adam()
-        assert sh_adam is not None, "sh_rest='adam' where the model cannot apply it"
+    sh_adam = options.sh_rest.adam if shs is not None else None  # not for colours from Python
     image, radii, depth = rasterizer(
         means3D=pc.get_xyz, means2D=screenspace_points, shs=shs, colors_precomp=colors_precomp,
         opacities=pc.get_opacity, scales=scales, rotations=rotations,

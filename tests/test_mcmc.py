@@ -341,6 +341,7 @@ def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkey
     the PLYs are those of a run that stores every gradient, bit for bit (a save mid-run, which
     reads the model between the backward pass and the step, included). MCMC's forecast of its
     row edits, which decides this before the forward pass, is what refine then does."""
+    from gaussian_renderer import ShRestUse
     from training.trainer import Trainer
     uses, forecasts = {}, []
     use_of = Trainer.sh_rest_use
@@ -348,7 +349,8 @@ def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkey
 
     def counted(self, views, hooks=None):
         use = use_of(self, views, hooks)
-        uses[use] = uses.get(use, 0) + 1
+        kind = "adam" if use.adam is not None else "gradient" if use.gradient else "none"
+        uses[kind] = uses.get(kind, 0) + 1
         return use
 
     def checked_refine(self, iteration, gaussians, context):
@@ -367,7 +369,7 @@ def test_f_rest_adam_in_the_backward_pass_trains_the_same_model(tmp_path, monkey
     flags = ["--iterations", "70", "--save_iterations", "35", "70", "--path_clearance", "0.3",
              "--optimizer_type", optimizer]
     run(tmp_path / "fused", *flags)
-    monkeypatch.setattr(Trainer, "sh_rest_use", lambda self, views, hooks=None: "gradient")
+    monkeypatch.setattr(Trainer, "sh_rest_use", lambda self, views, hooks=None: ShRestUse())
     run(tmp_path / "stored", *flags)
     for iteration in (35, 70):
         a, b = ((tmp_path / name / "point_cloud" / f"iteration_{iteration}" / "point_cloud.ply")

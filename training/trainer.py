@@ -15,8 +15,7 @@ from typing import Iterator, List, Optional
 
 import torch
 
-from gaussian_renderer import (SH_REST_ADAM, SH_REST_GRADIENT, SH_REST_NONE, RenderOptions,
-                               render_with)
+from gaussian_renderer import RenderOptions, ShRestUse, render_with
 from scene import GaussianModel, Scene
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
 from scene.resolution import make_schedule
@@ -167,27 +166,26 @@ class Trainer:
         return RefineContext(self.scene.cameras_extent, self.scene.camera_path,
                              self.resolution.budget_fraction(view))
 
-    def sh_rest_use(self, views: List[int], hooks=None) -> str:
-        """What this step's backward pass does with f_rest's gradient (render's sh_rest). No
-        optimizer step reads it at the last iteration or after a row edit: then none is made.
-        Otherwise Adam consumes it inside the backward pass (bit for bit the optimizer step's
-        result, and f_rest's gradient is never allocated) unless a hook looks at the model
-        between the backward pass and the step, the strategy cannot tell before the step
-        whether it will edit rows, or the optimizer is not one that path reproduces."""
+    def sh_rest_use(self, views: List[int], hooks=None) -> ShRestUse:
+        """What this step's backward pass does with f_rest's gradient. No optimizer step reads
+        it at the last iteration or after a row edit: then none is made. Otherwise Adam
+        consumes it inside the backward pass (bit for bit the optimizer step's result, and
+        f_rest's gradient is never allocated) unless a hook looks at the model between the
+        backward pass and the step, the strategy cannot tell before the step whether it will
+        edit rows, or the optimizer is not one that path reproduces."""
         view = views[-1]
         if len(views) > 1 or self.group.distributed:
-            return SH_REST_GRADIENT
+            return ShRestUse()
         if view >= self.opt.iterations:
-            return SH_REST_NONE
+            return ShRestUse(gradient=False)
         edits = self.strategy.will_edit_rows(view, self.gaussians, self.refine_context(view))
         if edits:
-            return SH_REST_NONE
-        if (edits is None or (hooks is not None and hooks.reads_model_after_backward(views))
-                or self.gaussians.sh_rest_adam() is None):
-            return SH_REST_GRADIENT
-        return SH_REST_ADAM
+            return ShRestUse(gradient=False)
+        if edits is None or (hooks is not None and hooks.reads_model_after_backward(views)):
+            return ShRestUse()
+        return ShRestUse(adam=self.gaussians.sh_rest_adam())  # None: the gradient, as above
 
-    def view_loss(self, view: int, camera, sh_rest: str = SH_REST_GRADIENT):
+    def view_loss(self, view: int, camera, sh_rest: ShRestUse = ShRestUse()):
         """(render result, loss) of one training view: render (with its exposure), photometric
         loss (+ depth loss, + the strategy's regulariser); a non-finite loss stops training."""
         opt, gaussians = self.opt, self.gaussians
