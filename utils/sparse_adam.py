@@ -20,7 +20,7 @@ class SparseGaussianAdam(torch.optim.Adam):
     @torch.no_grad()
     def step(self, visibility: torch.Tensor, N: int):
         """visibility: [N] bool, the rows to update."""
-        rows = visibility.nonzero().squeeze(1)
+        rows = None  # their indices, for the torch path only
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for param in group["params"]:
@@ -39,6 +39,8 @@ class SparseGaussianAdam(torch.optim.Adam):
                         state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
                         group["betas"], group["eps"]))
                     continue
+                if rows is None:
+                    rows = visibility.nonzero().squeeze(1)
                 step = state["step"].item()
                 grad = param.grad.index_select(0, rows)
                 exp_avg = state["exp_avg"].index_select(0, rows)
