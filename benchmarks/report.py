@@ -9,10 +9,12 @@ a number on the page can be traced to its JSON. Runs of one recipe on one scene 
 pure function of the JSON files (sorted by name), so the same files give the same bytes.
 """
 import argparse
+import functools
 import glob
 import json
 import os
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -37,12 +39,25 @@ RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),  # MCMC's noise in o
 
 
 def code_version(run: dict) -> str:
-    """Which stretch between result-changing commits a run's code belongs to."""
+    """Which stretch between result-changing commits a run's code belongs to: by the commit it
+    ran where it ran one exactly (a run of older code made later stays with its code), else by
+    its date."""
     label = "earlier"
-    for commit, date in RESULT_CHANGES:
-        if run["machine"]["date"] >= date:
-            label = f"since {commit}"
+    machine = run["machine"]
+    commit = "" if machine.get("tree_changed", True) else machine.get("commit", "")
+    for change, date in RESULT_CHANGES:
+        contains = commit_contains(commit, change) if commit else None
+        if contains if contains is not None else machine["date"] >= date:
+            label = f"since {change}"
     return label
+
+
+@functools.lru_cache(maxsize=None)
+def commit_contains(commit: str, change: str) -> Optional[bool]:
+    """Whether `change` is `commit` or one of its ancestors (None: git cannot tell)."""
+    result = subprocess.run(["git", "merge-base", "--is-ancestor", change, commit], cwd=REPO,
+                            capture_output=True)
+    return {0: True, 1: False}.get(result.returncode)
 
 
 def load(folder: str) -> List[dict]:

@@ -7,7 +7,8 @@ import math
 
 import torch
 
-try:  # the rasterizer extension's one-pass CPU version of position_noise
+try:  # the rasterizer extension's one-pass CPU version of position_noise (with its own draws)
+    from diff_gaussian_rasterization._C import mcmc_noise_draws as _  # noqa: F401
     from diff_gaussian_rasterization._C import mcmc_position_noise_ as _fused_position_noise
 except ImportError:  # an older build of the extension
     _fused_position_noise = None
@@ -123,13 +124,20 @@ def fused_noise_available(xyz: torch.Tensor) -> bool:
     return _fused_position_noise is not None and xyz.is_cpu and xyz.is_contiguous()
 
 
+def noise_key(generator=None) -> list:
+    """The fused noise's stream for one step: two 32-bit words from torch's RNG (the global one
+    unless a generator is given), so a checkpoint of that RNG resumes the draws exactly."""
+    return torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
+
+
 def add_position_noise_fused(xyz: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor,
                              opacity_logits: torch.Tensor, scale: float, generator=None) -> None:
     """position_noise added to xyz in place, in one pass over the raw parameters (log-scales,
-    unnormalised quaternions, opacity logits) instead of some twenty torch operations: the same
-    ε from torch's RNG (so the random stream is unchanged), the same formula, rounded differently
-    in the last bits. CPU tensors, with the rasterizer extension's mcmc_position_noise_."""
-    eps = torch.randn(xyz.shape[0], 3, dtype=xyz.dtype, device=xyz.device, generator=generator)
+    unnormalised quaternions, opacity logits) instead of some twenty torch operations, with ε
+    drawn inside the pass from a counter-based generator keyed by noise_key (torch's randn is
+    single-threaded and alone cost more than the rest): the same formula and distribution,
+    another random stream than position_noise's. CPU tensors, with the rasterizer extension's
+    mcmc_position_noise_; mcmc_noise_draws(n, key) returns the ε it uses."""
     _fused_position_noise(xyz.data, log_scales.data.contiguous(), quats.data.contiguous(),
-                          opacity_logits.data.contiguous(), eps, float(scale),
+                          opacity_logits.data.contiguous(), noise_key(generator), float(scale),
                           NOISE_GATE_SHARPNESS, NOISE_GATE_CENTRE)

@@ -300,6 +300,10 @@ def test_normalize_rows_matches_torch_normalize():
     torch.testing.assert_close(ours_grad, q.grad, rtol=1e-5, atol=1e-6)
     q64 = torch.randn(6, 4, dtype=torch.float64, generator=g).requires_grad_()
     assert torch.autograd.gradcheck(normalize_rows, (q64,))
+    rows3 = torch.randn(9, 3, generator=g).requires_grad_()  # any row length, not only 4
+    (normalize_rows(rows3) * upstream[:9, :3]).sum().backward()
+    expected = torch.func.vjp(torch.nn.functional.normalize, rows3.detach())[1](upstream[:9, :3])[0]
+    torch.testing.assert_close(rows3.grad, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_reference_kernels_select_the_per_tensor_adam():

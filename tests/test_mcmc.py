@@ -233,9 +233,12 @@ def test_noise_moves_only_near_dead_gaussians():
 @pytest.mark.skipif(not mcmc.fused_noise_available(torch.zeros(1, 3)),
                     reason="the rasterizer extension has no mcmc_position_noise_ (rebuild it)")
 def test_fused_noise_matches_the_torch_formula():
-    """The one-pass CPU noise draws the same ε from torch's RNG and applies the same formula as
-    position_noise over the activated parameters: equal to float rounding, any thread count."""
-    n = 20000
+    """The one-pass CPU noise applies position_noise's formula over the activated parameters to
+    the ε it draws (mcmc_noise_draws with the same key): equal to float rounding, the same bits
+    for any thread count (n is no multiple of the vector width: the last Gaussians take the
+    one-at-a-time path), and the key comes from torch's RNG, so reseeding repeats the step."""
+    from diff_gaussian_rasterization._C import mcmc_noise_draws
+    n = 20003
     g = torch.Generator().manual_seed(3)
     xyz = torch.randn(n, 3, generator=g) * 2
     log_scales = torch.randn(n, 3, generator=g) - 3
@@ -243,8 +246,10 @@ def test_fused_noise_matches_the_torch_formula():
     # opacities across the gate: dead, around the threshold, alive
     logits = torch.linspace(-9.0, 4.0, n)[:, None]
     torch.manual_seed(5)
-    expected = xyz + mcmc.position_noise(torch.nn.functional.normalize(quats), log_scales.exp(),
-                                         torch.sigmoid(logits), scale=0.3)
+    eps = mcmc_noise_draws(n, mcmc.noise_key())
+    gate = mcmc.noise_gate(torch.sigmoid(logits).reshape(-1))
+    expected = xyz + mcmc.covariance_times(torch.nn.functional.normalize(quats),
+                                           log_scales.exp(), eps * (gate * 0.3)[:, None])
     outputs, threads_before = [], torch.get_num_threads()
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -257,6 +262,33 @@ def test_fused_noise_matches_the_torch_formula():
     torch.testing.assert_close(outputs[0], expected, rtol=1e-5, atol=1e-6)
     displacement = (outputs[0] - xyz).norm(dim=1)
     assert displacement[: n // 10].min() > 0 and displacement[-n // 10:].max() == 0
+
+
+@pytest.mark.skipif(not mcmc.fused_noise_available(torch.zeros(1, 3)),
+                    reason="the rasterizer extension has no mcmc_position_noise_ (rebuild it)")
+def test_fused_noise_draws_are_standard_normal():
+    """The counter-based draws: N(0, 1) by their moments and quantiles, uncorrelated between
+    components and neighbours, another stream for another key, the same for the same key."""
+    from diff_gaussian_rasterization._C import mcmc_noise_draws
+    n = 400_003
+    eps = mcmc_noise_draws(n, [12345, 678]).double()
+    flat = eps.reshape(-1)
+    assert abs(flat.mean().item()) < 4 / math.sqrt(flat.numel())
+    assert flat.var().item() == pytest.approx(1.0, abs=0.01)
+    assert (flat ** 3).mean().item() == pytest.approx(0.0, abs=0.02)
+    assert (flat ** 4).mean().item() == pytest.approx(3.0, abs=0.05)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    for q in (0.001, 0.025, 0.5, 0.975, 0.999):
+        assert torch.quantile(flat[:1_000_000].float(), q).item() == pytest.approx(
+            normal.icdf(torch.tensor(q)).item(), abs=0.02)
+    corr = torch.corrcoef(torch.stack([eps[:, 0], eps[:, 1], eps[:, 2],
+                                       torch.roll(eps[:, 0], 1)]))
+    assert (corr - torch.eye(4, dtype=corr.dtype)).abs().max().item() < 0.01
+    other = mcmc_noise_draws(n, [12346, 678]).double()
+    assert torch.corrcoef(torch.stack([flat, other.reshape(-1)]))[0, 1].abs().item() < 0.01
+    assert torch.equal(mcmc_noise_draws(n, [12345, 678]), eps.float())
+    with pytest.raises(ValueError, match="key"):
+        mcmc_noise_draws(3, [2**32, 0])
 
 
 def test_regularisers_match_finite_differences():

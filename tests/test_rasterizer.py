@@ -254,6 +254,29 @@ def test_thread_counts_agree_bitwise():
         assert torch.equal(g1[name], g2[name]), name
 
 
+def test_equal_depths_keep_their_order_on_any_thread_count():
+    """Many Gaussians at exactly equal depths (on a few planes), enough for the tile lists to be
+    built in several chunks: ties keep index order, so the image is the one-thread image bit
+    for bit."""
+    settings = look_at_settings(96, 72)
+    cloud = random_cloud(12_000, seed=21, log_scale_mean=-3.2)
+    cloud.means3D[:, 2] = torch.round(cloud.means3D[:, 2] * 3) / 3  # 7 depth planes
+    before = torch.get_num_threads()
+    images = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                images.append(GaussianRasterizer(settings)(
+                    cloud.means3D, torch.zeros_like(cloud.means3D), cloud.opacities,
+                    colors_precomp=cloud.colors, scales=cloud.scales,
+                    rotations=cloud.rotations))
+    finally:
+        torch.set_num_threads(before)
+    (c1, r1, d1), (c2, r2, d2) = images
+    assert torch.equal(c1, c2) and torch.equal(r1, r2) and torch.equal(d1, d2)
+
+
 def test_vector_and_one_at_a_time_paths_agree():
     """The CPU backend projects Gaussians in blocks of vector lanes counted from the first and
     the last P % lanes one at a time. Rolling the cloud moves Gaussians between the two paths:

@@ -98,3 +98,23 @@ def test_dc_arguments(call):
         call({"sh_degree": 3}, dc=torch.zeros(P, 1, 3), shs=torch.zeros(P, 14, 3))
     color, _, _ = call({"sh_degree": 0}, dc=torch.zeros(P, 1, 3), shs=torch.zeros(P, 0, 3))
     assert color.shape == (3, 16, 16)
+
+
+def test_extension_helpers_name_their_bad_argument():
+    """The row normalisation and the MCMC noise bindings check what they are given."""
+    from diff_gaussian_rasterization import _C
+    rows = torch.randn(5, 4)
+    out, inv_norm = _C.normalize_rows(rows)
+    for bad, match in [(rows.double(), "float32"), (rows[:, :2].t(), "contiguous"),
+                       (torch.randn(5), r"\[N, K\]")]:
+        with pytest.raises(ValueError, match=match):
+            _C.normalize_rows(bad)
+    with pytest.raises(ValueError, match="shaped as out"):
+        _C.normalize_rows_backward(torch.randn(4, 4), out, inv_norm)
+    xyz = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="quats"):
+        _C.mcmc_position_noise_(xyz, torch.randn(5, 3), torch.randn(5, 3), torch.randn(5, 1),
+                                [1, 2], 0.1, 100.0, 0.995)
+    with pytest.raises(ValueError, match="key"):
+        _C.mcmc_position_noise_(xyz, torch.randn(5, 3), torch.randn(5, 4), torch.randn(5, 1),
+                                [1], 0.1, 100.0, 0.995)

@@ -16,7 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (a 16-pixel tile row is one AVX-512 register). DGR_CPU_ARCH overrides it for portable builds.
 ARCH = os.environ.get("DGR_CPU_ARCH", "native")
 CXX_FLAGS = ["-O3", "-fopenmp", f"-march={ARCH}", "-std=c++17"]
-SOURCES = ["csrc/ext.cpp", "csrc/cpu/rasterize_cpu.cpp", "csrc/cpu/mcmc_noise.cpp"]
+SOURCES = ["csrc/ext.cpp", "csrc/cpu/rasterize_cpu.cpp", "csrc/cpu/mcmc_noise.cpp",
+           "csrc/cpu/normalize_rows.cpp"]
 WITH_CUDA = (torch.version.cuda is not None and CUDA_HOME is not None
              and os.environ.get("DGR_CPU_ONLY", "0") != "1")
 

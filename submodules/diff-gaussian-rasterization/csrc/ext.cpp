@@ -241,25 +241,60 @@ at::Tensor exp_nonpositive(const at::Tensor& x) {
 }
 
 // 3DGS-MCMC's position noise (cpu/mcmc_noise.cpp), in place on xyz; CPU only (on CUDA the
-// caller uses torch operations).
+// caller uses torch operations). key: two 32-bit words choosing the step's draws.
+dgr::NoiseKey noise_key(const std::vector<int64_t>& key) {
+  TORCH_CHECK_VALUE(key.size() == 2 && key[0] >= 0 && key[1] >= 0 && key[0] < (1LL << 32) &&
+                        key[1] < (1LL << 32),
+                    "key must be two integers in [0, 2^32)");
+  return {{(uint32_t)key[0], (uint32_t)key[1]}};
+}
+
 void mcmc_position_noise_(at::Tensor& xyz, const at::Tensor& log_scales, const at::Tensor& quats,
-                          const at::Tensor& opacity_logits, const at::Tensor& eps, double scale,
-                          double gate_sharpness, double gate_centre) {
+                          const at::Tensor& opacity_logits, const std::vector<int64_t>& key,
+                          double scale, double gate_sharpness, double gate_centre) {
   const at::Device cpu(at::kCPU);
   TORCH_CHECK_VALUE(xyz.device().is_cpu(), "xyz must be a CPU tensor");
   check_float(xyz, "xyz", cpu);
   check_float(log_scales, "log_scales", cpu, "xyz");
   check_float(quats, "quats", cpu, "xyz");
   check_float(opacity_logits, "opacity_logits", cpu, "xyz");
-  check_float(eps, "eps", cpu, "xyz");
   TORCH_CHECK_VALUE(xyz.dim() == 2 && xyz.size(1) == 3, "xyz must be [P, 3]");
   const int64_t P = xyz.size(0);
-  TORCH_CHECK_VALUE(log_scales.numel() == 3 * P && eps.numel() == 3 * P,
-                    "log_scales and eps must be [P, 3]");
+  TORCH_CHECK_VALUE(log_scales.numel() == 3 * P, "log_scales must be [P, 3]");
   TORCH_CHECK_VALUE(quats.numel() == 4 * P, "quats must be [P, 4]");
   TORCH_CHECK_VALUE(opacity_logits.numel() == P, "opacity_logits must have P elements");
-  dgr::mcmc_position_noise_cpu(xyz, log_scales, quats, opacity_logits, eps, scale,
+  dgr::mcmc_position_noise_cpu(xyz, log_scales, quats, opacity_logits, noise_key(key), scale,
                                gate_sharpness, gate_centre);
+}
+
+at::Tensor mcmc_noise_draws(int64_t n, const std::vector<int64_t>& key) {
+  TORCH_CHECK_VALUE(n >= 0, "n must be non-negative");
+  return dgr::mcmc_noise_draws_cpu(n, noise_key(key));
+}
+
+// Rows scaled to unit length and the backward pass (cpu/normalize_rows.cpp); CPU only (on CUDA
+// the caller uses torch operations).
+void check_rows(const at::Tensor& t, const char* name, const char* reference = "x") {
+  const at::Device cpu(at::kCPU);
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be a CPU tensor");
+  check_float(t, name, cpu, reference);
+  TORCH_CHECK_VALUE(t.dim() == 2 && t.size(1) > 0, name, " must be [N, K] with K > 0");
+}
+
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x) {
+  check_rows(x, "x");
+  return dgr::normalize_rows_cpu(x);
+}
+
+at::Tensor normalize_rows_backward(const at::Tensor& grad, const at::Tensor& out,
+                                   const at::Tensor& inv_norm) {
+  check_rows(out, "out");
+  check_rows(grad, "grad", "out");
+  check_rows(inv_norm, "inv_norm", "out");
+  TORCH_CHECK_VALUE(grad.sizes() == out.sizes() && inv_norm.size(0) == out.size(0) &&
+                        inv_norm.size(1) == 1,
+                    "grad must be shaped as out, inv_norm [N, 1]");
+  return dgr::normalize_rows_backward_cpu(grad, out, inv_norm);
 }
 
 // A standalone Adam step's arguments, checked: param and grad float32 CPU tensors of one shape,
@@ -302,6 +337,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("constants", &constants);
   m.def("exp_nonpositive", &exp_nonpositive);
   m.def("mcmc_position_noise_", &mcmc_position_noise_);
+  m.def("mcmc_noise_draws", &mcmc_noise_draws);
+  m.def("normalize_rows", &normalize_rows);
+  m.def("normalize_rows_backward", &normalize_rows_backward);
   m.def("adam_step_", &adam_step_);
   m.def("adam_rows_", &adam_rows_);
   m.attr("has_cuda") = kHasCuda;

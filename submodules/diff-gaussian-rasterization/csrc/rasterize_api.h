@@ -125,11 +125,22 @@ void adam_step_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& 
 void adam_rows_cpu(at::Tensor& param, const at::Tensor& grad, const ShGradient& adam,
                    const at::Tensor& rows);
 at::Tensor mark_visible_cpu(const at::Tensor& means3D, const at::Tensor& viewmatrix);
-// cpu/mcmc_noise.cpp: 3DGS-MCMC's position noise added to xyz in place, from raw parameters.
+// cpu/mcmc_noise.cpp: 3DGS-MCMC's position noise added to xyz in place, from raw parameters,
+// with ε drawn from the counter-based stream `key` (draw 3i + j is component j of Gaussian i).
+struct NoiseKey {
+  uint32_t words[2];
+};
 void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
                              const at::Tensor& quats, const at::Tensor& opacity_logits,
-                             const at::Tensor& eps, double scale, double gate_sharpness,
+                             const NoiseKey& key, double scale, double gate_sharpness,
                              double gate_centre);
+// The ε that mcmc_position_noise_cpu draws for n Gaussians with `key`, [n, 3] (for tests).
+at::Tensor mcmc_noise_draws_cpu(int64_t n, const NoiseKey& key);
+// cpu/normalize_rows.cpp: x / max(|x|, 1e-12) row by row ([N, K] float32, contiguous), returning
+// (out, 1/max(|x|, 1e-12) [N, 1]), and its backward pass from those two.
+std::tuple<at::Tensor, at::Tensor> normalize_rows_cpu(const at::Tensor& x);
+at::Tensor normalize_rows_backward_cpu(const at::Tensor& grad, const at::Tensor& out,
+                                       const at::Tensor& inv_norm);
 // Which vector code path of cpu/simd.h this build compiled: "avx512", "avx2" or "generic".
 const char* cpu_instruction_set();
 

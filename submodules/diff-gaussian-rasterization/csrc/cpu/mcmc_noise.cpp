@@ -5,53 +5,141 @@
 // ε ~ N(0, I), gate(o) = sigmoid(100·((1 − o) − 0.995)) with o = sigmoid(opacity logit), so only
 // near-dead Gaussians move noticeably. Done with torch operations this takes some twenty passes
 // over [N, 3] tensors (activations, the gate, two quaternion rotations); here it is one pass that
-// reads each Gaussian's parameters once. ε comes from the caller (torch's RNG), so the random
-// stream, and with it resuming from checkpoints, is the same as with the torch version. The
-// arithmetic differs from the torch version in the last bits (another order of operations).
+// reads each Gaussian's parameters once, LANES Gaussians at a time (one per vector lane, with
+// the polynomial exp of the blending, widened to any argument).
+//
+// ε is drawn in the same pass (counter_normal.h): component j of Gaussian i is draw 3i + j of
+// the stream `key`, two 32-bit words the caller draws from torch's RNG each step. So the draws
+// need no sequential state (torch's CPU normal_ runs on one thread, about 3 ms for 300k
+// Gaussians), do not depend on the thread count, and resume exactly from a checkpoint of
+// torch's RNG.
 // Arguments are checked by the binding (ext.cpp), as for the rasterizer's entry points.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
-#include <cmath>
-
-#include "math/gaussian.h"
+#include "../math/gaussian.h"
+#include "../rasterize_api.h"
+#include "counter_normal.h"
+#include "simd.h"
 
 namespace dgr {
 
 namespace {
 
-inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+using cpu::vfloat;
+using cpu::vuint;
+using cpu::select_lanes;
+using cpu::normal_draws;
+
+// e^x for any x (clamped to [-87, 88]), for one Gaussian or LANES of them.
+inline float exp_any(float x) {
+  return exp_floored_impl(min_of(x, 88.0f), -87.0f, [](float n) { return pow2_of_integral(n); });
+}
+inline vfloat exp_any(vfloat x) { return cpu::exp_any(x); }
+
+template <class F>
+F sigmoid(F x) {
+  return 1.0f / (1.0f + exp_any(-x));
+}
+
+struct NoiseParams {
+  float gate_sharpness, gate_centre, scale;
+};
+
+// Σ·ε·gate(o)·scale of one Gaussian (F = float) or of one per lane (F = vfloat).
+template <class F>
+Vec3T<F> displacement(F opacity_logit, Vec4T<F> q, Vec3T<F> log_scale, Vec3T<F> eps,
+                      const NoiseParams& p) {
+  const F opacity = sigmoid(opacity_logit);
+  // Below e^-60 the gate is 0: the displacement would be far below any position's resolution,
+  // and its products would be denormal floats, which cost a hundred cycles each.
+  const F z = p.gate_sharpness * ((1.0f - opacity) - p.gate_centre);
+  const F gate = select_lanes(z < -60.0f, LaneOps<F>::splat(0.0f), sigmoid(z));
+  const F inv_norm = 1.0f / LaneOps<F>::sqrt(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w);
+  const Vec4T<F> unit = {q.x * inv_norm, q.y * inv_norm, q.z * inv_norm, q.w * inv_norm};
+  const Vec3T<F> s = {exp_any(log_scale.x), exp_any(log_scale.y), exp_any(log_scale.z)};
+  F c[6];  // Σ's upper triangle: xx, xy, xz, yy, yz, zz
+  compute_cov3d(s, 1.0f, unit, c);
+  const F g = gate * p.scale;
+  const F v0 = eps.x * g, v1 = eps.y * g, v2 = eps.z * g;
+  return {c[0] * v0 + c[1] * v1 + c[2] * v2, c[1] * v0 + c[3] * v1 + c[4] * v2,
+          c[2] * v0 + c[4] * v1 + c[5] * v2};
+}
+
+// Runs block(first) on whole blocks of LANES Gaussians in parallel, then one(i) on the last
+// partial block's Gaussians: the split depends on n only, not on how the blocks are shared among
+// threads, so each Gaussian's result is the same for any thread count.
+template <class Block, class One>
+void for_each_block(int64_t n, const Block& block, const One& one) {
+  constexpr int L = cpu::LANES;
+  const int64_t blocks = n / L;
+  at::parallel_for(0, blocks, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; b++) block(b * L);
+  });
+  for (int64_t i = blocks * L; i < n; i++) one(i);
+}
 
 }  // namespace
 
 void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
                              const at::Tensor& quats, const at::Tensor& opacity_logits,
-                             const at::Tensor& eps, double scale, double gate_sharpness,
+                             const NoiseKey& key, double scale, double gate_sharpness,
                              double gate_centre) {
-  const int64_t n = xyz.size(0);
+  using cpu::gather_field;
+  constexpr int L = cpu::LANES;
   float* x = xyz.data_ptr<float>();
   const float* ls = log_scales.data_ptr<float>();
   const float* q = quats.data_ptr<float>();
   const float* ol = opacity_logits.data_ptr<float>();
-  const float* e = eps.data_ptr<float>();
-  const float k = (float)gate_sharpness, centre = (float)gate_centre, lr = (float)scale;
-  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i++) {
-      const float opacity = sigmoidf(ol[i]);
-      const float gate = sigmoidf(k * ((1.0f - opacity) - centre));
-      const float* qi = q + 4 * i;
-      const float norm = std::sqrt(qi[0] * qi[0] + qi[1] * qi[1] + qi[2] * qi[2] + qi[3] * qi[3]);
-      const Vec4 unit = {qi[0] / norm, qi[1] / norm, qi[2] / norm, qi[3] / norm};
-      const Vec3 s = {std::exp(ls[3 * i]), std::exp(ls[3 * i + 1]), std::exp(ls[3 * i + 2])};
-      float c[6];  // Σ's upper triangle: xx, xy, xz, yy, yz, zz
-      compute_cov3d(s, 1.0f, unit, c);
-      const float g = gate * lr;
-      const float v0 = e[3 * i] * g, v1 = e[3 * i + 1] * g, v2 = e[3 * i + 2] * g;
-      x[3 * i] += c[0] * v0 + c[1] * v1 + c[2] * v2;
-      x[3 * i + 1] += c[1] * v0 + c[3] * v1 + c[4] * v2;
-      x[3 * i + 2] += c[2] * v0 + c[4] * v1 + c[5] * v2;
-    }
-  });
+  const NoiseParams p = {(float)gate_sharpness, (float)gate_centre, (float)scale};
+  for_each_block(
+      xyz.size(0),
+      [&](int64_t first) {
+        const Vec3T<vfloat> d = displacement<vfloat>(
+            gather_field(ol, first, 1, 0),
+            {gather_field(q, first, 4, 0), gather_field(q, first, 4, 1),
+             gather_field(q, first, 4, 2), gather_field(q, first, 4, 3)},
+            {gather_field(ls, first, 3, 0), gather_field(ls, first, 3, 1),
+             gather_field(ls, first, 3, 2)},
+            normal_draws<vfloat, vuint>(first, key.words), p);
+        float* xb = x + 3 * first;
+        for (int l = 0; l < L; l++) {
+          xb[3 * l] += d.x[l];
+          xb[3 * l + 1] += d.y[l];
+          xb[3 * l + 2] += d.z[l];
+        }
+      },
+      [&](int64_t i) {
+        const Vec3 d = displacement<float>(
+            ol[i], {q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]},
+            {ls[3 * i], ls[3 * i + 1], ls[3 * i + 2]},
+            normal_draws<float, uint32_t>(i, key.words), p);
+        x[3 * i] += d.x;
+        x[3 * i + 1] += d.y;
+        x[3 * i + 2] += d.z;
+      });
+}
+
+at::Tensor mcmc_noise_draws_cpu(int64_t n, const NoiseKey& key) {
+  at::Tensor eps = at::empty({n, 3}, at::kFloat);
+  float* e = eps.data_ptr<float>();
+  for_each_block(
+      n,
+      [&](int64_t first) {
+        const Vec3T<vfloat> d = normal_draws<vfloat, vuint>(first, key.words);
+        for (int l = 0; l < cpu::LANES; l++) {
+          e[3 * (first + l)] = d.x[l];
+          e[3 * (first + l) + 1] = d.y[l];
+          e[3 * (first + l) + 2] = d.z[l];
+        }
+      },
+      [&](int64_t i) {
+        const Vec3 d = normal_draws<float, uint32_t>(i, key.words);
+        e[3 * i] = d.x;
+        e[3 * i + 1] = d.y;
+        e[3 * i + 2] = d.z;
+      });
+  return eps;
 }
 
 }  // namespace dgr

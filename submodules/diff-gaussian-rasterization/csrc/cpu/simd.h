@@ -131,6 +131,11 @@ inline vfloat exp_nonpositive(vfloat x) {
   return exp_nonpositive_impl(x, [](vfloat n) { return pow2_of_integral(n); });
 }
 
+// e^x for any x, lane by lane: the input clamped to [-87, 88] (results ~1.6e-38 .. ~1.7e38).
+inline vfloat exp_any(vfloat x) {
+  return exp_floored_impl(min_of(x, 88.0f), -87.0f, [](vfloat n) { return pow2_of_integral(n); });
+}
+
 }  // namespace cpu
 
 #if defined(__AVX512F__)

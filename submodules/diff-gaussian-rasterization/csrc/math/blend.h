@@ -38,14 +38,13 @@ DGR_HD float pow2_of_integral(float n) {
   return out;
 }
 
-// exp(x) for x <= 0 without branches, so that it vectorises. Cephes-style: x = n ln2 + r with
-// |r| <= ln2/2, a degree-6 polynomial for e^r, and 2^n written into the exponent bits. Relative
-// error about 2e-7 (a few float ulps). Inputs below EXP_INPUT_FLOOR are raised to it: e^-30 is
-// ~1e-13, far below any alpha that counts, and the floor keeps every product out of denormals.
-constexpr float EXP_INPUT_FLOOR = -30.0f;
+// exp(x) for x >= floor without branches, so that it vectorises (inputs below are raised to the
+// floor). Cephes-style: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, and 2^n
+// written into the exponent bits. Relative error about 2e-7 (a few float ulps). The inputs must
+// keep n within 2^n's [-126, 127]: floor >= -87, x <= 88.
 template <class F, class Pow2>
-DGR_HD F exp_nonpositive_impl(F x, Pow2 pow2) {
-  x = max_of(x, EXP_INPUT_FLOOR);
+DGR_HD F exp_floored_impl(F x, float floor, Pow2 pow2) {
+  x = max_of(x, floor);
   // Round to nearest with the 1.5 * 2^23 trick (exact for |v| < 2^22; floorf does not vectorise
   // everywhere).
   const float magic = 12582912.0f;
@@ -58,6 +57,14 @@ DGR_HD F exp_nonpositive_impl(F x, Pow2 pow2) {
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
   return p * pow2(n);
+}
+
+// exp(x) for x <= 0, the blending's exp. Inputs below EXP_INPUT_FLOOR are raised to it: e^-30 is
+// ~1e-13, far below any alpha that counts, and the floor keeps every product out of denormals.
+constexpr float EXP_INPUT_FLOOR = -30.0f;
+template <class F, class Pow2>
+DGR_HD F exp_nonpositive_impl(F x, Pow2 pow2) {
+  return exp_floored_impl(x, EXP_INPUT_FLOOR, pow2);
 }
 
 DGR_HD float exp_nonpositive(float x) {
