@@ -18,25 +18,14 @@ namespace cpu {
 
 typedef uint32_t vuint __attribute__((vector_size(LANES * sizeof(uint32_t))));
 
-inline float as_float(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-inline vfloat as_float(vuint bits) {
-  vfloat f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-inline uint32_t as_bits(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof(bits));
-  return bits;
-}
-inline vuint as_bits(vfloat f) {
-  vuint bits;
-  std::memcpy(&bits, &f, sizeof(bits));
-  return bits;
+// The bits of `from` read as a To of the same size (a float as its integer bits, or back; lane
+// by lane for vectors).
+template <class To, class From>
+inline To bit_cast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast keeps the size");
+  To to;
+  std::memcpy(&to, &from, sizeof(to));
+  return to;
 }
 inline float to_float(uint32_t v) { return (float)v; }
 inline vfloat to_float(vuint v) { return __builtin_convertvector(v, vfloat); }
@@ -60,9 +49,9 @@ U mix32(U h) {
 // ln y for normal positive y (Cephes's logf: y = m 2^e with m in [√½, √2), a polynomial in m − 1).
 template <class F, class U>
 F log_positive(F y) {
-  const U bits = as_bits(y);
+  const U bits = bit_cast<U>(y);
   F e = to_float(bits >> 23) - 127.0f;
-  F m = as_float((bits & 0x007fffffU) | 0x3f800000U);  // [1, 2)
+  F m = bit_cast<F>(U((bits & 0x007fffffU) | 0x3f800000U));  // [1, 2)
   const auto high = m > 1.41421356f;
   m = select_lanes(high, m * 0.5f, m);
   e = select_lanes(high, e + 1.0f, e);
