@@ -35,7 +35,8 @@ FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00",
 # Commits after which the same flags train other models (bits changed, quality re-measured):
 # (commit, its date). Runs of one recipe before and after such a commit are different rows.
 RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),  # MCMC's noise in one C++ pass
-                  ("54f1f56", "2026-12-05T11:00:00+00:00"))  # the projection in vector lanes
+                  ("54f1f56", "2026-12-05T11:00:00+00:00"),  # the projection in vector lanes
+                  ("4551faa", "2026-12-05T18:16:17+00:00"))  # MCMC's noise draws its own ε
 
 
 def code_version(run: dict) -> str:
