@@ -26,16 +26,11 @@ namespace dgr {
 
 namespace {
 
+using cpu::exp_any;
 using cpu::vfloat;
 using cpu::vuint;
 using cpu::select_lanes;
 using cpu::normal_draws;
-
-// e^x for any x (clamped to [-87, 88]), for one Gaussian or LANES of them.
-inline float exp_any(float x) {
-  return exp_floored_impl(min_of(x, 88.0f), -87.0f, [](float n) { return pow2_of_integral(n); });
-}
-inline vfloat exp_any(vfloat x) { return cpu::exp_any(x); }
 
 template <class F>
 F sigmoid(F x) {

@@ -131,9 +131,16 @@ inline vfloat exp_nonpositive(vfloat x) {
   return exp_nonpositive_impl(x, [](vfloat n) { return pow2_of_integral(n); });
 }
 
-// e^x for any x, lane by lane: the input clamped to [-87, 88] (results ~1.6e-38 .. ~1.7e38).
+// e^x for any x, one value or lane by lane, by the same arithmetic: the input clamped to
+// [EXP_ANY_MIN, EXP_ANY_MAX] (results ~1.6e-38 .. ~1.7e38, 2^n within its exponent range).
+constexpr float EXP_ANY_MIN = -87.0f, EXP_ANY_MAX = 88.0f;
+inline float exp_any(float x) {
+  return exp_floored_impl(min_of(x, EXP_ANY_MAX), EXP_ANY_MIN,
+                          [](float n) { return dgr::pow2_of_integral(n); });
+}
 inline vfloat exp_any(vfloat x) {
-  return exp_floored_impl(min_of(x, 88.0f), -87.0f, [](vfloat n) { return pow2_of_integral(n); });
+  return exp_floored_impl(min_of(x, EXP_ANY_MAX), EXP_ANY_MIN,
+                          [](vfloat n) { return pow2_of_integral(n); });
 }
 
 }  // namespace cpu
