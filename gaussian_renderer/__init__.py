@@ -5,6 +5,7 @@ from typing import NamedTuple, Optional
 
 import torch
 from diff_gaussian_rasterization import GaussianRasterizationSettings, GaussianRasterizer, ShAdamStep
+from diff_gaussian_rasterization.constants import LOW_PASS_VARIANCE
 
 from utils.sh_utils import eval_sh
 
@@ -24,13 +25,20 @@ class RenderResult:
 
 
 def raster_settings(camera, sh_degree, bg_color, pipe, scaling_modifier=1.0):
+    # A view at 1/s of its camera's resolution (coarse-to-fine training) low-passes with the
+    # original's 0.3 px² of the full-resolution image, 0.3 / s² of its own pixels: its render is
+    # then the full-resolution render sampled coarser, and Gaussians fitted at one level keep
+    # their footprint and brightness at the next. With 0.3 of the coarse pixels every small
+    # Gaussian would be drawn s² times larger in area at level s than at full resolution.
+    # Camera objects from elsewhere (the original's MiniCam) have no factor: full resolution.
+    low_pass = LOW_PASS_VARIANCE / getattr(camera, "resolution_factor", 1) ** 2
     return GaussianRasterizationSettings(
         image_height=int(camera.image_height), image_width=int(camera.image_width),
         tanfovx=math.tan(camera.FoVx * 0.5), tanfovy=math.tan(camera.FoVy * 0.5),
         bg=bg_color, scale_modifier=scaling_modifier,
         viewmatrix=camera.world_view_transform, projmatrix=camera.full_proj_transform,
         sh_degree=sh_degree, campos=camera.camera_center, prefiltered=False,
-        debug=pipe.debug, antialiasing=pipe.antialiasing)
+        debug=pipe.debug, antialiasing=pipe.antialiasing, low_pass_variance=low_pass)
 
 
 class ShRestUse(NamedTuple):

@@ -62,6 +62,9 @@ class Camera:
             half_mask(half, self.image_height, self.image_width, data_device) if half else None,
             self.mask)
         self._scaled = None  # (factor, view): the last view at_scale made
+        # 1/this of the dataset camera's width and height (at_scale); the renderer keeps its
+        # low-pass filter the same in full-resolution pixels (gaussian_renderer.raster_settings)
+        self.resolution_factor = 1
 
     @property
     def original_image(self) -> torch.Tensor:
@@ -86,6 +89,7 @@ class Camera:
         else:
             view._photo = area_resize(self._photo, size)
         view.image_height, view.image_width = size
+        view.resolution_factor = factor
         if self.mask is not None:
             view.mask = area_resize(self.mask.float(), size).round().to(torch.uint8)
         view.alpha_mask = combine(

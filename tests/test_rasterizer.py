@@ -136,6 +136,21 @@ def test_antialiasing():
     assert not torch.allclose(ours[0], plain[0]), "antialiasing changes the image"
 
 
+@pytest.mark.parametrize("antialiasing", [False, True])
+def test_low_pass_variance_setting(antialiasing):
+    """A coarse level's render low-passes with 0.3 / s² of its own pixels: values and
+    gradients against the reference at a small variance (tiny splats, the determinant floor
+    and the antialiasing factor all depend on it), and the setting changes the image."""
+    settings = look_at_settings(64, 48, sh_degree=1, antialiasing=antialiasing)
+    settings = settings._replace(low_pass_variance=0.3 / 9)
+    cloud = random_cloud(200, seed=24, log_scale_mean=-4.0, log_scale_std=1.0)
+    ours, ref = render_both(settings, cloud)
+    assert_match(ours, ref)
+    default, _ = render_both(settings._replace(low_pass_variance=0.3), cloud)
+    assert not torch.allclose(ours[0], default[0]), "the low-pass variance changes the image"
+    assert (ours[1] <= default[1]).all() and (ours[1] < default[1]).any(), "smaller radii"
+
+
 def test_scale_modifier():
     settings = look_at_settings(48, 32, sh_degree=1, scale_modifier=0.6)
     cloud = random_cloud(120, seed=6, log_scale_mean=-2.3)

@@ -73,6 +73,7 @@ def test_both_or_neither_shape_source(call):
     ({"sh_degree": 4}, "raster_settings.sh_degree must be in 0..3"),
     ({"image_width": 0}, "must be positive"),
     ({"tanfovx": 0.0}, "raster_settings.tanfovx must be positive"),
+    ({"low_pass_variance": 0.0}, "raster_settings.low_pass_variance must be positive"),
 ])
 def test_bad_settings(call, changes, match):
     with pytest.raises(ValueError, match=match):

@@ -20,10 +20,13 @@ def tiny_scene(seed, P=4):
     return cloud
 
 
-@pytest.mark.parametrize("seed,antialiasing,sh_degree", [(0, False, 3), (1, True, 2), (2, False, 1)])
-def test_reference_gradcheck_scales_rotations(seed, antialiasing, sh_degree):
+@pytest.mark.parametrize("seed,antialiasing,sh_degree,low_pass",
+                         [(0, False, 3, 0.3), (1, True, 2, 0.3), (2, False, 1, 0.3),
+                          (4, True, 1, 0.075)])
+def test_reference_gradcheck_scales_rotations(seed, antialiasing, sh_degree, low_pass):
     settings = look_at_settings(20, 16, sh_degree=sh_degree, antialiasing=antialiasing,
                                 bg=(0.2, 0.5, 0.7), fovx_deg=40)
+    settings = settings._replace(low_pass_variance=low_pass)
     cloud = tiny_scene(seed)
     weights_c = torch.randn(3, 16, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     weights_d = torch.randn(1, 16, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 100))

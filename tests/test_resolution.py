@@ -103,6 +103,38 @@ def test_a_coarse_view_renders_what_a_shrunk_full_render_shows():
     assert (wrong - shrunk).square().mean() > 4 * (small - shrunk).square().mean()
 
 
+def test_a_coarse_view_low_passes_in_full_resolution_pixels():
+    """Gaussians about a pixel wide: at 1/s a view adds 0.3 / s² of its own pixels² to each
+    footprint (the full render's filter), and its render matches the shrunk full render far
+    better than with the original's 0.3 of the coarse pixels, which draws them s² times larger
+    in area and so too bright."""
+    from arguments import PipelineParams
+    from diff_gaussian_rasterization.testing import random_cloud
+    from gaussian_renderer import render
+    from scene import GaussianModel
+    from utils.general_utils import inverse_sigmoid
+
+    cloud = random_cloud(3000, seed=1)
+    model = GaussianModel(3)
+    model._set_parameters(xyz=cloud.means3D, f_dc=cloud.shs[:, :1], f_rest=cloud.shs[:, 1:],
+                          opacity=inverse_sigmoid(cloud.opacities),
+                          scaling=torch.log(cloud.scales), rotation=cloud.rotations)
+    model.active_sh_degree = 3
+    camera = Camera(0, np.eye(3), np.array([0.0, 0.0, 5.0]), 2 * math.atan(0.6),
+                    2 * math.atan(0.45), torch.zeros(3, 240, 320), "x", 0)
+    with torch.no_grad():
+        full = render(camera, model, PipelineParams(), torch.zeros(3)).render.clamp(0, 1)
+        for factor in (2, 4):
+            coarse = camera.at_scale(factor)
+            assert coarse.resolution_factor == factor and camera.resolution_factor == 1
+            shrunk = area_resize(full, (240 // factor, 320 // factor))
+            small = render(coarse, model, PipelineParams(), torch.zeros(3)).render.clamp(0, 1)
+            coarse.resolution_factor = 1  # as if it were a camera of its own: 0.3 px²
+            wide = render(coarse, model, PipelineParams(), torch.zeros(3)).render.clamp(0, 1)
+            error, wide_error = ((x - shrunk).square().mean().item() for x in (small, wide))
+            assert error < wide_error / 8, (factor, error, wide_error)  # measured: 1/10 or less
+
+
 def test_mcmc_grows_only_to_the_share_of_the_budget_the_resolution_allows():
     model, strategy = mcmc_model_with_moments(n=100, sh_degree=1, cap_max=1000)
     iteration = strategy.cap_by_iter  # the deadline: growth goes straight to the cap ...

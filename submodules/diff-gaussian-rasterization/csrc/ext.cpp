@@ -36,7 +36,8 @@ RasterSettings make_settings(const at::Tensor& background, const at::Tensor& vie
                              const at::Tensor& projmatrix, const at::Tensor& campos,
                              float scale_modifier, float tan_fovx, float tan_fovy,
                              int image_height, int image_width, int sh_degree, bool prefiltered,
-                             bool antialiasing, bool debug, const at::Device& device) {
+                             bool antialiasing, float low_pass_variance, bool debug,
+                             const at::Device& device) {
   check_float(background, "bg", device);
   check_float(viewmatrix, "viewmatrix", device);
   check_float(projmatrix, "projmatrix", device);
@@ -46,10 +47,13 @@ RasterSettings make_settings(const at::Tensor& background, const at::Tensor& vie
   TORCH_CHECK_VALUE(projmatrix.numel() == 16, "projmatrix must be 4x4");
   TORCH_CHECK_VALUE(campos.numel() == 3, "campos must have 3 elements");
   TORCH_CHECK_VALUE(image_height > 0 && image_width > 0, "image size must be positive");
+  // The conic's determinant floor lp (a + c) - lp^2 is positive only for lp > 0.
+  TORCH_CHECK_VALUE(low_pass_variance > 0.0f, "low_pass_variance must be positive");
   TORCH_CHECK_VALUE(sh_degree >= 0 && sh_degree <= dgr::MAX_SH_DEGREE, "sh_degree must be 0..",
                     dgr::MAX_SH_DEGREE);
   return {background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx, tan_fovy,
-          image_height, image_width, sh_degree, prefiltered, antialiasing, debug};
+          image_height, image_width, sh_degree, prefiltered, antialiasing, low_pass_variance,
+          debug};
 }
 
 GaussianTensors make_gaussians(const at::Tensor& means3D, const at::Tensor& opacities,
@@ -130,11 +134,11 @@ py::tuple rasterize_gaussians(const at::Tensor& background, const at::Tensor& me
                               float tan_fovx, float tan_fovy, int image_height, int image_width,
                               const at::Tensor& sh, const at::Tensor& sh_dc, int degree,
                               const at::Tensor& campos, bool prefiltered, bool antialiasing,
-                              bool debug) {
+                              float low_pass_variance, bool debug) {
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
-                    tan_fovy, image_height, image_width, degree, prefiltered, antialiasing, debug,
-                    means3D.device());
+                    tan_fovy, image_height, image_width, degree, prefiltered, antialiasing,
+                    low_pass_variance, debug, means3D.device());
   const GaussianTensors g =
       make_gaussians(means3D, opacity, sh, sh_dc, colors, scales, rotations, cov3D_precomp, degree);
 #ifdef DGR_WITH_CUDA
@@ -153,14 +157,15 @@ py::tuple rasterize_gaussians_backward(
     const at::Tensor& projmatrix, float tan_fovx, float tan_fovy, const at::Tensor& grad_color,
     const at::Tensor& grad_invdepth, const at::Tensor& sh, const at::Tensor& sh_dc, int degree,
     const at::Tensor& campos,
-    const std::vector<at::Tensor>& state, bool antialiasing, bool debug, int sh_gradient_use,
+    const std::vector<at::Tensor>& state, bool antialiasing, float low_pass_variance, bool debug,
+    int sh_gradient_use,
     const std::vector<at::Tensor>& sh_adam_moments, const std::vector<double>& sh_adam_hyper,
     bool means2D_gradient) {
   const int image_height = grad_color.size(1), image_width = grad_color.size(2);
   const RasterSettings s =
       make_settings(background, viewmatrix, projmatrix, campos, scale_modifier, tan_fovx,
-                    tan_fovy, image_height, image_width, degree, false, antialiasing, debug,
-                    means3D.device());
+                    tan_fovy, image_height, image_width, degree, false, antialiasing,
+                    low_pass_variance, debug, means3D.device());
   const GaussianTensors g =
       make_gaussians(means3D, opacity, sh, sh_dc, colors, scales, rotations, cov3D_precomp, degree);
   check_float(grad_color, "grad_out_color", means3D.device());

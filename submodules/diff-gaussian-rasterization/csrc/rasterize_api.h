@@ -21,6 +21,7 @@ struct RasterSettings {
   int sh_degree;
   bool prefiltered;
   bool antialiasing;
+  float low_pass_variance;  // pixels^2 added to each 2D covariance's diagonal (0.3 by default)
   bool debug;
 };
 

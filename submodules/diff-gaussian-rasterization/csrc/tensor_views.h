@@ -34,6 +34,7 @@ inline RasterCamera make_camera(const RasterSettings& s, const at::Tensor& campo
   cam.campos = load3(campos_host.data_ptr<float>());
   cam.scale_modifier = s.scale_modifier;
   cam.antialiasing = s.antialiasing;
+  cam.low_pass = s.low_pass_variance;
   cam.grid_x = (s.image_width + BLOCK_X - 1) / BLOCK_X;
   cam.grid_y = (s.image_height + BLOCK_Y - 1) / BLOCK_Y;
   return cam;

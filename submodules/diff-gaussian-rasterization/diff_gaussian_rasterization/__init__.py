@@ -23,6 +23,7 @@ from torch import nn
 from . import _C
 from ._validation import check_inputs, check_settings
 from .adam import ShAdamStep, adam_matches_torch
+from .constants import LOW_PASS_VARIANCE
 
 __all__ = ["GaussianRasterizationSettings", "GaussianRasterizer", "rasterize_gaussians",
            "ShAdamStep", "adam_matches_torch"]
@@ -42,6 +43,10 @@ class GaussianRasterizationSettings(NamedTuple):
     prefiltered: bool
     debug: bool
     antialiasing: bool = False
+    # Variance (pixels²) added to each projected covariance's diagonal: the original's constant
+    # 0.3. A render at 1/s of a camera's resolution that should match the full-resolution
+    # render shrunk by s gives 0.3 / s² (the same filter in full-resolution pixels).
+    low_pass_variance: float = LOW_PASS_VARIANCE
 
 
 def _empty_like(reference: torch.Tensor) -> torch.Tensor:
@@ -63,7 +68,8 @@ def _forward(s, means3D, sh, dc, colors_precomp, opacities, scales, rotations, c
     return _C.rasterize_gaussians(
         s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
         cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy, s.image_height,
-        s.image_width, sh, dc, s.sh_degree, s.campos, s.prefiltered, s.antialiasing, s.debug)
+        s.image_width, sh, dc, s.sh_degree, s.campos, s.prefiltered, s.antialiasing,
+        s.low_pass_variance, s.debug)
 
 
 class _RasterizeGaussians(torch.autograd.Function):
@@ -114,7 +120,7 @@ class _RasterizeGaussians(torch.autograd.Function):
             s.bg, means3D, colors_precomp, opacities, scales, rotations, s.scale_modifier,
             cov3Ds_precomp, s.viewmatrix, s.projmatrix, s.tanfovx, s.tanfovy,
             grad_out_color.contiguous(), grad_out_invdepth.contiguous(), sh, dc, s.sh_degree,
-            s.campos, state, s.antialiasing, s.debug, use, moments, hyper,
+            s.campos, state, s.antialiasing, s.low_pass_variance, s.debug, use, moments, hyper,
             ctx.needs_input_grad[1])
 
         def shaped(grad, given):

@@ -50,6 +50,9 @@ def check_settings(s, means3D):
         value = float(getattr(s, name))
         if not value > 0:
             _fail(f"raster_settings.{name}", f"must be positive, got {value}")
+    low_pass = float(s.low_pass_variance)
+    if not low_pass > 0:  # the conic's determinant floor needs it (csrc/math/gaussian.h)
+        _fail("raster_settings.low_pass_variance", f"must be positive, got {low_pass}")
     _check_tensor("raster_settings.bg", s.bg, device, [(3,)])
     _check_tensor("raster_settings.viewmatrix", s.viewmatrix, device, [(4, 4)])
     _check_tensor("raster_settings.projmatrix", s.projmatrix, device, [(4, 4)])
@@ -57,7 +60,7 @@ def check_settings(s, means3D):
     return s._replace(bg=s.bg.contiguous(), viewmatrix=s.viewmatrix.contiguous(),
                       projmatrix=s.projmatrix.contiguous(), campos=s.campos.contiguous(),
                       tanfovx=float(s.tanfovx), tanfovy=float(s.tanfovy),
-                      scale_modifier=float(s.scale_modifier))
+                      scale_modifier=float(s.scale_modifier), low_pass_variance=low_pass)
 
 
 def check_inputs(s, means3D, means2D, opacities, shs, colors_precomp, scales, rotations,

@@ -10,7 +10,7 @@ Works in float32 and float64 (the latter for finite-difference checks).
 import torch
 
 from .constants import (ALPHA_MAX, ALPHA_MIN, ANTIALIAS_MIN_DET_RATIO, BLOCK_X, BLOCK_Y,
-                        EIGEN_MIN_DISCRIMINANT, FRUSTUM_GUARD_BAND, LOW_PASS_VARIANCE,
+                        EIGEN_MIN_DISCRIMINANT, FRUSTUM_GUARD_BAND,
                         NEAR_PLANE, PROJECTION_W_EPS, RADIUS_SIGMAS, SH_C0, SH_C1, SH_C2, SH_C3,
                         SH_COLOR_OFFSET, TRANSMITTANCE_MIN)
 
@@ -127,12 +127,13 @@ def rasterize_reference(settings, means3D, means2D, opacities, shs=None, colors_
     cov2d = T @ sigma @ T.transpose(1, 2)
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
     det_raw = a * c - b * b
-    a = a + LOW_PASS_VARIANCE
-    c = c + LOW_PASS_VARIANCE
+    lp = s.low_pass_variance
+    a = a + lp
+    c = c + lp
     det = a * c - b * b
     # As the kernels: det is at least lp (a + c) - lp^2 (the raw covariance is PSD); rounding can
     # take a c - b^2 below that for needles seen from the side, so it is raised to the bound.
-    det_floor = LOW_PASS_VARIANCE * (a + c) - LOW_PASS_VARIANCE * LOW_PASS_VARIANCE
+    det_floor = lp * (a + c) - lp * lp
     det = torch.where(det < det_floor, det_floor, det)
     if s.antialiasing:
         opacities = opacities * torch.sqrt((det_raw / det).clamp(min=ANTIALIAS_MIN_DET_RATIO))

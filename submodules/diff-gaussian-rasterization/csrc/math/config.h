@@ -22,7 +22,9 @@ constexpr float NEAR_PLANE = 0.2f;
 // The EWA Jacobian is evaluated at a position clamped to this multiple of tan(fov/2), so
 // Gaussians far outside the view do not explode the linearisation.
 constexpr float FRUSTUM_GUARD_BAND = 1.3f;
-// Added to the diagonal of every 2D covariance: each splat is at least about a pixel wide.
+// Added to the diagonal of every 2D covariance: each splat is at least about a pixel wide. The
+// original's constant; a setting (low_pass_variance) can replace it for one render, as the
+// coarse levels of coarse-to-fine training do.
 constexpr float LOW_PASS_VARIANCE = 0.3f;
 // With antialiasing, opacity is scaled by sqrt(max(this, det(cov) / det(cov + low-pass))).
 constexpr float ANTIALIAS_MIN_DET_RATIO = 2.5e-5f;

@@ -20,6 +20,7 @@ struct RasterCamera {
   Vec3 campos;
   float scale_modifier;
   bool antialiasing;
+  float low_pass;      // variance added to the 2D covariance's diagonal, pixels^2 (0.3)
   int grid_x, grid_y;  // tiles per row / column
 };
 
@@ -139,19 +140,19 @@ struct ConicT {
 using Conic = ConicT<float>;
 
 template <class F>
-DGR_HD ConicT<F> make_conic(Vec3T<F> cov, bool antialiasing) {
+DGR_HD ConicT<F> make_conic(Vec3T<F> cov, bool antialiasing, float low_pass) {
   using L = LaneOps<F>;
   ConicT<F> k;
   const F det_raw = cov.x * cov.z - cov.y * cov.y;
-  k.a = cov.x + LOW_PASS_VARIANCE;
+  k.a = cov.x + low_pass;
   k.b = cov.y;
-  k.c = cov.z + LOW_PASS_VARIANCE;
+  k.c = cov.z + low_pass;
   k.det = k.a * k.c - k.b * k.b;
   // The raw covariance is positive semi-definite, so det >= lp (a + c) - lp^2 > 0. For a needle
   // seen from the side (a c ~ b^2 ~ 1e12), a c - b^2 cancels in float32 and can come out far
   // below that, even negative: an indefinite "conic", NaN gradients, a diverged run (seen with
   // MCMC). The original has the same formula; we raise det to the bound instead.
-  const F det_floor = LOW_PASS_VARIANCE * (k.a + k.c) - LOW_PASS_VARIANCE * LOW_PASS_VARIANCE;
+  const F det_floor = low_pass * (k.a + k.c) - low_pass * low_pass;
   k.floored = k.det < det_floor;
   k.det = L::select(k.floored, det_floor, k.det);
   k.aa_scale = antialiasing ? L::sqrt(L::fmax(L::splat(ANTIALIAS_MIN_DET_RATIO), det_raw / k.det))
@@ -257,7 +258,7 @@ DGR_HD Projection<F> project_gaussian(Vec3T<F> mean, Vec3T<F> t, const F cov3d[6
   const F pw = 1.0f / (ph.w + PROJECTION_W_EPS);
   const EwaJacobianT<F> ej = ewa_jacobian(t, cam);
   Projection<F> p;
-  p.k = make_conic(project_cov(ej, cov3d), cam.antialiasing);
+  p.k = make_conic(project_cov(ej, cov3d), cam.antialiasing, cam.low_pass);
   p.radius = screen_radius(p.k);
   p.x = ndc2pix(ph.x * pw, cam.width);
   p.y = ndc2pix(ph.y * pw, cam.height);
@@ -400,7 +401,7 @@ struct GaussianGradArrays {
 
 // dL/d(raw 2D covariance a, b, c) and dL/d(input opacity) from the conic and opacity gradients.
 template <class F>
-DGR_HD void conic_backward(Vec3T<F> cov, const ConicT<F>& k, bool antialiasing, F opacity,
+DGR_HD void conic_backward(Vec3T<F> cov, const ConicT<F>& k, const RasterCamera& cam, F opacity,
                            const SplatGradT<F>& g, F dL_dcov[3], F* dL_dopacity) {
   using L = LaneOps<F>;
   // A = c'/D, B = -b/D, C = a'/D with D = a'c' - b^2 and a' = a + lp, c' = c + lp.
@@ -408,7 +409,7 @@ DGR_HD void conic_backward(Vec3T<F> cov, const ConicT<F>& k, bool antialiasing, 
   const F a = k.a, b = k.b, c = k.c;
   // Where D was raised to its floor, D = lp (a' + c') - lp^2: dD/da' = dD/dc' = lp, dD/db = 0.
   // Both forms are computed and the floor's flag picks one (a branch cannot pick per lane).
-  const float lp = LOW_PASS_VARIANCE;
+  const float lp = cam.low_pass;
   const F da_free = g.conic_a * (-c * c * iD2) + g.conic_b * (b * c * iD2) + g.conic_c * (iD - a * c * iD2);
   const F dc_free = g.conic_a * (iD - a * c * iD2) + g.conic_b * (a * b * iD2) + g.conic_c * (-a * a * iD2);
   const F db_free = g.conic_a * (2.0f * b * c * iD2) + g.conic_b * (-iD - 2.0f * b * b * iD2) +
@@ -421,7 +422,7 @@ DGR_HD void conic_backward(Vec3T<F> cov, const ConicT<F>& k, bool antialiasing, 
   F db = L::select(k.floored, db_floor, db_free);
   // The blended opacity is opacity * h, h = sqrt(max(min_ratio, det_raw / D)).
   *dL_dopacity = g.opacity * k.aa_scale;
-  if (antialiasing) {
+  if (cam.antialiasing) {
     const F det_raw = cov.x * cov.z - cov.y * cov.y;
     const F ratio = det_raw / D;
     const auto above = ratio > ANTIALIAS_MIN_DET_RATIO;  // below it h is constant
@@ -486,11 +487,11 @@ DGR_HD GeometryGrads<F> geometry_backward(Vec3T<F> mean, const F cov3d[6], F opa
   const Vec3T<F> t = transform_point4x3(cam.view, mean);
   const EwaJacobianT<F> ej = ewa_jacobian(t, cam);
   const Vec3T<F> cov = project_cov(ej, cov3d);
-  const ConicT<F> k = make_conic(cov, cam.antialiasing);
+  const ConicT<F> k = make_conic(cov, cam.antialiasing, cam.low_pass);
 
   // Conic and opacity -> raw 2D covariance.
   F dcov[3];
-  conic_backward(cov, k, cam.antialiasing, opacity, g, dcov, &out.dopacity);
+  conic_backward(cov, k, cam, opacity, g, dcov, &out.dopacity);
 
   // 2D covariance T Sigma T^T -> Sigma and T.
   F S[3][3];
