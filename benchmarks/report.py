@@ -33,20 +33,33 @@ FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00",
                    ("--resolution_ramp", "0.625", "2026-12-05T09:50:00+00:00",
                     ("--resolution_schedule", "auto")))  # oldest first
 # Commits after which the same flags train other models (bits changed, quality re-measured):
-# (commit, its date). Runs of one recipe before and after such a commit are different rows.
-RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00"),  # MCMC's noise in one C++ pass
-                  ("54f1f56", "2026-12-05T11:00:00+00:00"),  # the projection in vector lanes
-                  ("4551faa", "2026-12-05T18:16:17+00:00"))  # MCMC's noise draws its own ε
+# (commit, its date, which runs: "all", or "schedule" for coarse-to-fine runs only). Runs of one
+# recipe before and after such a commit are different rows.
+RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00", "all"),  # MCMC's noise in one C++ pass
+                  ("54f1f56", "2026-12-05T11:00:00+00:00", "all"),  # the projection in vector lanes
+                  ("4551faa", "2026-12-05T18:16:17+00:00", "all"),  # MCMC's noise draws its own ε
+                  # coarse levels low-pass in full-resolution pixels
+                  ("ea168d9", "2026-12-05T19:20:00+00:00", "schedule"))
 
 
-def code_version(run: dict) -> str:
+def scheduled(run: dict) -> bool:
+    """Whether the run trained coarse-to-fine."""
+    return split_flags(run["train_argv"], SCHEDULE_FLAGS)[1].get("--resolution_schedule",
+                                                                 "off") != "off"
+
+
+def code_version(run: dict, fixed_path: bool = False) -> str:
     """Which stretch between result-changing commits a run's code belongs to: by the commit it
     ran where it ran one exactly (a run of older code made later stays with its code), else by
-    its date."""
+    its date. fixed_path: the version of its fixed-resolution code (what a coarse-to-fine run
+    is compared against)."""
     label = "earlier"
     machine = run["machine"]
     commit = "" if machine.get("tree_changed", True) else machine.get("commit", "")
-    for change, date in RESULT_CHANGES:
+    with_schedule = scheduled(run) and not fixed_path
+    for change, date, scope in RESULT_CHANGES:
+        if scope == "schedule" and not with_schedule:
+            continue
         contains = commit_contains(commit, change) if commit else None
         if contains if contains is not None else machine["date"] >= date:
             label = f"since {change}"
@@ -179,20 +192,20 @@ def seconds_to_reach(points: List[dict], target: float) -> Optional[float]:
 def schedule_table(runs: List[dict]) -> List[str]:
     """Each coarse-to-fine run against the fixed-resolution run of the same scene, seed,
     iterations and other flags."""
-    fixed, scheduled = {}, []
+    fixed, pairs = {}, []
     for run in runs:
         if run["benchmark"] != "time_to_quality":
             continue
         flags, schedule = split_flags(run["train_argv"], SCHEDULE_FLAGS)
-        key = (scene_name(run), run["iterations"], flags, code_version(run))
+        key = (scene_name(run), run["iterations"], flags, code_version(run, fixed_path=True))
         if schedule.get("--resolution_schedule", "off") == "off":
             fixed[key] = run
         else:
-            scheduled.append((key, schedule, run))
+            pairs.append((key, schedule, run))
     lines = ["| scene | iterations | flags | code | schedule | fixed: PSNR, seconds | schedule: "
              "PSNR, seconds | Δ PSNR | time at equal iterations | time to the fixed run's PSNR | "
              "runs |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for key, schedule, run in scheduled:
+    for key, schedule, run in pairs:
         base = fixed.get(key)
         if base is None:
             continue
@@ -200,7 +213,7 @@ def schedule_table(runs: List[dict]) -> List[str]:
         s_psnr, s_sec = run["points"][-1]["test_psnr"], run["points"][-1]["seconds"]
         reach = seconds_to_reach(run["points"], f_psnr)
         lines.append(
-            f"| {key[0]} | {key[1]} | `{key[2]}` | {key[3]} | "
+            f"| {key[0]} | {key[1]} | `{key[2]}` | {code_version(run)} | "
             f"`{' '.join(f'{k} {v}' for k, v in schedule.items())}` | {f_psnr:.2f}, {f_sec:.0f} | "
             f"{s_psnr:.2f}, {s_sec:.0f} | {s_psnr - f_psnr:+.2f} | {100 * s_sec / f_sec:.0f} % | "
             f"{'not reached' if reach is None else f'{100 * reach / f_sec:.0f} %'} | "
@@ -246,7 +259,10 @@ times only within one row or within a side-by-side benchmark. Test PSNR is the m
 held-out views (`--eval`: every 8th image) at full resolution. Where a default has changed since
 a run, its row shows the value it ran with (`--resolution_ramp` was 0.5 before 5 Dec 2026, 05:50
 UTC, and 0.625 until 09:50 UTC). "Code": runs made before and after a commit that changed what the same flags train
-(aa00253: MCMC's position noise in one C++ pass, other rounding) are kept apart.
+(aa00253: MCMC's position noise in one C++ pass, other rounding) are kept apart; a commit
+that changed only coarse-to-fine training (ea168d9: the coarse levels' low-pass filter) parts
+only the coarse-to-fine runs, which are then compared with fixed-resolution runs of the same
+fixed-resolution code.
 
 Scenes: `garden_dev` is the bundled sample (48 path-traced photos, 320×240); `crackle_shards`
 is a second 320×240 scene of POV-Ray shards (48 views); `crackle_large` is the same POV-Ray scene
