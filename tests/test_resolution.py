@@ -70,17 +70,10 @@ def test_a_coarse_view_renders_what_a_shrunk_full_render_shows():
     full-resolution render shrunk by the same area filter, up to what the filter and the
     rasterizer's sub-pixel footprints change."""
     from arguments import PipelineParams
-    from diff_gaussian_rasterization.testing import random_cloud
     from gaussian_renderer import render
-    from scene import GaussianModel
-    from utils.general_utils import inverse_sigmoid
+    from model_factory import random_model
 
-    cloud = random_cloud(3000, seed=1)
-    model = GaussianModel(3)
-    model._set_parameters(xyz=cloud.means3D, f_dc=cloud.shs[:, :1], f_rest=cloud.shs[:, 1:],
-                          opacity=inverse_sigmoid(cloud.opacities),
-                          scaling=torch.log(cloud.scales * 4), rotation=cloud.rotations)
-    model.active_sh_degree = 3
+    model = random_model(3000, seed=1, scale_factor=4)
     eye = np.eye(3)
     camera = Camera(0, eye, np.array([0.0, 0.0, 5.0]), 2 * math.atan(0.6), 2 * math.atan(0.45),
                     torch.zeros(3, 240, 320), "x", 0, principal_ndc=(0.1, -0.05))
@@ -109,17 +102,10 @@ def test_a_coarse_view_low_passes_in_full_resolution_pixels():
     better than with the original's 0.3 of the coarse pixels, which draws them s² times larger
     in area and so too bright."""
     from arguments import PipelineParams
-    from diff_gaussian_rasterization.testing import random_cloud
     from gaussian_renderer import render
-    from scene import GaussianModel
-    from utils.general_utils import inverse_sigmoid
+    from model_factory import random_model
 
-    cloud = random_cloud(3000, seed=1)
-    model = GaussianModel(3)
-    model._set_parameters(xyz=cloud.means3D, f_dc=cloud.shs[:, :1], f_rest=cloud.shs[:, 1:],
-                          opacity=inverse_sigmoid(cloud.opacities),
-                          scaling=torch.log(cloud.scales), rotation=cloud.rotations)
-    model.active_sh_degree = 3
+    model = random_model(3000, seed=1)
     camera = Camera(0, np.eye(3), np.array([0.0, 0.0, 5.0]), 2 * math.atan(0.6),
                     2 * math.atan(0.45), torch.zeros(3, 240, 320), "x", 0)
     with torch.no_grad():

@@ -60,21 +60,14 @@ def test_port_in_use_warns_once_and_training_goes_on(tmp_path, capsys):
 def test_frames_at_a_dataset_camera_carry_its_trained_exposure(tmp_path):
     """--train_test_exp models: after "Go to camera", frames are drawn with that photo's
     exposure (as render.py writes them) while the box is ticked; free view has none."""
-    from diff_gaussian_rasterization.testing import random_cloud
     from arguments import PipelineParams
     from gaussian_renderer import render as render_view
-    from scene import GaussianModel
+    from model_factory import random_model
     from scene.exposure import Exposures, apply_exposure
-    from utils.general_utils import inverse_sigmoid
     from viewer import Viewer
     from viewer.settings import ViewerSettings
 
-    cloud = random_cloud(500, seed=0)
-    model = GaussianModel(3)
-    model._set_parameters(xyz=cloud.means3D, f_dc=cloud.shs[:, :1], f_rest=cloud.shs[:, 1:],
-                          opacity=inverse_sigmoid(cloud.opacities),
-                          scaling=torch.log(cloud.scales), rotation=cloud.rotations)
-    model.active_sh_degree = 3
+    model = random_model(500, seed=0)
     model.exposures = Exposures(["img_a", "img_b"])
     exposure = torch.tensor([[0.6, 0.0, 0.1, 0.05], [0.0, 1.3, 0.0, 0.0], [0.0, 0.2, 0.9, -0.1]])
     with torch.no_grad():
