@@ -198,7 +198,7 @@ def schedule_table(runs: List[dict]) -> List[str]:
             continue
         flags, schedule = split_flags(run["train_argv"], SCHEDULE_FLAGS)
         key = (scene_name(run), run["iterations"], flags, code_version(run, fixed_path=True))
-        if schedule.get("--resolution_schedule", "off") == "off":
+        if not scheduled(run):
             fixed[key] = run
         else:
             pairs.append((key, schedule, run))

@@ -74,6 +74,22 @@ void for_each_block(int64_t n, const Block& block, const One& one) {
   for (int64_t i = blocks * L; i < n; i++) one(i);
 }
 
+// For each Gaussian i of n, a 3-vector from vector_value(first) (LANES Gaussians from first) or
+// one_value(i) (the last partial block), handed to store(row, value) with row = rows + 3 i, as
+// for_each_block splits them.
+template <class VectorValue, class OneValue, class Store>
+void for_each_row3(float* rows, int64_t n, const VectorValue& vector_value,
+                   const OneValue& one_value, const Store& store) {
+  for_each_block(
+      n,
+      [&](int64_t first) {
+        const Vec3T<vfloat> d = vector_value(first);
+        for (int l = 0; l < cpu::LANES; l++)
+          store(rows + 3 * (first + l), Vec3{d.x[l], d.y[l], d.z[l]});
+      },
+      [&](int64_t i) { store(rows + 3 * i, one_value(i)); });
+}
+
 }  // namespace
 
 void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
@@ -81,58 +97,45 @@ void mcmc_position_noise_cpu(at::Tensor& xyz, const at::Tensor& log_scales,
                              const NoiseKey& key, double scale, double gate_sharpness,
                              double gate_centre) {
   using cpu::gather_field;
-  constexpr int L = cpu::LANES;
   float* x = xyz.data_ptr<float>();
   const float* ls = log_scales.data_ptr<float>();
   const float* q = quats.data_ptr<float>();
   const float* ol = opacity_logits.data_ptr<float>();
   const NoiseParams p = {(float)gate_sharpness, (float)gate_centre, (float)scale};
-  for_each_block(
-      xyz.size(0),
+  for_each_row3(
+      x, xyz.size(0),
       [&](int64_t first) {
-        const Vec3T<vfloat> d = displacement<vfloat>(
+        return displacement<vfloat>(
             gather_field(ol, first, 1, 0),
             {gather_field(q, first, 4, 0), gather_field(q, first, 4, 1),
              gather_field(q, first, 4, 2), gather_field(q, first, 4, 3)},
             {gather_field(ls, first, 3, 0), gather_field(ls, first, 3, 1),
              gather_field(ls, first, 3, 2)},
             normal_draws<vfloat, vuint>(first, key.words), p);
-        float* xb = x + 3 * first;
-        for (int l = 0; l < L; l++) {
-          xb[3 * l] += d.x[l];
-          xb[3 * l + 1] += d.y[l];
-          xb[3 * l + 2] += d.z[l];
-        }
       },
       [&](int64_t i) {
-        const Vec3 d = displacement<float>(
+        return displacement<float>(
             ol[i], {q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]},
             {ls[3 * i], ls[3 * i + 1], ls[3 * i + 2]},
             normal_draws<float, uint32_t>(i, key.words), p);
-        x[3 * i] += d.x;
-        x[3 * i + 1] += d.y;
-        x[3 * i + 2] += d.z;
+      },
+      [](float* row, Vec3 d) {
+        row[0] += d.x;
+        row[1] += d.y;
+        row[2] += d.z;
       });
 }
 
 at::Tensor mcmc_noise_draws_cpu(int64_t n, const NoiseKey& key) {
   at::Tensor eps = at::empty({n, 3}, at::kFloat);
-  float* e = eps.data_ptr<float>();
-  for_each_block(
-      n,
-      [&](int64_t first) {
-        const Vec3T<vfloat> d = normal_draws<vfloat, vuint>(first, key.words);
-        for (int l = 0; l < cpu::LANES; l++) {
-          e[3 * (first + l)] = d.x[l];
-          e[3 * (first + l) + 1] = d.y[l];
-          e[3 * (first + l) + 2] = d.z[l];
-        }
-      },
-      [&](int64_t i) {
-        const Vec3 d = normal_draws<float, uint32_t>(i, key.words);
-        e[3 * i] = d.x;
-        e[3 * i + 1] = d.y;
-        e[3 * i + 2] = d.z;
+  for_each_row3(
+      eps.data_ptr<float>(), n,
+      [&](int64_t first) { return normal_draws<vfloat, vuint>(first, key.words); },
+      [&](int64_t i) { return normal_draws<float, uint32_t>(i, key.words); },
+      [](float* row, Vec3 d) {
+        row[0] = d.x;
+        row[1] = d.y;
+        row[2] = d.z;
       });
   return eps;
 }
