@@ -145,11 +145,12 @@ class OptimizationParams:
                                            "(splatfacto's)")
     num_downscales: int = flag(2, "ours, with --resolution_schedule N: the first level renders "
                                   "1/2^N of each side")
-    # 0.65, not DashGaussian's 0.5: measured on a 1024×768 scene at 7,000 iterations, 0.5 took
-    # 55 % of the fixed-resolution run's time, 0.625 44-51 % at +0.07 to +0.32 dB (three runs),
-    # 0.65 45-50 % at +0.27/+0.14 dB (two seeds), 0.7 lost 1.11 dB on one of two seeds and 0.75
-    # 0.22 dB on one (docs/lab/2026-12-05-coarse-to-fine.md).
-    resolution_ramp: float = flag(0.65, "ours, with --resolution_schedule auto: full "
+    # 0.7, not DashGaussian's 0.5: the full-resolution tail sets the time. Measured on a
+    # 1024×768 scene at 7,000 iterations, with the 1/√2 level and the budget whole at full
+    # resolution: 0.7 scored -0.20 / -0.08 dB against fixed resolution in 48 / 50 % of its time
+    # (seeds 0, 1), where the schedule before (0.65, no 1/√2 level) scored -0.41 dB in 54 %
+    # (seed 0); 0.8 lost 0.84 dB (docs/lab/2026-12-05-last-step-up.md).
+    resolution_ramp: float = flag(0.7, "ours, with --resolution_schedule auto: full "
                                          "resolution from this fraction of --iterations on")
 
     def __post_init__(self):

@@ -15,6 +15,7 @@ to its first step (loading, initialisation, the schedule). Any flag not listed h
 train.py unchanged.
 """
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -106,7 +107,24 @@ def measure(args, model_path: str) -> dict:
     return {"source_path": args.source_path, "iterations": args.iterations,
             "train_argv": args.train_argv, "label": args.label or " ".join(args.train_argv),
             "setup_seconds": setup, "wall_seconds": wall, "points": points,
-            "final_gaussians": log["num_points"][-1], "peak_rss_mib": peak_rss_mib}
+            "final_gaussians": log["num_points"][-1], "peak_rss_mib": peak_rss_mib,
+            "dataset": dataset_fingerprint(args.source_path)}
+
+
+def dataset_fingerprint(source_path: str) -> str:
+    """The first 12 hex digits of the SfM model's sha256 (cameras, images, points: COLMAP's
+    binary or text files) or of transforms_*.json: a dataset made again from the same photos
+    can differ (COLMAP's mapper is not deterministic), and runs on the two do not compare."""
+    names = [os.path.join("sparse", "0", f"{part}.{ext}") for ext in ("bin", "txt")
+             for part in ("cameras", "images", "points3D")]
+    names += ["transforms_train.json", "transforms_test.json", "transforms.json"]
+    digest = hashlib.sha256()
+    for name in names:
+        path = os.path.join(source_path, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:12]
 
 
 def plot(results, path: str) -> None:

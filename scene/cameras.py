@@ -72,7 +72,7 @@ class Camera:
         photo = self._photo
         return photo.float() / 255.0 if photo.dtype == torch.uint8 else photo
 
-    def at_scale(self, factor: int) -> "Camera":
+    def at_scale(self, factor: float) -> "Camera":
         """This view at 1/factor of the width and height (coarse-to-fine training,
         scene/resolution.py): the same field of view and principal point, so the intrinsics
         scale exactly; the photo, the depth map and the mask shrunk by an area filter, once per
@@ -122,9 +122,24 @@ def half_mask(half: str, height: int, width: int, device) -> torch.Tensor:
     return mask
 
 
+def area_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """[n_out, n_in]: the share of each new pixel's footprint, [i·r, (i + 1)·r) with r = n_in /
+    n_out, that input pixel j covers. Rows sum to 1."""
+    ratio = n_in / n_out
+    low = torch.arange(n_out, dtype=torch.float64)[:, None] * ratio
+    j = torch.arange(n_in, dtype=torch.float64)[None, :]
+    overlap = (torch.minimum(low + ratio, j + 1) - torch.maximum(low, j)).clamp(min=0)
+    return (overlap / ratio).float()
+
+
 def area_resize(image: torch.Tensor, size) -> torch.Tensor:
-    """[C, H, W] → [C, h, w] by averaging the pixels each new pixel covers (an area filter)."""
-    return torch.nn.functional.interpolate(image[None], size=tuple(size), mode="area")[0]
+    """[C, H, W] → [C, h, w] by averaging what each new pixel covers, partly covered pixels
+    weighted by their share (an exact area filter for any ratio; torch's "area" mode averages
+    whole pixels, so at ratios like 1.41 it would shift and widen each footprint)."""
+    height, width = image.shape[-2:]
+    rows = area_weights(height, size[0]).to(image.device)
+    columns = area_weights(width, size[1]).to(image.device)
+    return rows @ image.float() @ columns.T
 
 
 def scored_part(image: torch.Tensor, train_test_exp: bool) -> torch.Tensor:

@@ -34,8 +34,10 @@ def test_splatfacto_steps_halve_the_factor_every_steps_iterations():
 def test_budget_fraction_follows_the_pixel_count_and_eases_over_the_ramp():
     schedule = ResolutionSchedule(((0, 4), (1000, 2), (2000, 1)), ramp_until=2000)
     assert schedule.budget_fraction(0) == pytest.approx(1 / 16)  # exponent 1 at the start
-    assert schedule.budget_fraction(1000) == pytest.approx((1 / 4) ** 0.75)
+    assert schedule.budget_fraction(1000) == pytest.approx((1 / 4) ** 0.5)
     assert schedule.budget_fraction(2000) == 1.0
+    # no jump at full resolution: the last coarse step allows all but a sliver of the budget
+    assert schedule.budget_fraction(1999) == pytest.approx(1.0, abs=2e-3)
     fractions = [schedule.budget_fraction(t) for t in range(0, 2001, 50)]
     assert fractions == sorted(fractions)
 
@@ -63,6 +65,35 @@ def test_auto_starts_coarse_on_smooth_photos_and_fine_on_noise():
     noise = torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(0))
     assert frequency_schedule([noise], 7000, ramp=0.625).levels[0][1] <= 2
     assert frequency_schedule([noise, smooth_photo()], 7000, ramp=0.625).levels[0][1] <= 2  # every photo
+
+
+def test_area_resize_averages_exactly_what_each_new_pixel_covers():
+    """At any ratio: each input pixel repeated h (w) times makes the new pixels' footprints
+    whole blocks, whose plain means are the exact area averages."""
+    image = torch.rand(3, 23, 31, generator=torch.Generator().manual_seed(2))
+    for size in ((16, 22), (12, 16), (23, 31), (7, 9)):
+        fine = image.repeat_interleave(size[0], dim=1).repeat_interleave(size[1], dim=2)
+        exact = fine.reshape(3, size[0], 23, size[1], 31).mean(dim=(2, 4))
+        torch.testing.assert_close(area_resize(image, size), exact, rtol=0, atol=2e-6)
+    # at whole ratios it is torch's "area" mode (the mean of each block)
+    even = torch.rand(3, 24, 32, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(area_resize(even, (8, 8)), torch.nn.functional.interpolate(
+        even[None], size=(8, 8), mode="area")[0], rtol=0, atol=2e-6)
+
+
+def test_auto_steps_up_to_full_resolution_through_half_the_pixels():
+    """The last levels of auto: 1/2, then 1/√2 (half the pixels), then full resolution; a view
+    at 1/√2 is round(W/√2) × round(H/√2)."""
+    schedule = frequency_schedule([smooth_photo(seed=s) for s in range(3)], 7000, ramp=0.5)
+    assert [factor for _, factor in schedule.levels[-3:]] == [2, math.sqrt(2), 1]
+    start, factor = schedule.levels[-2]
+    assert schedule.levels[-3][0] < start < 3500
+    assert schedule.pixel_fraction(start) == pytest.approx(0.5)
+    camera = Camera(0, np.eye(3), np.array([0.0, 0.0, 5.0]), 1.0, 0.8,
+                    torch.zeros(3, 240, 320), "x", 0)
+    view = camera.at_scale(factor)
+    assert (view.image_width, view.image_height) == (226, 170)
+    assert view.original_image.shape == (3, 170, 226)
 
 
 def test_a_coarse_view_renders_what_a_shrunk_full_render_shows():

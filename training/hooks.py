@@ -249,7 +249,7 @@ class Progress(Hook):
                    "Gaussians": trainer.gaussians.num_points}
         if trainer.resolution.active:
             postfix.update(Iteration=iteration,
-                           Scale=f"1/{trainer.resolution.factor_at(iteration)}")
+                           Scale=f"1/{trainer.resolution.factor_at(iteration):.3g}")
         run.progress.set_postfix(postfix)
         run.progress.update(run.work(self.last_record, iteration))
         seconds = trainer.train_seconds - self.seconds_at_record
