@@ -31,6 +31,8 @@ SCHEDULE_FLAGS = ("--resolution_schedule", "--resolution_ramp", "--num_downscale
 FORMER_DEFAULTS = (("--resolution_ramp", "0.5", "2026-12-05T05:50:00+00:00",
                     ("--resolution_schedule", "auto")),
                    ("--resolution_ramp", "0.625", "2026-12-05T09:50:00+00:00",
+                    ("--resolution_schedule", "auto")),
+                   ("--resolution_ramp", "0.65", "2026-12-06T00:30:00+00:00",
                     ("--resolution_schedule", "auto")))  # oldest first
 # Commits after which the same flags train other models (bits changed, quality re-measured):
 # (commit, its date, which runs: "all", or "schedule" for coarse-to-fine runs only). Runs of one
@@ -39,7 +41,12 @@ RESULT_CHANGES = (("aa00253", "2026-12-05T06:08:56+00:00", "all"),  # MCMC's noi
                   ("54f1f56", "2026-12-05T11:00:00+00:00", "all"),  # the projection in vector lanes
                   ("4551faa", "2026-12-05T18:16:17+00:00", "all"),  # MCMC's noise draws its own ε
                   # coarse levels low-pass in full-resolution pixels
-                  ("ea168d9", "2026-12-05T19:20:00+00:00", "schedule"))
+                  ("ea168d9", "2026-12-05T19:20:00+00:00", "schedule"),
+                  # auto steps up through 1/√2, the budget whole at full resolution
+                  ("8ef5c9b", "2026-12-05T23:09:00+00:00", "schedule"))
+# Datasets made again from their recipe, whose reconstruction differs (COLMAP's mapper is not
+# deterministic): (scene, when it was remade). Runs of the scene before and after are kept apart.
+DATASET_CHANGES = (("crackle_large", "2026-12-05T22:29:00+00:00"),)  # 9,465 SfM points, was 9,443
 
 
 def scheduled(run: dict) -> bool:
@@ -63,6 +70,9 @@ def code_version(run: dict, fixed_path: bool = False) -> str:
         contains = commit_contains(commit, change) if commit else None
         if contains if contains is not None else machine["date"] >= date:
             label = f"since {change}"
+    for scene, date in DATASET_CHANGES:
+        if scene_name(run) == scene and machine["date"] >= date:
+            label += f"; scene remade {date[:10]} {date[11:16]}"
     return label
 
 
@@ -258,11 +268,13 @@ dates or machines are not comparable (the project's virtual machines drift by up
 times only within one row or within a side-by-side benchmark. Test PSNR is the mean over the
 held-out views (`--eval`: every 8th image) at full resolution. Where a default has changed since
 a run, its row shows the value it ran with (`--resolution_ramp` was 0.5 before 5 Dec 2026, 05:50
-UTC, and 0.625 until 09:50 UTC). "Code": runs made before and after a commit that changed what the same flags train
+UTC, 0.625 until 09:50 UTC and 0.65 until 6 Dec, 00:30 UTC). "Code": runs made before and after a commit that changed what the same flags train
 (aa00253: MCMC's position noise in one C++ pass, other rounding) are kept apart; a commit
-that changed only coarse-to-fine training (ea168d9: the coarse levels' low-pass filter) parts
-only the coarse-to-fine runs, which are then compared with fixed-resolution runs of the same
-fixed-resolution code.
+that changed only coarse-to-fine training (ea168d9: the coarse levels' low-pass filter;
+8ef5c9b: the 1/√2 level and the budget whole at full resolution) parts only the coarse-to-fine runs, which are then compared with fixed-resolution runs of the same
+fixed-resolution code. "Scene remade": runs on a dataset made again from its recipe (COLMAP's
+reconstruction differs from one run of it to the next) are kept apart from those on the earlier
+one.
 
 Scenes: `garden_dev` is the bundled sample (48 path-traced photos, 320×240); `crackle_shards`
 is a second 320×240 scene of POV-Ray shards (48 views); `crackle_large` is the same POV-Ray scene
