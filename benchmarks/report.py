@@ -268,10 +268,12 @@ dates or machines are not comparable (the project's virtual machines drift by up
 times only within one row or within a side-by-side benchmark. Test PSNR is the mean over the
 held-out views (`--eval`: every 8th image) at full resolution. Where a default has changed since
 a run, its row shows the value it ran with (`--resolution_ramp` was 0.5 before 5 Dec 2026, 05:50
-UTC, 0.625 until 09:50 UTC and 0.65 until 6 Dec, 00:30 UTC). "Code": runs made before and after a commit that changed what the same flags train
+UTC, 0.625 until 09:50 UTC and 0.65 until 6 Dec, 00:30 UTC). "Code": runs made before and
+after a commit that changed what the same flags train
 (aa00253: MCMC's position noise in one C++ pass, other rounding) are kept apart; a commit
 that changed only coarse-to-fine training (ea168d9: the coarse levels' low-pass filter;
-8ef5c9b: the 1/√2 level and the budget whole at full resolution) parts only the coarse-to-fine runs, which are then compared with fixed-resolution runs of the same
+8ef5c9b: the 1/√2 level and the budget whole at full resolution) parts only the coarse-to-fine
+runs, which are then compared with fixed-resolution runs of the same
 fixed-resolution code. "Scene remade": runs on a dataset made again from its recipe (COLMAP's
 reconstruction differs from one run of it to the next) are kept apart from those on the earlier
 one.

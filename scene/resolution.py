@@ -111,8 +111,8 @@ def frequency_schedule(images: Iterable[torch.Tensor], iterations: int,
         spectrum = centred_spectrum(image)
         windows = {factor: window_sum(spectrum, factor) for factor in AUTO_FACTORS}
         # the coarsest factor whose window keeps START_SHARE of this photo's spectrum
-        start = min(start, max((f for f in AUTO_FACTORS if windows[f] >= START_SHARE * windows[1.0]),
-                               default=1.0))
+        kept = [f for f in AUTO_FACTORS if windows[f] >= START_SHARE * windows[1.0]]
+        start = min(start, max(kept, default=1.0))
         for factor in AUTO_FACTORS:
             energy[factor] += windows[factor]
     ramp_until = int(ramp * iterations)
