@@ -93,7 +93,7 @@ def centred_spectrum(image: torch.Tensor) -> torch.Tensor:
     return spectrum.sum(dim=0)
 
 
-def window_sum(spectrum: torch.Tensor, factor: int) -> float:
+def window_sum(spectrum: torch.Tensor, factor: float) -> float:
     """The spectral magnitude inside the centred window of 1/factor of each side: what a photo
     shrunk by `factor` can still hold."""
     h, w = spectrum.shape
