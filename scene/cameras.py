@@ -3,6 +3,7 @@ its construction from a dataset reader's CameraInfo (the original's loadCam)."""
 import copy
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -84,14 +85,11 @@ class Camera:
             return self._scaled[1]
         view = copy.copy(self)
         size = (max(1, round(self.image_height / factor)), max(1, round(self.image_width / factor)))
-        if self._photo.dtype == torch.uint8:  # kept uint8, rounded
-            view._photo = area_resize(self._photo.float(), size).round().to(torch.uint8)
-        else:
-            view._photo = area_resize(self._photo, size)
+        view._photo = area_resize(self._photo, size)
         view.image_height, view.image_width = size
         view.resolution_factor = factor
         if self.mask is not None:
-            view.mask = area_resize(self.mask.float(), size).round().to(torch.uint8)
+            view.mask = area_resize(self.mask, size)
         view.alpha_mask = combine(
             half_mask(self.half, *size, self._photo.device) if self.half else None, view.mask)
         if self.invdepthmap is not None:
@@ -122,9 +120,10 @@ def half_mask(half: str, height: int, width: int, device) -> torch.Tensor:
     return mask
 
 
+@lru_cache(maxsize=16)  # one pair of sizes per level: the photo, mask and depth map share them
 def area_weights(n_in: int, n_out: int) -> torch.Tensor:
     """[n_out, n_in]: the share of each new pixel's footprint, [i·r, (i + 1)·r) with r = n_in /
-    n_out, that input pixel j covers. Rows sum to 1."""
+    n_out, that input pixel j covers. Rows sum to 1. (Cached: callers must not change it.)"""
     ratio = n_in / n_out
     low = torch.arange(n_out, dtype=torch.float64)[:, None] * ratio
     j = torch.arange(n_in, dtype=torch.float64)[None, :]
@@ -135,11 +134,13 @@ def area_weights(n_in: int, n_out: int) -> torch.Tensor:
 def area_resize(image: torch.Tensor, size) -> torch.Tensor:
     """[C, H, W] → [C, h, w] by averaging what each new pixel covers, partly covered pixels
     weighted by their share (an exact area filter for any ratio; torch's "area" mode averages
-    whole pixels, so at ratios like 1.41 it would shift and widen each footprint)."""
+    whole pixels, so at ratios like 1.41 it would shift and widen each footprint). uint8 stays
+    uint8 (rounded), anything else becomes float32."""
     height, width = image.shape[-2:]
     rows = area_weights(height, size[0]).to(image.device)
     columns = area_weights(width, size[1]).to(image.device)
-    return rows @ image.float() @ columns.T
+    shrunk = rows @ image.float() @ columns.T
+    return shrunk.round().to(torch.uint8) if image.dtype == torch.uint8 else shrunk
 
 
 def scored_part(image: torch.Tensor, train_test_exp: bool) -> torch.Tensor:
