@@ -74,7 +74,12 @@ class ResolutionSchedule:
         return fraction ** (1.0 - min(iteration / self.ramp_until, 1.0))
 
     def describe(self) -> str:
-        return ", ".join(f"1/{factor:.3g} from {start}" for start, factor in self.levels)
+        return ", ".join(f"{scale_name(factor)} from {start}" for start, factor in self.levels)
+
+
+def scale_name(factor: float) -> str:
+    """How a level's size is shown: 1/4, 1/1.41, 1/1."""
+    return f"1/{factor:.3g}"
 
 
 def step_schedule(num_downscales: int, steps: int) -> ResolutionSchedule:

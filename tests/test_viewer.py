@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,11 +213,12 @@ def test_connected_page_leaves_training_unchanged(tmp_path):
             proc.kill()
     assert proc.returncode == 0, output
     assert frames_seen >= 1, "the page never connected while training ran"
+    def ply_bytes(run: str, iteration: str) -> bytes:
+        return (tmp_path / run / "point_cloud" / f"iteration_{iteration}" /
+                "point_cloud.ply").read_bytes()
+
     # The first saved iteration that differs says where a difference began.
-    differ = [it for it in saved
-              if (tmp_path / "viewed" / "point_cloud" / f"iteration_{it}" / "point_cloud.ply")
-              .read_bytes() != (tmp_path / "plain" / "point_cloud" / f"iteration_{it}" /
-                                "point_cloud.ply").read_bytes()]
+    differ = [it for it in saved if ply_bytes("viewed", it) != ply_bytes("plain", it)]
     assert not differ, f"the viewed run's Gaussians differ from iteration {differ[0]} on " \
                        f"(saved at {', '.join(saved)})"
 

@@ -25,6 +25,7 @@ from gaussian_renderer import render
 from scene import Scene
 from scene.cameras import score_weight, scored_part
 from scene.gaussian_model import PARAMETER_ATTRIBUTES
+from scene.resolution import scale_name
 from utils.errors import ReportedError
 from utils.image_utils import masked_psnr, psnr
 from utils.loss_utils import l1_loss
@@ -249,7 +250,7 @@ class Progress(Hook):
                    "Gaussians": trainer.gaussians.num_points}
         if trainer.resolution.active:
             postfix.update(Iteration=iteration,
-                           Scale=f"1/{trainer.resolution.factor_at(iteration):.3g}")
+                           Scale=scale_name(trainer.resolution.factor_at(iteration)))
         run.progress.set_postfix(postfix)
         run.progress.update(run.work(self.last_record, iteration))
         seconds = trainer.train_seconds - self.seconds_at_record
