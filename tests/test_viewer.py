@@ -213,6 +213,7 @@ def test_connected_page_leaves_training_unchanged(tmp_path):
             proc.kill()
     assert proc.returncode == 0, output
     assert frames_seen >= 1, "the page never connected while training ran"
+
     def ply_bytes(run: str, iteration: str) -> bytes:
         return (tmp_path / run / "point_cloud" / f"iteration_{iteration}" /
                 "point_cloud.ply").read_bytes()
